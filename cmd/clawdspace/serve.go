@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/engine"
+	"github.com/adam91holt/clawdspace/host"
+	"github.com/adam91holt/clawdspace/node"
+	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/store"
+)
+
+// serveOptions is everything `serve` reads from flags and the environment.
+type serveOptions struct {
+	Listen       string
+	APIKey       string
+	DataDir      string
+	DockerHost   string
+	Image        string
+	GPUImage     string
+	Name         string
+	AuthDisabled bool
+	Verbose      bool
+}
+
+func newServeCmd(getenv func(string) string) *cobra.Command {
+	o := serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a Clawdspace node (local mode on 127.0.0.1:7777 by default)",
+		Long: `Run a Clawdspace node: the REST API on 127.0.0.1:7777, spaces on the local Docker engine.
+
+Settings come from flags, else from the environment (PORT, API_KEY, CLAWDSPACE_DATA_DIR,
+CLAWDSPACE_IMAGE, CLAWDSPACE_GPU_IMAGE, CLAWDSPACE_AUTH_DISABLED, DOCKER_HOST).
+Without an API key a strong one is generated on first start and kept in the data folder.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), o, cmd.ErrOrStderr())
+		},
+	}
+	port := getenv("PORT")
+	if port == "" {
+		port = "7777"
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Listen, "listen", net.JoinHostPort("127.0.0.1", port), "address to listen on ($PORT sets the port)")
+	f.StringVar(&o.APIKey, "api-key", getenv("API_KEY"), "shared API key ($API_KEY); generated when empty")
+	f.StringVar(&o.DataDir, "data-dir", defaultDataDir(getenv), "folder for the database and generated key ($CLAWDSPACE_DATA_DIR)")
+	f.StringVar(&o.DockerHost, "docker-host", getenv("DOCKER_HOST"), "Docker engine address ($DOCKER_HOST)")
+	f.StringVar(&o.Image, "image", envOr(getenv, "CLAWDSPACE_IMAGE", "clawdspace:latest"), "default sandbox image ($CLAWDSPACE_IMAGE)")
+	f.StringVar(&o.GPUImage, "gpu-image", envOr(getenv, "CLAWDSPACE_GPU_IMAGE", "clawdspace-gpu:latest"), "image of the gpu template ($CLAWDSPACE_GPU_IMAGE)")
+	f.StringVar(&o.Name, "name", "", "node name shown in /api/nodes (default: the host name)")
+	f.BoolVar(&o.AuthDisabled, "auth-disabled", isTrue(getenv("CLAWDSPACE_AUTH_DISABLED")), "turn authentication off: development only ($CLAWDSPACE_AUTH_DISABLED)")
+	f.BoolVarP(&o.Verbose, "verbose", "v", false, "log debug messages")
+	return cmd
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func isTrue(s string) bool {
+	b, _ := strconv.ParseBool(strings.TrimSpace(s))
+	return b
+}
+
+// defaultDataDir follows the XDG base directory convention.
+func defaultDataDir(getenv func(string) string) string {
+	if d := getenv("CLAWDSPACE_DATA_DIR"); d != "" {
+		return d
+	}
+	if d := getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "clawdspace")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "share", "clawdspace")
+	}
+	return filepath.Join(os.TempDir(), "clawdspace")
+}
+
+func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byte) (int, error) }) error {
+	level := slog.LevelInfo
+	if o.Verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data folder: %w", err)
+	}
+	key, generated, err := resolveAPIKey(o)
+	if err != nil {
+		return err
+	}
+	if o.AuthDisabled {
+		log.Warn("AUTHENTICATION IS DISABLED: anyone who can reach this node controls its spaces. Use only for development.")
+	}
+
+	st, err := store.New(ctx, store.Config{Path: filepath.Join(o.DataDir, "clawdspace.db"), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	eng, err := engine.New(ctx, engine.Config{Host: o.DockerHost, Logger: log})
+	if err != nil {
+		return fmt.Errorf("%w\nIs the Docker engine installed and running? Run docker/ensure-engine.sh as root, or see docs/SETUP.md", err)
+	}
+	defer eng.Close()
+
+	machine := host.New(ctx, host.Config{DiskPath: o.DataDir})
+	svc, err := spaces.New(ctx, spaces.Config{
+		Engine:       eng,
+		Store:        st,
+		Logger:       log,
+		DefaultImage: o.Image,
+		GPUImage:     o.GPUImage,
+		HostCPUs:     runtime.NumCPU(),
+		HasGPU:       machine.GPU().Present,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.Listen, err)
+	}
+	url := "http://" + ln.Addr().String()
+	if h, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(h).IsLoopback() {
+		log.Warn("listening beyond loopback: anyone who can reach this address and has the key controls the spaces", "addr", ln.Addr().String())
+	}
+	srv, err := node.New(node.Config{
+		Spaces: svc, Machine: machine, Logger: log,
+		APIKey: key, AuthDisabled: o.AuthDisabled,
+		Version: version, NodeName: o.Name, URL: url,
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.AuthDisabled:
+		fmt.Fprintf(stderr, "Clawdspace node on %s (auth disabled)\n", url)
+	case generated:
+		fmt.Fprintf(stderr, "Clawdspace node on %s\nGenerated API key (shown once, kept in %s):\n  %s\nDashboard: %s/?key=%s\n",
+			url, keyPath(o.DataDir), key, url, key)
+	default:
+		fmt.Fprintf(stderr, "Clawdspace node on %s (API key: %s)\n", url, keySource(o))
+	}
+	return srv.Serve(ctx, ln)
+}
+
+func keyPath(dataDir string) string { return filepath.Join(dataDir, "api-key") }
+
+func keySource(o serveOptions) string {
+	if o.APIKey != "" {
+		return "from --api-key or $API_KEY"
+	}
+	return "in " + keyPath(o.DataDir)
+}
+
+// resolveAPIKey returns the configured key, or the one kept in the data
+// folder, generating and storing it (mode 0600) on first start.
+func resolveAPIKey(o serveOptions) (key string, generated bool, err error) {
+	if o.APIKey != "" {
+		if len(o.APIKey) < 16 {
+			return "", false, errors.New("the API key must be at least 16 characters")
+		}
+		return o.APIKey, false, nil
+	}
+	p := keyPath(o.DataDir)
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil:
+		k := strings.TrimSpace(string(b))
+		if k == "" {
+			return "", false, fmt.Errorf("%s is empty: delete it to generate a new key", p)
+		}
+		return k, false, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", false, fmt.Errorf("reading API key: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", false, fmt.Errorf("generating API key: %w", err)
+	}
+	k := "cs_" + base64.RawURLEncoding.EncodeToString(raw)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("storing API key: %w", err)
+	}
+	if _, err := f.WriteString(k + "\n"); err != nil {
+		f.Close()
+		return "", false, fmt.Errorf("storing API key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", false, fmt.Errorf("storing API key: %w", err)
+	}
+	return k, true, nil
+}

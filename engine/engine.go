@@ -1,0 +1,136 @@
+// Package engine runs spaces on a Docker engine through the Engine API
+// (github.com/moby/moby/client). It implements spaces.Engine and follows the
+// Docker conventions of the wire contract, so spaces made by the older node
+// are adopted as they are.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// Config configures the Docker adapter.
+type Config struct {
+	// Host is the engine address (e.g. unix:///var/run/docker.sock). Empty
+	// means the DOCKER_HOST convention, resolved by the caller.
+	Host   string
+	Logger *slog.Logger
+}
+
+// Engine is a spaces.Engine backed by a Docker engine.
+type Engine struct {
+	c   *client.Client
+	log *slog.Logger
+}
+
+var _ spaces.Engine = (*Engine)(nil)
+
+// New connects to the engine and negotiates the API version, so it works with
+// Debian's Engine 20.10 (API 1.41) as well as current engines.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	opts := []client.Opt{client.WithAPIVersionNegotiation()}
+	if cfg.Host != "" {
+		opts = append(opts, client.WithHost(cfg.Host))
+	}
+	c, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating docker client: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("reaching the Docker engine at %s: %w", c.DaemonHost(), err)
+	}
+	return &Engine{c: c, log: cfg.Logger}, nil
+}
+
+// Client returns the underlying Docker client, for benchmarks that compare
+// the node against the raw SDK.
+func (e *Engine) Client() *client.Client { return e.c }
+
+// Close releases the client.
+func (e *Engine) Close() error { return e.c.Close() }
+
+func containerName(space string) string { return spaces.ContainerPrefix + space }
+func volumeName(space string) string    { return spaces.VolumePrefix + space }
+
+// mapErr turns engine errors into domain errors. what says what was being
+// done, for the log of real failures.
+func mapErr(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var de *spaces.Error
+	switch {
+	case errors.As(err, &de):
+		return err
+	case cerrdefs.IsNotFound(err):
+		return spaces.SpaceNotFound()
+	case cerrdefs.IsConflict(err) && isNotRunning(err):
+		return fmt.Errorf("%s: %w", what, spaces.ErrNotRunning)
+	case cerrdefs.IsConflict(err):
+		return spaces.Errorf(spaces.ErrConflict, "%s", engineMessage(err))
+	case cerrdefs.IsInvalidArgument(err):
+		return spaces.Errorf(spaces.ErrInvalid, "%s", engineMessage(err))
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func isNotRunning(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "is paused") || strings.Contains(m, "is not running") || strings.Contains(m, "is restarting")
+}
+
+// engineMessage strips the SDK's prefixes so clients see the engine's words.
+func engineMessage(err error) string {
+	m := err.Error()
+	if i := strings.LastIndex(m, "Error response from daemon: "); i >= 0 {
+		m = m[i+len("Error response from daemon: "):]
+	}
+	return m
+}
+
+func statusOf(state container.ContainerState) spaces.Status {
+	switch state {
+	case container.StateRunning, container.StateRestarting:
+		return spaces.StatusRunning
+	case container.StatePaused:
+		return spaces.StatusPaused
+	}
+	return spaces.StatusStopped
+}
+
+// shortID is the 12-character form of a container ID.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() < 2000 {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func formatCPUs(c float64) string { return strconv.FormatFloat(c, 'f', -1, 64) }

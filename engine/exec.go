@@ -1,0 +1,133 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// Exec runs a process in a space through the exec API: create, attach
+// (which starts it), copy the demultiplexed output, inspect for the exit
+// code. A paused or stopped space gives spaces.ErrNotRunning.
+func (e *Engine) Exec(ctx context.Context, name string, spec spaces.ExecSpec) (int, error) {
+	cr, err := e.c.ExecCreate(ctx, containerName(name), client.ExecCreateOptions{
+		AttachStdout: true,
+		AttachStderr: true,
+		AttachStdin:  spec.Stdin != nil,
+		Cmd:          spec.Cmd,
+		Env:          spec.Env,
+		WorkingDir:   spec.WorkDir,
+	})
+	if err != nil {
+		return 0, mapErr(err, "creating exec")
+	}
+	att, err := e.c.ExecAttach(ctx, cr.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return 0, mapErr(err, "starting exec")
+	}
+	defer att.Close()
+
+	// Closing the connection when the caller goes away ends the copy below.
+	stop := context.AfterFunc(ctx, func() { att.Conn.Close() })
+	defer stop()
+
+	if spec.Stdin != nil {
+		go func() {
+			_, _ = io.Copy(att.Conn, spec.Stdin)
+			_ = att.CloseWrite()
+		}()
+	}
+	stdout, stderr := spec.Stdout, spec.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	if _, err := stdcopy.StdCopy(stdout, stderr, att.Reader); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, fmt.Errorf("reading exec output: %w", err)
+	}
+	ins, err := e.c.ExecInspect(ctx, cr.ID, client.ExecInspectOptions{})
+	if err != nil {
+		return 0, mapErr(err, "inspecting exec")
+	}
+	return ins.ExitCode, nil
+}
+
+// Stats takes one sample; the engine collects a previous sample too, so the
+// CPU percentage is over about one second.
+func (e *Engine) Stats(ctx context.Context, name string) (spaces.Stats, error) {
+	res, err := e.c.ContainerStats(ctx, containerName(name), client.ContainerStatsOptions{IncludePreviousSample: true})
+	if err != nil {
+		return spaces.Stats{}, mapErr(err, "reading stats")
+	}
+	defer res.Body.Close()
+	var s container.StatsResponse
+	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
+		return spaces.Stats{}, fmt.Errorf("decoding stats: %w", err)
+	}
+	return statsOf(s), nil
+}
+
+func statsOf(s container.StatsResponse) spaces.Stats {
+	out := spaces.Stats{
+		MemoryUsageBytes: s.MemoryStats.Usage,
+		MemoryLimitBytes: s.MemoryStats.Limit,
+		PIDs:             s.PidsStats.Current,
+	}
+	// Page cache is not the space's own memory; docker stats subtracts it too.
+	if cache, ok := s.MemoryStats.Stats["inactive_file"]; ok && cache < out.MemoryUsageBytes {
+		out.MemoryUsageBytes -= cache
+	} else if cache, ok := s.MemoryStats.Stats["total_inactive_file"]; ok && cache < out.MemoryUsageBytes {
+		out.MemoryUsageBytes -= cache
+	}
+	cpuDelta := float64(s.CPUStats.CPUUsage.TotalUsage) - float64(s.PreCPUStats.CPUUsage.TotalUsage)
+	sysDelta := float64(s.CPUStats.SystemUsage) - float64(s.PreCPUStats.SystemUsage)
+	online := float64(s.CPUStats.OnlineCPUs)
+	if online == 0 {
+		online = float64(len(s.CPUStats.CPUUsage.PercpuUsage))
+	}
+	if cpuDelta > 0 && sysDelta > 0 {
+		out.CPUPercent = cpuDelta / sysDelta * online * 100
+	}
+	for _, n := range s.Networks {
+		out.NetworkRxBytes += n.RxBytes
+		out.NetworkTxBytes += n.TxBytes
+	}
+	for _, b := range s.BlkioStats.IoServiceBytesRecursive {
+		switch b.Op {
+		case "Read", "read":
+			out.BlockReadBytes += b.Value
+		case "Write", "write":
+			out.BlockWriteBytes += b.Value
+		}
+	}
+	return out
+}
+
+// Info summarises the engine.
+func (e *Engine) Info(ctx context.Context) (spaces.EngineInfo, error) {
+	res, err := e.c.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return spaces.EngineInfo{}, mapErr(err, "reading engine info")
+	}
+	i := res.Info
+	return spaces.EngineInfo{
+		Version:           i.ServerVersion,
+		APIVersion:        e.c.ClientVersion(),
+		Containers:        i.Containers,
+		ContainersRunning: i.ContainersRunning,
+		ContainersPaused:  i.ContainersPaused,
+		Images:            i.Images,
+	}, nil
+}

@@ -1,0 +1,275 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+const pidsLimit int64 = 512
+
+// List returns all spaces from one filtered list call. Spaces made by the
+// older node lack the resource labels; only those are inspected.
+func (e *Engine) List(ctx context.Context) ([]spaces.Space, error) {
+	res, err := e.c.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: make(client.Filters).Add("label", spaces.LabelKind+"="+spaces.LabelKindSpace),
+	})
+	if err != nil {
+		return nil, mapErr(err, "listing containers")
+	}
+	out := make([]spaces.Space, 0, len(res.Items))
+	for _, c := range res.Items {
+		sp, ok := fromSummary(c)
+		if !ok {
+			full, err := e.Get(ctx, sp.Name)
+			if err != nil {
+				continue // removed meanwhile
+			}
+			sp = full
+		}
+		out = append(out, sp)
+	}
+	return out, nil
+}
+
+func fromSummary(c container.Summary) (spaces.Space, bool) {
+	l := c.Labels
+	sp := spaces.Space{
+		Name:        spaceName(l, c.Names),
+		ID:          shortID(c.ID),
+		Status:      statusOf(c.State),
+		Created:     time.Unix(c.Created, 0).UTC(),
+		Image:       c.Image,
+		Template:    l[spaces.LabelTemplate],
+		NetworkMode: l[spaces.LabelNetworkMode],
+		Volume:      volumeOf(l, spaceName(l, c.Names)),
+		GPU:         l[spaces.LabelGPU] == "true",
+	}
+	mem, err1 := strconv.ParseInt(l[spaces.LabelMemory], 10, 64)
+	cpus, err2 := strconv.ParseFloat(l[spaces.LabelCPUs], 64)
+	if err1 != nil || err2 != nil {
+		return sp, false
+	}
+	sp.Memory, sp.CPUs = mem, cpus
+	return sp, true
+}
+
+func spaceName(labels map[string]string, names []string) string {
+	if n := labels[spaces.LabelSpace]; n != "" {
+		return n
+	}
+	for _, n := range names {
+		return strings.TrimPrefix(strings.TrimPrefix(n, "/"), spaces.ContainerPrefix)
+	}
+	return ""
+}
+
+func volumeOf(labels map[string]string, name string) string {
+	if v := labels[spaces.LabelVolume]; v != "" {
+		return v
+	}
+	return volumeName(name)
+}
+
+// Get inspects one space by its container name.
+func (e *Engine) Get(ctx context.Context, name string) (spaces.Space, error) {
+	res, err := e.c.ContainerInspect(ctx, containerName(name), client.ContainerInspectOptions{})
+	if err != nil {
+		return spaces.Space{}, mapErr(err, "inspecting space")
+	}
+	c := res.Container
+	if c.Config == nil || c.Config.Labels[spaces.LabelKind] != spaces.LabelKindSpace {
+		return spaces.Space{}, spaces.SpaceNotFound()
+	}
+	l := c.Config.Labels
+	sp := spaces.Space{
+		Name:        name,
+		ID:          shortID(c.ID),
+		Status:      spaces.StatusStopped,
+		Created:     parseTime(c.Created),
+		Image:       c.Config.Image,
+		Template:    l[spaces.LabelTemplate],
+		NetworkMode: l[spaces.LabelNetworkMode],
+		Volume:      volumeOf(l, name),
+	}
+	if c.State != nil {
+		sp.Status = statusOf(c.State.Status)
+		sp.Started = parseTime(c.State.StartedAt)
+	}
+	if h := c.HostConfig; h != nil {
+		sp.Memory = h.Memory
+		sp.CPUs = float64(h.NanoCPUs) / 1e9
+		sp.GPU = len(h.DeviceRequests) > 0
+	}
+	return sp, nil
+}
+
+// Create makes the volume and container of a space and starts it. The
+// volume is made by the container's mount (with labels), so a create is one
+// inspect, one create and one start: no helper containers.
+func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spaces.Space, err error) {
+	cname, vname := containerName(spec.Name), volumeName(spec.Name)
+
+	_, verr := e.c.VolumeInspect(ctx, vname, client.VolumeInspectOptions{})
+	volumeExisted := verr == nil
+	if verr != nil && !cerrdefs.IsNotFound(verr) {
+		return sp, mapErr(verr, "inspecting volume")
+	}
+
+	labels := map[string]string{
+		spaces.LabelKind:        spaces.LabelKindSpace,
+		spaces.LabelSpace:       spec.Name,
+		spaces.LabelVolume:      vname,
+		spaces.LabelTemplate:    spec.Template,
+		spaces.LabelNetworkMode: spec.NetworkMode,
+		spaces.LabelMemory:      strconv.FormatInt(spec.MemoryBytes, 10),
+		spaces.LabelCPUs:        formatCPUs(spec.CPUs),
+		spaces.LabelGPU:         strconv.FormatBool(spec.GPU),
+	}
+	cfg := &container.Config{
+		Image:      spec.Image,
+		User:       fmt.Sprintf("%d:%d", spaces.SandboxUID, spaces.SandboxUID),
+		WorkingDir: spaces.WorkspacePath,
+		Cmd:        []string{"sleep", "infinity"},
+		Hostname:   spec.Name,
+		Env:        spec.Env,
+		Labels:     labels,
+	}
+	pids := pidsLimit
+	init := true
+	host := &container.HostConfig{
+		Mounts: []mount.Mount{{
+			Type:   mount.TypeVolume,
+			Source: vname,
+			Target: spaces.WorkspacePath,
+			VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{
+				spaces.LabelKind:  "volume",
+				spaces.LabelSpace: spec.Name,
+			}},
+		}},
+		Resources: container.Resources{
+			Memory:    spec.MemoryBytes,
+			NanoCPUs:  int64(spec.CPUs * 1e9),
+			PidsLimit: &pids,
+		},
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,mode=1777", "/run": "rw,nosuid,nodev,mode=755"},
+		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		ReadonlyRootfs: spec.ReadOnlyRootfs,
+		Init:           &init,
+	}
+	if spec.NetworkMode == spaces.NetworkNone {
+		host.NetworkMode = "none"
+	}
+	if spec.GPU {
+		host.DeviceRequests = []container.DeviceRequest{{Count: -1, Capabilities: [][]string{{"gpu"}}}}
+	}
+
+	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: host})
+	if err != nil {
+		switch {
+		case cerrdefs.IsConflict(err):
+			return sp, spaces.SpaceExists()
+		case cerrdefs.IsNotFound(err):
+			e.removeVolume(volumeExisted, vname)
+			return sp, spaces.Errorf(spaces.ErrInvalid, "image %q is not available on this node: build or pull it first", spec.Image)
+		}
+		e.removeVolume(volumeExisted, vname)
+		return sp, mapErr(err, "creating container")
+	}
+	defer func() {
+		if err != nil {
+			// Clean up with a fresh context: the request's may be gone.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if _, rerr := e.c.ContainerRemove(cctx, created.ID, client.ContainerRemoveOptions{Force: true}); rerr != nil && !cerrdefs.IsNotFound(rerr) {
+				e.log.Error("cleaning up failed create", "space", spec.Name, "err", rerr)
+			}
+			e.removeVolume(volumeExisted, vname)
+		}
+	}()
+	if _, err = e.c.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		var msg string
+		if m := engineMessage(err); m != "" {
+			msg = m
+		}
+		return sp, spaces.Errorf(spaces.ErrInvalid, "starting space: %s", msg)
+	}
+	sp, err = e.Get(ctx, spec.Name)
+	return sp, err
+}
+
+// removeVolume removes a volume that a failed create made.
+func (e *Engine) removeVolume(existed bool, vname string) {
+	if existed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := e.c.VolumeRemove(ctx, vname, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		e.log.Error("removing volume of failed create", "volume", vname, "err", err)
+	}
+}
+
+// Remove deletes a space's container and, when asked, its volume. A missing
+// container with a volume left behind still has its volume removed.
+func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) error {
+	_, err := e.c.ContainerRemove(ctx, containerName(name), client.ContainerRemoveOptions{Force: true})
+	missing := cerrdefs.IsNotFound(err)
+	if err != nil && !missing {
+		return mapErr(err, "removing container")
+	}
+	if !removeVolume {
+		if missing {
+			return spaces.SpaceNotFound()
+		}
+		return nil
+	}
+	_, verr := e.c.VolumeRemove(ctx, volumeName(name), client.VolumeRemoveOptions{Force: true})
+	switch {
+	case verr == nil:
+		return nil
+	case cerrdefs.IsNotFound(verr):
+		if missing {
+			return spaces.SpaceNotFound()
+		}
+		return nil
+	}
+	return mapErr(verr, "removing volume")
+}
+
+// Pause freezes a space. Pausing a paused or stopped space changes nothing.
+func (e *Engine) Pause(ctx context.Context, name string) error {
+	_, err := e.c.ContainerPause(ctx, containerName(name), client.ContainerPauseOptions{})
+	if err != nil && cerrdefs.IsConflict(err) {
+		return nil
+	}
+	return mapErr(err, "pausing space")
+}
+
+// Resume unpauses a paused space or starts a stopped one, without an
+// inspect on the common path.
+func (e *Engine) Resume(ctx context.Context, name string) error {
+	cname := containerName(name)
+	_, err := e.c.ContainerUnpause(ctx, cname, client.ContainerUnpauseOptions{})
+	if err == nil || !cerrdefs.IsConflict(err) {
+		return mapErr(err, "resuming space")
+	}
+	// Not paused: start it (a running container answers 304, which is fine).
+	_, err = e.c.ContainerStart(ctx, cname, client.ContainerStartOptions{})
+	if err != nil && cerrdefs.IsNotModified(err) {
+		return nil
+	}
+	return mapErr(err, "starting space")
+}

@@ -1,0 +1,117 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// writeJSON writes v as the response body with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, `{"error":"Internal error"}`, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// writeError is the one place that maps errors to HTTP statuses. Client
+// errors carry their domain message; server errors are logged and answered
+// with a message that leaks nothing.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := s.classify(err)
+	if status >= 500 {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else {
+		s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="clawdspace"`)
+	}
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+func (s *Server) classify(err error) (int, string) {
+	msg, hasMsg := spaces.Message(err)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, "Request body too large"
+	case errors.Is(err, spaces.ErrInvalid):
+		return http.StatusBadRequest, pick(hasMsg, msg, "Invalid request")
+	case errors.Is(err, spaces.ErrUnauthorized):
+		return http.StatusUnauthorized, pick(hasMsg, msg, "Unauthorized")
+	case errors.Is(err, spaces.ErrForbidden):
+		return http.StatusForbidden, pick(hasMsg, msg, "Forbidden")
+	case errors.Is(err, spaces.ErrNotFound):
+		return http.StatusNotFound, pick(hasMsg, msg, "Not found")
+	case errors.Is(err, spaces.ErrExists):
+		return http.StatusConflict, pick(hasMsg, msg, "Already exists")
+	case errors.Is(err, spaces.ErrConflict):
+		return http.StatusConflict, pick(hasMsg, msg, "Conflict")
+	case errors.Is(err, spaces.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, pick(hasMsg, msg, "Too large")
+	case errors.Is(err, spaces.ErrUnavailable):
+		return http.StatusServiceUnavailable, pick(hasMsg, msg, "Unavailable")
+	}
+	return http.StatusInternalServerError, "Internal error"
+}
+
+func pick(ok bool, a, b string) string {
+	if ok {
+		return a
+	}
+	return b
+}
+
+// readJSON decodes an optional JSON body into v. An empty body leaves v
+// as it is: the agent plugin posts empty bodies with a JSON content type.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return spaces.Errorf(spaces.ErrInvalid, "invalid JSON body: %s", jsonProblem(err))
+	}
+	return nil
+}
+
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return te.Field + " must be " + article(te.Type.String())
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func article(t string) string {
+	switch t {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "float64", "int", "int64":
+		return "a number"
+	}
+	return "of type " + t
+}

@@ -1,0 +1,99 @@
+// Package node is the HTTP face of a Clawdspace node: the REST API of the
+// wire contract, authentication and the mapping of domain errors to HTTP.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/adam91holt/clawdspace/host"
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// Machine reports facts about the machine the node runs on.
+type Machine interface {
+	Snapshot() host.Snapshot
+	GPU() host.GPU
+}
+
+// Config holds every dependency of a Server.
+type Config struct {
+	Spaces  *spaces.Service
+	Machine Machine
+	Logger  *slog.Logger
+	Clock   spaces.Clock
+
+	// APIKey is the shared key; required unless AuthDisabled.
+	APIKey string
+	// AuthDisabled lets every request through as the "local" caller.
+	AuthDisabled bool
+	// Version is reported by /api/health.
+	Version string
+	// NodeName and URL describe this node in /api/nodes.
+	NodeName string
+	URL      string
+	// MaxBodyBytes bounds JSON request bodies (default 8 MiB).
+	MaxBodyBytes int64
+}
+
+// Server serves the API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	clock   spaces.Clock
+	handler http.Handler
+}
+
+// New builds a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Spaces == nil || cfg.Machine == nil {
+		return nil, errors.New("node: Spaces and Machine are required")
+	}
+	if cfg.APIKey == "" && !cfg.AuthDisabled {
+		return nil, errors.New("node: an API key is required unless auth is disabled")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = spaces.SystemClock{}
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 8 << 20
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the node's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return nil
+}

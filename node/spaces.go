@@ -1,0 +1,221 @@
+package node
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// spaceJSON is the Space object of the wire contract.
+type spaceJSON struct {
+	Name         string     `json:"name"`
+	ID           string     `json:"id"`
+	Status       string     `json:"status"`
+	Created      string     `json:"created"`
+	Started      string     `json:"started"`
+	Image        string     `json:"image"`
+	Memory       int64      `json:"memory"`
+	CPUs         float64    `json:"cpus"`
+	GPU          bool       `json:"gpu"`
+	Template     string     `json:"template,omitempty"`
+	NetworkMode  string     `json:"networkMode,omitempty"`
+	LastActivity string     `json:"lastActivity"`
+	Volume       volumeJSON `json:"volume"`
+}
+
+type volumeJSON struct {
+	Name       string `json:"name"`
+	Mountpoint string `json:"mountpoint"`
+}
+
+func isoTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+func toSpaceJSON(sp spaces.Space) spaceJSON {
+	return spaceJSON{
+		Name:         sp.Name,
+		ID:           sp.ID,
+		Status:       string(sp.Status),
+		Created:      isoTime(sp.Created),
+		Started:      isoTime(sp.Started),
+		Image:        sp.Image,
+		Memory:       sp.Memory,
+		CPUs:         sp.CPUs,
+		GPU:          sp.GPU,
+		Template:     sp.Template,
+		NetworkMode:  sp.NetworkMode,
+		LastActivity: isoTime(sp.LastActivity),
+		Volume:       volumeJSON{Name: sp.Volume, Mountpoint: spaces.WorkspacePath},
+	}
+}
+
+func (s *Server) handleListSpaces(w http.ResponseWriter, r *http.Request) {
+	list, err := s.cfg.Spaces.List(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]spaceJSON, 0, len(list))
+	for _, sp := range list {
+		out = append(out, toSpaceJSON(sp))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"spaces": out})
+}
+
+func (s *Server) handleGetSpace(w http.ResponseWriter, r *http.Request) {
+	sp, err := s.cfg.Spaces.Get(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"space": toSpaceJSON(sp)})
+}
+
+// createRequest is CreateSpace of the contract. Memory and cpus accept a
+// number or a string, as scripts send both.
+type createRequest struct {
+	Name     string            `json:"name"`
+	Memory   flexString        `json:"memory"`
+	CPUs     flexNumber        `json:"cpus"`
+	GPU      bool              `json:"gpu"`
+	Image    string            `json:"image"`
+	Template string            `json:"template"`
+	Env      map[string]string `json:"env"`
+
+	// Data-plane fields, refused until the node supports them so that a
+	// request never silently loses what it asked for.
+	EnvFileText   *string `json:"envFileText"`
+	EnvFileBase64 *string `json:"envFileBase64"`
+	EnvFilePath   *string `json:"envFilePath"`
+	RepoURL       *string `json:"repoUrl"`
+	RepoBranch    *string `json:"repoBranch"`
+	RepoDest      *string `json:"repoDest"`
+}
+
+// flexString is a JSON string or number, kept as text.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*f = flexString(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return spaces.Errorf(spaces.ErrInvalid, "memory must be a string such as \"2g\"")
+	}
+	*f = flexString(n.String())
+	return nil
+}
+
+// flexNumber is a JSON number or a numeric string.
+type flexNumber float64
+
+func (f *flexNumber) UnmarshalJSON(b []byte) error {
+	var n float64
+	if err := json.Unmarshal(b, &n); err == nil {
+		*f = flexNumber(n)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		if s == "" {
+			return nil
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil {
+			*f = flexNumber(v)
+			return nil
+		}
+	}
+	return spaces.Errorf(spaces.ErrInvalid, "cpus must be a number")
+}
+
+func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
+	var req createRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	for field, v := range map[string]*string{
+		"envFileText": req.EnvFileText, "envFileBase64": req.EnvFileBase64, "envFilePath": req.EnvFilePath,
+		"repoUrl": req.RepoURL, "repoBranch": req.RepoBranch, "repoDest": req.RepoDest,
+	} {
+		if v != nil && *v != "" {
+			s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "%s is not supported by this node yet", field))
+			return
+		}
+	}
+	sp, err := s.cfg.Spaces.Create(r.Context(), callerOf(r), spaces.CreateRequest{
+		Name:     req.Name,
+		Memory:   string(req.Memory),
+		CPUs:     float64(req.CPUs),
+		GPU:      req.GPU,
+		Image:    req.Image,
+		Template: req.Template,
+		Env:      req.Env,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"space": toSpaceJSON(sp)})
+}
+
+func (s *Server) handleDestroySpace(w http.ResponseWriter, r *http.Request) {
+	removeVolume, err := boolParam(r, "removeVolume")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.cfg.Spaces.Destroy(r.Context(), callerOf(r), r.PathValue("name"), removeVolume); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "Space destroyed"})
+}
+
+func boolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, spaces.Errorf(spaces.ErrInvalid, "%s must be true or false", name)
+	}
+	return b, nil
+}
+
+func (s *Server) handleStopSpace(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Spaces.Pause(r.Context(), callerOf(r), r.PathValue("name")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "Space paused"})
+}
+
+func (s *Server) handleStartSpace(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Spaces.Start(r.Context(), callerOf(r), r.PathValue("name")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "Space started"})
+}
+
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	st, err := s.cfg.Spaces.Stats(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"stats": st})
+}

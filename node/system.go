@@ -1,0 +1,243 @@
+package node
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/adam91holt/clawdspace/host"
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
+}
+
+type capabilitiesJSON struct {
+	GPU       bool   `json:"gpu"`
+	GPUName   string `json:"gpuName,omitempty"`
+	GPUMemory string `json:"gpuMemory,omitempty"`
+	Arch      string `json:"arch"`
+	Platform  string `json:"platform"`
+	CPUs      int    `json:"cpus,omitempty"`
+	Memory    uint64 `json:"memory,omitempty"`
+	// MemoryFree and Spaces are extras that fleet placement uses.
+	MemoryFree uint64 `json:"memoryFree,omitempty"`
+}
+
+func (s *Server) capabilities(snap host.Snapshot, full bool) capabilitiesJSON {
+	g := s.cfg.Machine.GPU()
+	c := capabilitiesJSON{GPU: g.Present, GPUName: g.Name, GPUMemory: g.Memory, Arch: snap.Arch, Platform: snap.Platform}
+	if full {
+		c.CPUs, c.Memory, c.MemoryFree = snap.CPUs, snap.MemTotal, snap.MemFree
+	}
+	return c
+}
+
+func (s *Server) handleCapabilities(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.capabilities(s.cfg.Machine.Snapshot(), true))
+}
+
+type memoryJSON struct {
+	Total      string `json:"total"`
+	Free       string `json:"free"`
+	Used       string `json:"used"`
+	Percentage string `json:"percentage"`
+}
+
+type diskJSON struct {
+	Total      string `json:"total"`
+	Used       string `json:"used"`
+	Available  string `json:"available"`
+	Percentage string `json:"percentage"`
+}
+
+type dockerJSON struct {
+	Version           string `json:"version"`
+	APIVersion        string `json:"apiVersion"`
+	Containers        int    `json:"containers"`
+	ContainersRunning int    `json:"containersRunning"`
+	ContainersPaused  int    `json:"containersPaused"`
+	Images            int    `json:"images"`
+}
+
+type systemJSON struct {
+	Hostname     string           `json:"hostname"`
+	Platform     string           `json:"platform"`
+	Arch         string           `json:"arch"`
+	CPUs         int              `json:"cpus"`
+	LoadAverage  [3]float64       `json:"loadAverage"`
+	Memory       memoryJSON       `json:"memory"`
+	Disk         *diskJSON        `json:"disk"`
+	Uptime       float64          `json:"uptime"`
+	Docker       dockerJSON       `json:"docker"`
+	Capabilities capabilitiesJSON `json:"capabilities"`
+}
+
+func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
+	info, err := s.cfg.Spaces.EngineInfo(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	snap := s.cfg.Machine.Snapshot()
+	used := snap.MemTotal - min(snap.MemFree, snap.MemTotal)
+	out := systemJSON{
+		Hostname:    snap.Hostname,
+		Platform:    snap.Platform,
+		Arch:        snap.Arch,
+		CPUs:        snap.CPUs,
+		LoadAverage: snap.Load,
+		Memory: memoryJSON{
+			Total: humanBytes(snap.MemTotal), Free: humanBytes(snap.MemFree),
+			Used: humanBytes(used), Percentage: percent(used, snap.MemTotal),
+		},
+		Uptime: snap.UptimeSec,
+		Docker: dockerJSON{
+			Version: info.Version, APIVersion: info.APIVersion, Containers: info.Containers,
+			ContainersRunning: info.ContainersRunning, ContainersPaused: info.ContainersPaused, Images: info.Images,
+		},
+		Capabilities: s.capabilities(snap, false),
+	}
+	if d := snap.Disk; d != nil {
+		out.Disk = &diskJSON{
+			Total: humanBytes(d.Total), Used: humanBytes(d.Used), Available: humanBytes(d.Available),
+			Percentage: percent(d.Used, d.Used+d.Available),
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// humanBytes formats like the older node: "23.5 GB" (binary units).
+func humanBytes(b uint64) string {
+	units := []string{"B", "KB", "MB", "GB", "TB", "PB"}
+	v := float64(b)
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d B", b)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
+}
+
+func percent(part, whole uint64) string {
+	if whole == 0 {
+		return "0.0%"
+	}
+	return strconv.FormatFloat(float64(part)*100/float64(whole), 'f', 1, 64) + "%"
+}
+
+type nodeJSON struct {
+	Name         string           `json:"name"`
+	URL          string           `json:"url"`
+	Status       string           `json:"status"`
+	LatencyMs    int64            `json:"latencyMs"`
+	Capabilities capabilitiesJSON `json:"capabilities"`
+	Self         bool             `json:"self"`
+}
+
+// handleNodes answers with this node alone until fleet discovery exists.
+func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
+	snap := s.cfg.Machine.Snapshot()
+	name := s.cfg.NodeName
+	if name == "" {
+		name = snap.Hostname
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"nodes": []nodeJSON{{
+			Name: name, URL: s.cfg.URL, Status: "online", Self: true,
+			Capabilities: s.capabilities(snap, true),
+		}},
+		"lastUpdatedAt": s.clock.Now().UnixMilli(),
+	})
+}
+
+type templateSummary struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+func (s *Server) handleTemplates(w http.ResponseWriter, r *http.Request) {
+	list, err := s.cfg.Spaces.Templates(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]templateSummary, 0, len(list))
+	for _, t := range list {
+		out = append(out, templateSummary{Name: t.Name, Description: t.Description})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"templates": out})
+}
+
+func (s *Server) handleTemplate(w http.ResponseWriter, r *http.Request) {
+	t, err := s.cfg.Spaces.Template(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"name": t.Name, "yaml": t.YAML()})
+}
+
+func (s *Server) handlePutTemplate(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		YAML *string `json:"yaml"`
+	}
+	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.YAML == nil {
+		s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "yaml is required"))
+		return
+	}
+	t, err := s.cfg.Spaces.PutTemplate(r.Context(), callerOf(r), *req.YAML)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"template": t})
+}
+
+func (s *Server) handleDeleteTemplate(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Spaces.DeleteTemplate(r.Context(), callerOf(r), r.PathValue("name")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "OK"})
+}
+
+type eventJSON struct {
+	ID    int64          `json:"id"`
+	TS    string         `json:"ts"`
+	Space string         `json:"space,omitempty"`
+	Type  string         `json:"type"`
+	Actor string         `json:"actor,omitempty"`
+	Meta  map[string]any `json:"meta,omitempty"`
+}
+
+func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
+	q := spaces.AuditQuery{Space: r.URL.Query().Get("space"), Limit: 200}
+	if v := strings.TrimSpace(r.URL.Query().Get("limit")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "limit must be a whole number between 1 and 1000"))
+			return
+		}
+		q.Limit = n
+	}
+	events, err := s.cfg.Spaces.Events(r.Context(), q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]eventJSON, 0, len(events))
+	for _, e := range events {
+		out = append(out, eventJSON{ID: e.ID, TS: isoTime(e.Time), Space: e.Space, Type: e.Type, Actor: e.Actor, Meta: e.Meta})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+}

@@ -1,0 +1,243 @@
+// Package nodetest starts real Clawdspace nodes for tests: a real SQLite
+// store, the real Docker engine and the real HTTP server on loopback.
+package nodetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/adam91holt/clawdspace/engine"
+	"github.com/adam91holt/clawdspace/host"
+	"github.com/adam91holt/clawdspace/node"
+	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/store"
+)
+
+// Key is the API key of every test node.
+const Key = "test-key-0123456789abcdef"
+
+// Options change how a test node is built.
+type Options struct {
+	// DataDir reuses a data folder, e.g. to restart a node.
+	DataDir string
+	// Clock replaces the real clock.
+	Clock spaces.Clock
+	// HasGPU pretends the node has a GPU.
+	HasGPU bool
+	// AuthDisabled turns auth off.
+	AuthDisabled bool
+	// MaxBodyBytes bounds request bodies.
+	MaxBodyBytes int64
+}
+
+// Node is a running test node.
+type Node struct {
+	URL     string
+	DataDir string
+	Service *spaces.Service
+	Store   *store.Store
+	Engine  *engine.Engine
+	HTTP    *http.Client
+
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+// Engine connects to the real Docker engine and makes sure the test images
+// exist. The engine must be running: .ci/run and `make test` start it.
+func Engine(tb testing.TB) *engine.Engine {
+	tb.Helper()
+	eng, err := engine.New(context.Background(), engine.Config{})
+	if err != nil {
+		tb.Fatalf("no Docker engine (run docker/ensure-engine.sh as root): %v", err)
+	}
+	tb.Cleanup(func() { eng.Close() })
+	EnsureImages(tb, eng.Client())
+	return eng
+}
+
+// Start starts a node on 127.0.0.1 with a free port and stops it when the
+// test ends.
+func Start(tb testing.TB, opt Options) *Node {
+	tb.Helper()
+	eng := Engine(tb)
+	n := &Node{Engine: eng, DataDir: opt.DataDir, HTTP: &http.Client{Timeout: 2 * time.Minute}}
+	if n.DataDir == "" {
+		n.DataDir = tb.TempDir()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("CLAWDSPACE_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	st, err := store.New(ctx, store.Config{Path: filepath.Join(n.DataDir, "clawdspace.db"), Logger: log})
+	if err != nil {
+		tb.Fatalf("opening store: %v", err)
+	}
+	n.Store = st
+	svc, err := spaces.New(ctx, spaces.Config{
+		Engine: eng, Store: st, Clock: opt.Clock, Logger: log,
+		DefaultImage: TestImage, GPUImage: TestImage, HostCPUs: 2, HasGPU: opt.HasGPU,
+	})
+	if err != nil {
+		tb.Fatalf("starting service: %v", err)
+	}
+	n.Service = svc
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("listening: %v", err)
+	}
+	n.URL = "http://" + ln.Addr().String()
+	srv, err := node.New(node.Config{
+		Spaces: svc, Machine: host.New(ctx, host.Config{DiskPath: n.DataDir}), Logger: log, Clock: opt.Clock,
+		APIKey: Key, AuthDisabled: opt.AuthDisabled, Version: "test", URL: n.URL, MaxBodyBytes: opt.MaxBodyBytes,
+	})
+	if err != nil {
+		tb.Fatalf("building server: %v", err)
+	}
+	n.done = make(chan error, 1)
+	go func() { n.done <- srv.Serve(ctx, ln) }()
+	tb.Cleanup(n.Stop)
+	return n
+}
+
+// Stop stops the node (its spaces keep running) and closes its store.
+func (n *Node) Stop() {
+	n.once.Do(func() {
+		n.cancel()
+		<-n.done
+		n.Store.Close()
+	})
+}
+
+// Name returns a space name unique to this test run, and removes the space
+// and its volume when the test ends.
+func Name(tb testing.TB, eng *engine.Engine, base string) string {
+	tb.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := "t-" + base + "-" + hex.EncodeToString(b)
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := eng.Remove(ctx, name, true); err != nil && !errors.Is(err, spaces.ErrNotFound) {
+			tb.Errorf("cleaning up space %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// Response is an HTTP answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v, failing the test when it is not JSON.
+func (r Response) JSON(tb testing.TB, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		tb.Fatalf("decoding %q: %v", r.Body, err)
+	}
+}
+
+// Map decodes the body as a JSON object.
+func (r Response) Map(tb testing.TB) map[string]any {
+	tb.Helper()
+	var m map[string]any
+	r.JSON(tb, &m)
+	return m
+}
+
+// Do sends a request with the test key. body may be nil, a string (sent as
+// is) or any value (sent as JSON). headers are extra header pairs.
+func (n *Node) Do(tb testing.TB, method, path string, body any, headers ...string) Response {
+	tb.Helper()
+	return n.DoKey(tb, Key, method, path, body, headers...)
+}
+
+// DoKey is Do with another key; an empty key sends no Authorization header.
+func (n *Node) DoKey(tb testing.TB, key, method, path string, body any, headers ...string) Response {
+	tb.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, n.URL+path, rd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := n.HTTP.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+// Raw returns the Docker client for assertions on the engine itself.
+func (n *Node) Raw() *client.Client { return n.Engine.Client() }
+
+// FakeClock is a settable clock for tests that must not sleep.
+type FakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewFakeClock returns a clock stopped at t.
+func NewFakeClock(t time.Time) *FakeClock { return &FakeClock{now: t} }
+
+func (c *FakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward.
+func (c *FakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}

@@ -1,0 +1,88 @@
+package spaces
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Engine runs spaces. The Docker adapter implements it; tests may use a fake
+// beside the real one. Errors use this package's kinds: ErrNotFound for a
+// missing space, ErrExists for a taken name, ErrNotRunning when an exec finds
+// the space paused or stopped, ErrInvalid for a request the engine refuses.
+type Engine interface {
+	// List returns every space on the engine, from one filtered call.
+	List(ctx context.Context) ([]Space, error)
+	// Get returns one space by name.
+	Get(ctx context.Context, name string) (Space, error)
+	// Create makes the volume (unless it exists) and the container, starts it
+	// and returns the space. On any failure it leaves nothing it made behind.
+	Create(ctx context.Context, spec ContainerSpec) (Space, error)
+	// Remove deletes the container, and the volume when removeVolume is set.
+	Remove(ctx context.Context, name string, removeVolume bool) error
+	// Pause freezes a running space; pausing a paused space is not an error.
+	Pause(ctx context.Context, name string) error
+	// Resume unpauses a paused space or starts a stopped one.
+	Resume(ctx context.Context, name string) error
+	// Exec runs a process in the space and returns its exit code.
+	Exec(ctx context.Context, name string, spec ExecSpec) (int, error)
+	// Stats samples resource usage.
+	Stats(ctx context.Context, name string) (Stats, error)
+	// Info describes the engine.
+	Info(ctx context.Context) (EngineInfo, error)
+}
+
+// ContainerSpec is everything the engine needs to make a space.
+type ContainerSpec struct {
+	Name           string
+	Image          string
+	MemoryBytes    int64
+	CPUs           float64
+	GPU            bool
+	Env            []string // KEY=VALUE
+	NetworkMode    string   // template network mode: none, internet, lan
+	ReadOnlyRootfs bool
+	Template       string
+}
+
+// ExecSpec describes one process to run in a space.
+type ExecSpec struct {
+	Cmd     []string
+	Env     []string
+	WorkDir string
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+}
+
+// Stats is one sample of a space's resource usage.
+type Stats struct {
+	CPUPercent       float64 `json:"cpuPercent"`
+	MemoryUsageBytes uint64  `json:"memoryUsageBytes"`
+	MemoryLimitBytes uint64  `json:"memoryLimitBytes"`
+	PIDs             uint64  `json:"pids"`
+	NetworkRxBytes   uint64  `json:"networkRxBytes"`
+	NetworkTxBytes   uint64  `json:"networkTxBytes"`
+	BlockReadBytes   uint64  `json:"blockReadBytes"`
+	BlockWriteBytes  uint64  `json:"blockWriteBytes"`
+}
+
+// EngineInfo summarises the engine for the system endpoint.
+type EngineInfo struct {
+	Version           string
+	APIVersion        string
+	Containers        int
+	ContainersRunning int
+	ContainersPaused  int
+	Images            int
+}
+
+// Clock tells the time; tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+func (SystemClock) Now() time.Time { return time.Now() }

@@ -1,0 +1,412 @@
+package spaces
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config holds every dependency of a Service.
+type Config struct {
+	Engine Engine
+	Store  Store
+	Clock  Clock
+	Logger *slog.Logger
+
+	// DefaultImage is used when neither the request nor the template names one.
+	DefaultImage string
+	// GPUImage is the image of the built-in gpu template.
+	GPUImage string
+	// HostCPUs bounds the cpus a space may ask for (0: no bound but the contract's).
+	HostCPUs int
+	// HasGPU reports whether this node can run GPU spaces.
+	HasGPU bool
+}
+
+// Service applies the rules of Clawdspace to an Engine and a Store.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	clock Clock
+	locks keyedMutex
+}
+
+// New returns a Service and makes sure the built-in templates exist.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Engine == nil || cfg.Store == nil {
+		return nil, errors.New("spaces: Engine and Store are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DefaultImage == "" {
+		cfg.DefaultImage = "clawdspace:latest"
+	}
+	if cfg.GPUImage == "" {
+		cfg.GPUImage = "clawdspace-gpu:latest"
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, clock: cfg.Clock}
+	for _, t := range BuiltinTemplates(cfg.GPUImage) {
+		var err error
+		if t.Managed {
+			err = cfg.Store.PutTemplate(ctx, t)
+		} else {
+			err = cfg.Store.EnsureTemplate(ctx, t)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("installing built-in template %s: %w", t.Name, err)
+		}
+	}
+	return s, nil
+}
+
+// List returns every space, sorted by name, with its last activity.
+func (s *Service) List(ctx context.Context) ([]Space, error) {
+	list, err := s.cfg.Engine.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	act, err := s.cfg.Store.Activity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		s.applyActivity(&list[i], act[list[i].Name])
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	return list, nil
+}
+
+// applyActivity fills what the engine's list does not report.
+func (s *Service) applyActivity(sp *Space, a SpaceActivity) {
+	if sp.Started.IsZero() {
+		sp.Started = a.StartedAt
+		if sp.Started.IsZero() {
+			sp.Started = sp.Created
+		}
+	}
+	sp.LastActivity = a.LastActivity
+	if sp.LastActivity.IsZero() || sp.LastActivity.Before(sp.Started) {
+		sp.LastActivity = latest(sp.Started, sp.Created)
+	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Get returns one space.
+func (s *Service) Get(ctx context.Context, name string) (Space, error) {
+	if err := ValidateName(name); err != nil {
+		return Space{}, SpaceNotFound()
+	}
+	sp, err := s.cfg.Engine.Get(ctx, name)
+	if err != nil {
+		return Space{}, err
+	}
+	act, err := s.cfg.Store.Activity(ctx)
+	if err != nil {
+		return Space{}, err
+	}
+	s.applyActivity(&sp, act[name])
+	return sp, nil
+}
+
+// CreateRequest is a request for a new space. Zero fields are filled from
+// the template, then from node defaults.
+type CreateRequest struct {
+	Name     string
+	Memory   string
+	CPUs     float64
+	GPU      bool
+	Image    string
+	Template string
+	Env      map[string]string
+}
+
+// Create validates req, applies its template and makes the space.
+func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Space, error) {
+	spec, err := s.resolve(ctx, req)
+	if err != nil {
+		return Space{}, err
+	}
+	unlock := s.locks.Lock(spec.Name)
+	defer unlock()
+	meta := map[string]any{"template": spec.Template, "image": spec.Image, "memory": spec.MemoryBytes, "cpus": spec.CPUs}
+	if spec.GPU {
+		meta["gpu"] = true
+	}
+	if len(req.Env) > 0 {
+		// Names only: values may be secrets and are never stored.
+		keys := make([]string, 0, len(req.Env))
+		for k := range req.Env {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		meta["envKeys"] = keys
+	}
+	if err := s.audit(ctx, c, spec.Name, EventCreate, meta); err != nil {
+		return Space{}, err
+	}
+	sp, err := s.cfg.Engine.Create(ctx, spec)
+	if err != nil {
+		return Space{}, err
+	}
+	now := s.clock.Now()
+	if err := s.cfg.Store.MarkStarted(ctx, sp.Name, now); err != nil {
+		s.log.Error("recording start", "space", sp.Name, "err", err)
+	}
+	sp.LastActivity = now
+	if sp.Started.IsZero() {
+		sp.Started = now
+	}
+	return sp, nil
+}
+
+// resolve turns a request and its template into a ContainerSpec.
+func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec, error) {
+	if err := ValidateName(req.Name); err != nil {
+		return ContainerSpec{}, err
+	}
+	tplName := strings.ToLower(strings.TrimSpace(req.Template))
+	var tpl Template
+	if tplName != "" {
+		if err := ValidateTemplateName(tplName); err != nil {
+			return ContainerSpec{}, err
+		}
+		t, err := s.cfg.Store.Template(ctx, tplName)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return ContainerSpec{}, Errorf(ErrNotFound, "Template not found: %s", tplName)
+			}
+			return ContainerSpec{}, err
+		}
+		tpl = t
+	} else {
+		t, err := s.cfg.Store.Template(ctx, DefaultTemplate)
+		switch {
+		case err == nil:
+			tpl, tplName = t, DefaultTemplate
+		case errors.Is(err, ErrNotFound):
+			// The owner deleted the default template: node defaults apply.
+		default:
+			return ContainerSpec{}, err
+		}
+	}
+
+	memory := firstNonEmpty(req.Memory, tpl.Resources.Memory, "2g")
+	memBytes, err := ParseMemory(memory)
+	if err != nil {
+		return ContainerSpec{}, err
+	}
+	cpus := req.CPUs
+	if cpus == 0 {
+		cpus = tpl.Resources.CPUs
+	}
+	if cpus == 0 {
+		cpus = 1
+	}
+	if err := ValidateCPUs(cpus, s.cfg.HostCPUs); err != nil {
+		return ContainerSpec{}, err
+	}
+	gpu := req.GPU || tpl.Resources.GPU
+	if gpu && !s.cfg.HasGPU {
+		return ContainerSpec{}, Errorf(ErrInvalid, "this node has no GPU; create GPU spaces on a node with one")
+	}
+	image := strings.TrimSpace(req.Image)
+	if image == "" {
+		image = tpl.Resources.Image
+	}
+	if image == "" {
+		image = s.cfg.DefaultImage
+		if gpu {
+			image = s.cfg.GPUImage
+		}
+	}
+	if strings.ContainsAny(image, " \t\n\x00") || strings.HasPrefix(image, "-") {
+		return ContainerSpec{}, Errorf(ErrInvalid, "image %q is not a valid image reference", image)
+	}
+	if err := ValidateEnv(req.Env); err != nil {
+		return ContainerSpec{}, err
+	}
+	env := make([]string, 0, len(req.Env))
+	for k, v := range req.Env {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return ContainerSpec{
+		Name:           req.Name,
+		Image:          image,
+		MemoryBytes:    memBytes,
+		CPUs:           cpus,
+		GPU:            gpu,
+		Env:            env,
+		NetworkMode:    tpl.NetworkMode(),
+		ReadOnlyRootfs: tpl.ReadOnlyRootfs(),
+		Template:       tplName,
+	}, nil
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if strings.TrimSpace(s) != "" {
+			return strings.TrimSpace(s)
+		}
+	}
+	return ""
+}
+
+// Destroy removes a space, and its volume when removeVolume is set.
+func (s *Service) Destroy(ctx context.Context, c Caller, name string, removeVolume bool) error {
+	if err := ValidateName(name); err != nil {
+		return SpaceNotFound()
+	}
+	unlock := s.locks.Lock(name)
+	defer unlock()
+	if err := s.audit(ctx, c, name, EventDestroy, map[string]any{"removeVolume": removeVolume}); err != nil {
+		return err
+	}
+	if err := s.cfg.Engine.Remove(ctx, name, removeVolume); err != nil {
+		return err
+	}
+	if err := s.cfg.Store.Forget(ctx, name); err != nil {
+		s.log.Error("forgetting activity", "space", name, "err", err)
+	}
+	return nil
+}
+
+// Pause freezes a space (the contract's "stop").
+func (s *Service) Pause(ctx context.Context, c Caller, name string) error {
+	if err := ValidateName(name); err != nil {
+		return SpaceNotFound()
+	}
+	unlock := s.locks.Lock(name)
+	defer unlock()
+	if err := s.audit(ctx, c, name, EventPause, nil); err != nil {
+		return err
+	}
+	return s.cfg.Engine.Pause(ctx, name)
+}
+
+// Start resumes a paused space or starts a stopped one.
+func (s *Service) Start(ctx context.Context, c Caller, name string) error {
+	if err := ValidateName(name); err != nil {
+		return SpaceNotFound()
+	}
+	unlock := s.locks.Lock(name)
+	defer unlock()
+	if err := s.audit(ctx, c, name, EventStart, nil); err != nil {
+		return err
+	}
+	return s.resumeLocked(ctx, name)
+}
+
+func (s *Service) resumeLocked(ctx context.Context, name string) error {
+	if err := s.cfg.Engine.Resume(ctx, name); err != nil {
+		return err
+	}
+	s.touch(ctx, name)
+	return nil
+}
+
+// ExecRequest is one command to run in a space.
+type ExecRequest struct {
+	Cmd     []string
+	Env     map[string]string
+	WorkDir string
+	Stdin   []byte
+	Stdout  Writer
+	Stderr  Writer
+}
+
+// Writer is where exec output goes.
+type Writer interface {
+	Write(p []byte) (int, error)
+}
+
+// Exec runs a command in a space, resuming it first when it is paused or
+// stopped, and returns the exit code.
+func (s *Service) Exec(ctx context.Context, c Caller, name string, req ExecRequest) (int, error) {
+	if err := ValidateName(name); err != nil {
+		return 0, SpaceNotFound()
+	}
+	if len(req.Cmd) == 0 || (len(req.Cmd) == 1 && strings.TrimSpace(req.Cmd[0]) == "") {
+		return 0, Errorf(ErrInvalid, "command is required")
+	}
+	if err := ValidateEnv(req.Env); err != nil {
+		return 0, err
+	}
+	if err := s.audit(ctx, c, name, EventExec, map[string]any{"command": truncate(strings.Join(req.Cmd, " "), 2048)}); err != nil {
+		return 0, err
+	}
+	spec := ExecSpec{Cmd: req.Cmd, WorkDir: req.WorkDir, Stdout: req.Stdout, Stderr: req.Stderr}
+	for k, v := range req.Env {
+		spec.Env = append(spec.Env, k+"="+v)
+	}
+	sort.Strings(spec.Env)
+	s.touch(ctx, name)
+	for attempt := 0; ; attempt++ {
+		if req.Stdin != nil {
+			spec.Stdin = strings.NewReader(string(req.Stdin))
+		}
+		code, err := s.cfg.Engine.Exec(ctx, name, spec)
+		if errors.Is(err, ErrNotRunning) && attempt == 0 {
+			unlock := s.locks.Lock(name)
+			err = s.resumeLocked(ctx, name)
+			unlock()
+			if err != nil {
+				return 0, err
+			}
+			continue
+		}
+		return code, err
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Stats samples a space's resource usage.
+func (s *Service) Stats(ctx context.Context, name string) (Stats, error) {
+	if err := ValidateName(name); err != nil {
+		return Stats{}, SpaceNotFound()
+	}
+	return s.cfg.Engine.Stats(ctx, name)
+}
+
+// EngineInfo describes the engine.
+func (s *Service) EngineInfo(ctx context.Context) (EngineInfo, error) {
+	return s.cfg.Engine.Info(ctx)
+}
+
+// HasGPU reports whether this node runs GPU spaces.
+func (s *Service) HasGPU() bool { return s.cfg.HasGPU }
+
+func (s *Service) touch(ctx context.Context, name string) {
+	if err := s.cfg.Store.Touch(ctx, name, s.clock.Now()); err != nil {
+		s.log.Error("recording activity", "space", name, "err", err)
+	}
+}
+
+// audit writes one audit row before the action it describes.
+func (s *Service) audit(ctx context.Context, c Caller, space, typ string, meta map[string]any) error {
+	err := s.cfg.Store.Record(ctx, Event{Time: s.clock.Now(), Space: space, Type: typ, Actor: c.Actor, Meta: meta})
+	if err != nil {
+		return fmt.Errorf("recording audit event %s: %w", typ, err)
+	}
+	return nil
+}

@@ -1,0 +1,62 @@
+// Package spaces is the Clawdspace domain: spaces, templates, audit events,
+// the rules that govern them and the service that applies those rules. It
+// imports nothing else of this module; adapters (the Docker engine, the SQLite
+// store) implement the interfaces it defines.
+package spaces
+
+import (
+	"time"
+)
+
+// Status of a space as clients see it.
+type Status string
+
+const (
+	StatusRunning Status = "running"
+	StatusPaused  Status = "paused"
+	StatusStopped Status = "stopped"
+)
+
+// Docker conventions of the wire contract, shared with spaces made by the
+// older TypeScript node so that those are adopted unchanged.
+const (
+	ContainerPrefix = "clawdspace-"
+	VolumePrefix    = "clawdspace-vol-"
+	WorkspacePath   = "/workspace"
+	SandboxUser     = "sandbox"
+	SandboxUID      = 1001
+
+	LabelKind        = "clawdspace.kind"
+	LabelKindSpace   = "space"
+	LabelSpace       = "clawdspace.space"
+	LabelVolume      = "clawdspace.volume"
+	LabelTemplate    = "clawdspace.template"
+	LabelNetworkMode = "clawdspace.network.mode"
+	// Labels added by this node so a list needs no inspect per space.
+	LabelMemory = "clawdspace.memory"
+	LabelCPUs   = "clawdspace.cpus"
+	LabelGPU    = "clawdspace.gpu"
+)
+
+// Space is one sandbox: a container plus its workspace volume.
+type Space struct {
+	Name         string
+	ID           string // 12 hex characters
+	Status       Status
+	Created      time.Time
+	Started      time.Time
+	Image        string
+	Memory       int64   // bytes
+	CPUs         float64 // cores
+	GPU          bool
+	Template     string
+	NetworkMode  string
+	LastActivity time.Time
+	Volume       string
+}
+
+// Volume names the space's workspace volume.
+type Volume struct {
+	Name       string
+	Mountpoint string
+}

@@ -1,0 +1,78 @@
+package spaces
+
+import (
+	"context"
+	"time"
+)
+
+// Audit event types of the wire contract.
+const (
+	EventCreate         = "space.create"
+	EventStart          = "space.start"
+	EventPause          = "space.pause"
+	EventDestroy        = "space.destroy"
+	EventExec           = "space.exec"
+	EventShell          = "space.shell"
+	EventFileWrite      = "space.file.write"
+	EventTerminalOpen   = "terminal.open"
+	EventTerminalClose  = "terminal.close"
+	EventTemplateUpsert = "template.upsert"
+	EventTemplateDelete = "template.delete"
+	EventDenied         = "auth.denied"
+)
+
+// Event is one audit row: who did what to which space, and when.
+type Event struct {
+	ID    int64
+	Time  time.Time
+	Space string
+	Type  string
+	Actor string
+	Meta  map[string]any
+}
+
+// AuditQuery selects the newest Limit events, optionally of one space.
+type AuditQuery struct {
+	Space string
+	Limit int
+}
+
+// Store is the node's persistent state. The SQLite adapter implements it.
+type Store interface {
+	AuditLog
+	TemplateStore
+	ActivityStore
+}
+
+// AuditLog records and lists audit events.
+type AuditLog interface {
+	Record(ctx context.Context, e Event) error
+	// Events returns the newest q.Limit matching events, oldest first.
+	Events(ctx context.Context, q AuditQuery) ([]Event, error)
+}
+
+// TemplateStore keeps templates.
+type TemplateStore interface {
+	Template(ctx context.Context, name string) (Template, error) // ErrNotFound when missing
+	Templates(ctx context.Context) ([]Template, error)           // sorted by name
+	PutTemplate(ctx context.Context, t Template) error
+	// EnsureTemplate inserts t when no template of that name exists.
+	EnsureTemplate(ctx context.Context, t Template) error
+	DeleteTemplate(ctx context.Context, name string) error // ErrNotFound when missing
+}
+
+// ActivityStore keeps the last activity and start time of each space, so a
+// restart of the node does not reset them.
+type ActivityStore interface {
+	Touch(ctx context.Context, space string, at time.Time) error
+	MarkStarted(ctx context.Context, space string, at time.Time) error
+	// Activity returns what is known of every space.
+	Activity(ctx context.Context) (map[string]SpaceActivity, error)
+	Forget(ctx context.Context, space string) error
+}
+
+// SpaceActivity is the persisted activity of one space.
+type SpaceActivity struct {
+	LastActivity time.Time
+	StartedAt    time.Time
+}

@@ -1,0 +1,208 @@
+package spaces
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Network modes of a template.
+const (
+	NetworkNone     = "none"
+	NetworkInternet = "internet"
+	NetworkLAN      = "lan"
+)
+
+// DefaultTemplate is applied when a create request names no template.
+const DefaultTemplate = "default"
+
+var templateNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+
+// Template presets resources, image and network posture for new spaces. Its
+// YAML form has exactly these keys; unknown keys are an error.
+type Template struct {
+	Name        string            `yaml:"name" json:"name"`
+	Description string            `yaml:"description,omitempty" json:"description,omitempty"`
+	Managed     bool              `yaml:"managed,omitempty" json:"managed,omitempty"`
+	Resources   TemplateResources `yaml:"resources,omitempty" json:"resources"`
+	Security    TemplateSecurity  `yaml:"security,omitempty" json:"security"`
+	Network     TemplateNetwork   `yaml:"network,omitempty" json:"network"`
+	Workspace   TemplateWorkspace `yaml:"workspace,omitempty" json:"workspace"`
+}
+
+type TemplateResources struct {
+	Memory string  `yaml:"memory,omitempty" json:"memory,omitempty"`
+	CPUs   float64 `yaml:"cpus,omitempty" json:"cpus,omitempty"`
+	GPU    bool    `yaml:"gpu,omitempty" json:"gpu,omitempty"`
+	Image  string  `yaml:"image,omitempty" json:"image,omitempty"`
+}
+
+type TemplateSecurity struct {
+	// WritableRootfs defaults to true; false makes the root filesystem read-only.
+	WritableRootfs *bool `yaml:"writableRootfs,omitempty" json:"writableRootfs,omitempty"`
+}
+
+type TemplateNetwork struct {
+	Mode       string   `yaml:"mode,omitempty" json:"mode,omitempty"`
+	BlockCIDRs []string `yaml:"blockCidrs,omitempty" json:"blockCidrs,omitempty"`
+}
+
+type TemplateWorkspace struct {
+	DefaultRepoDest string `yaml:"defaultRepoDest,omitempty" json:"defaultRepoDest,omitempty"`
+}
+
+// ReadOnlyRootfs reports whether spaces from this template get a read-only root.
+func (t Template) ReadOnlyRootfs() bool {
+	return t.Security.WritableRootfs != nil && !*t.Security.WritableRootfs
+}
+
+// NetworkMode returns the template's network mode, internet when unset.
+func (t Template) NetworkMode() string {
+	if t.Network.Mode == "" {
+		return NetworkInternet
+	}
+	return t.Network.Mode
+}
+
+// ParseTemplate parses and validates a template's YAML. Unknown keys, a bad
+// name, bad memory or any other schema violation is an ErrInvalid error that
+// says what is wrong.
+func ParseTemplate(src string) (Template, error) {
+	var t Template
+	if strings.TrimSpace(src) == "" {
+		return t, Errorf(ErrInvalid, "yaml is required")
+	}
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(src)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&t); err != nil {
+		return Template{}, Errorf(ErrInvalid, "invalid template yaml: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Template{}, Errorf(ErrInvalid, "invalid template yaml: expected a single document")
+	}
+	if err := t.Normalize(); err != nil {
+		return Template{}, err
+	}
+	return t, nil
+}
+
+// Normalize validates t and puts it into canonical form (lower-case name,
+// sorted-free, unchanged otherwise).
+func (t *Template) Normalize() error {
+	t.Name = strings.ToLower(strings.TrimSpace(t.Name))
+	if err := ValidateTemplateName(t.Name); err != nil {
+		return err
+	}
+	if len(t.Description) > 200 {
+		return Errorf(ErrInvalid, "description must be at most 200 characters")
+	}
+	if t.Resources.Memory != "" {
+		if _, err := ParseMemory(t.Resources.Memory); err != nil {
+			return err
+		}
+	}
+	if t.Resources.CPUs != 0 {
+		if err := ValidateCPUs(t.Resources.CPUs, 0); err != nil {
+			return err
+		}
+	}
+	if t.Resources.CPUs < 0 {
+		return Errorf(ErrInvalid, "cpus must be greater than 0 and at most %d", maxCPUs)
+	}
+	switch t.Network.Mode {
+	case "", NetworkNone, NetworkInternet, NetworkLAN:
+	default:
+		return Errorf(ErrInvalid, "network.mode must be one of none, internet, lan (got %q)", t.Network.Mode)
+	}
+	for _, c := range t.Network.BlockCIDRs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			return Errorf(ErrInvalid, "network.blockCidrs: %q is not a CIDR", c)
+		}
+	}
+	if d := t.Workspace.DefaultRepoDest; d != "" {
+		if err := ValidateRepoDest(d); err != nil {
+			return Errorf(ErrInvalid, "workspace.defaultRepoDest: %s", err.Error())
+		}
+	}
+	return nil
+}
+
+// ValidateTemplateName checks a template name.
+func ValidateTemplateName(name string) error {
+	if len(name) > 64 {
+		return Errorf(ErrInvalid, "template name must be at most 64 characters")
+	}
+	if !templateNameRE.MatchString(strings.ToLower(name)) {
+		return Errorf(ErrInvalid, "template name %q must match ^[a-z0-9][a-z0-9._-]*$", name)
+	}
+	return nil
+}
+
+// ValidateRepoDest checks a clone destination relative to /workspace.
+func ValidateRepoDest(d string) error {
+	switch {
+	case strings.HasPrefix(d, "/"):
+		return Errorf(ErrInvalid, "repo destination must be relative to /workspace")
+	case strings.HasPrefix(d, "-"):
+		return Errorf(ErrInvalid, "repo destination must not start with '-'")
+	case strings.Contains(d, ".."):
+		return Errorf(ErrInvalid, "repo destination must not contain '..'")
+	case strings.ContainsAny(d, "\x00\n\r"):
+		return Errorf(ErrInvalid, "repo destination contains a control character")
+	}
+	return nil
+}
+
+// YAML renders the template in its canonical YAML form.
+func (t Template) YAML() string {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(t); err != nil {
+		// Encoding a plain struct cannot fail.
+		panic(fmt.Sprintf("encoding template: %v", err))
+	}
+	return b.String()
+}
+
+var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"}
+
+// BuiltinTemplates returns the four templates every node starts with.
+// Managed ones are rewritten at start-up; the others are created only when
+// missing, so an owner's edits survive.
+func BuiltinTemplates(gpuImage string) []Template {
+	return []Template{
+		{
+			Name:        "default",
+			Description: "General-purpose sandbox: 2 GB, 1 CPU, internet but no private or tailnet ranges",
+			Resources:   TemplateResources{Memory: "2g", CPUs: 1},
+			Network:     TemplateNetwork{Mode: NetworkInternet, BlockCIDRs: append([]string(nil), privateRanges...)},
+		},
+		{
+			Name:        "gpu",
+			Description: "GPU sandbox: 8 GB, 4 CPUs, all GPUs of the node",
+			Managed:     true,
+			Resources:   TemplateResources{Memory: "8g", CPUs: 4, GPU: true, Image: gpuImage},
+			Network:     TemplateNetwork{Mode: NetworkInternet, BlockCIDRs: append([]string(nil), privateRanges...)},
+		},
+		{
+			Name:        "offline",
+			Description: "No network at all",
+			Resources:   TemplateResources{Memory: "2g", CPUs: 1},
+			Network:     TemplateNetwork{Mode: NetworkNone},
+		},
+		{
+			Name:        "lan",
+			Description: "Internet and local network, nothing blocked",
+			Resources:   TemplateResources{Memory: "2g", CPUs: 1},
+			Network:     TemplateNetwork{Mode: NetworkLAN},
+		},
+	}
+}

@@ -1,0 +1,64 @@
+package spaces
+
+import (
+	"context"
+	"strings"
+)
+
+// Templates lists templates sorted by name.
+func (s *Service) Templates(ctx context.Context) ([]Template, error) {
+	return s.cfg.Store.Templates(ctx)
+}
+
+// Template returns one template.
+func (s *Service) Template(ctx context.Context, name string) (Template, error) {
+	name = strings.ToLower(name)
+	if err := ValidateTemplateName(name); err != nil {
+		return Template{}, TemplateNotFound()
+	}
+	return s.cfg.Store.Template(ctx, name)
+}
+
+// PutTemplate parses, validates and stores a template from its YAML.
+func (s *Service) PutTemplate(ctx context.Context, c Caller, src string) (Template, error) {
+	t, err := ParseTemplate(src)
+	if err != nil {
+		return Template{}, err
+	}
+	if err := s.audit(ctx, c, "", EventTemplateUpsert, map[string]any{"template": t.Name}); err != nil {
+		return Template{}, err
+	}
+	if err := s.cfg.Store.PutTemplate(ctx, t); err != nil {
+		return Template{}, err
+	}
+	return t, nil
+}
+
+// DeleteTemplate removes a template.
+func (s *Service) DeleteTemplate(ctx context.Context, c Caller, name string) error {
+	name = strings.ToLower(name)
+	if err := ValidateTemplateName(name); err != nil {
+		return TemplateNotFound()
+	}
+	if _, err := s.cfg.Store.Template(ctx, name); err != nil {
+		return err
+	}
+	if err := s.audit(ctx, c, "", EventTemplateDelete, map[string]any{"template": name}); err != nil {
+		return err
+	}
+	return s.cfg.Store.DeleteTemplate(ctx, name)
+}
+
+// Events lists audit events: the newest q.Limit, oldest first.
+func (s *Service) Events(ctx context.Context, q AuditQuery) ([]Event, error) {
+	if q.Limit < 1 || q.Limit > 1000 {
+		return nil, Errorf(ErrInvalid, "limit must be between 1 and 1000")
+	}
+	return s.cfg.Store.Events(ctx, q)
+}
+
+// Record writes an audit event on behalf of the node (for example a refused
+// request).
+func (s *Service) Record(ctx context.Context, c Caller, space, typ string, meta map[string]any) error {
+	return s.audit(ctx, c, space, typ, meta)
+}

@@ -1,0 +1,87 @@
+package spaces
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+var (
+	nameRE   = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	memoryRE = regexp.MustCompile(`^(\d+)([kmgKMG]?)$`)
+	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+const (
+	maxNameLen = 63 // a container hostname is limited to 63 characters
+	// minMemory is the smallest limit the engine accepts.
+	minMemory = 6 << 20
+	maxCPUs   = 64
+)
+
+// ValidateName checks a space name: letters, digits, '_' and '-' only.
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return Errorf(ErrInvalid, "name is required")
+	case len(name) > maxNameLen:
+		return Errorf(ErrInvalid, "name must be at most %d characters", maxNameLen)
+	case !nameRE.MatchString(name):
+		return Errorf(ErrInvalid, "name may contain only letters, digits, '_' and '-'")
+	case strings.HasPrefix(name, "-") || strings.HasPrefix(name, "_"):
+		return Errorf(ErrInvalid, "name must start with a letter or digit")
+	}
+	return nil
+}
+
+// ParseMemory parses a memory size of the contract's form ^\d+(k|m|g)?$; a
+// bare number means megabytes. It returns bytes.
+func ParseMemory(s string) (int64, error) {
+	m := memoryRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, Errorf(ErrInvalid, "memory %q must be a number with an optional unit k, m or g (a bare number means megabytes), e.g. \"2g\"", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, Errorf(ErrInvalid, "memory %q is too large", s)
+	}
+	var unit int64 = 1 << 20
+	switch strings.ToLower(m[2]) {
+	case "k":
+		unit = 1 << 10
+	case "g":
+		unit = 1 << 30
+	}
+	if n > (1<<62)/unit {
+		return 0, Errorf(ErrInvalid, "memory %q is too large", s)
+	}
+	b := n * unit
+	if b < minMemory {
+		return 0, Errorf(ErrInvalid, "memory %q is below the minimum of 6m", s)
+	}
+	return b, nil
+}
+
+// ValidateCPUs checks a CPU count against the contract's bounds and the host.
+func ValidateCPUs(cpus float64, hostCPUs int) error {
+	if !(cpus > 0) || cpus > maxCPUs {
+		return Errorf(ErrInvalid, "cpus must be greater than 0 and at most %d", maxCPUs)
+	}
+	if hostCPUs > 0 && cpus > float64(hostCPUs) {
+		return Errorf(ErrInvalid, "cpus must be at most %d on this node", hostCPUs)
+	}
+	return nil
+}
+
+// ValidateEnv checks environment variable names and values.
+func ValidateEnv(env map[string]string) error {
+	for k, v := range env {
+		if !envKeyRE.MatchString(k) {
+			return Errorf(ErrInvalid, "env name %q must be letters, digits and '_' and not start with a digit", k)
+		}
+		if strings.ContainsRune(v, 0) {
+			return Errorf(ErrInvalid, "env %s must not contain a NUL byte", k)
+		}
+	}
+	return nil
+}

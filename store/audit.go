@@ -1,0 +1,115 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// DefaultEventLimit is the number of events Events returns when the query
+// sets no positive limit.
+const DefaultEventLimit = 200
+
+const (
+	insertEventSQL = `INSERT INTO audit (ts, space, type, actor, meta) VALUES (?, ?, ?, ?, ?)`
+
+	// The listings read newest first so that LIMIT stops early on the rowid
+	// (or audit_space_id) b-tree; Events reverses the page in Go.
+	selectEventsSQL = `SELECT id, ts, space, type, actor, meta FROM audit
+		ORDER BY id DESC LIMIT ?`
+	selectSpaceEventsSQL = `SELECT id, ts, space, type, actor, meta FROM audit
+		WHERE space = ? ORDER BY id DESC LIMIT ?`
+)
+
+// Record appends e to the audit log. e.ID is ignored; a zero e.Time is
+// recorded as the current time, since an audit row without a time is useless.
+func (s *Store) Record(ctx context.Context, e spaces.Event) error {
+	if e.Type == "" {
+		return spaces.Errorf(spaces.ErrInvalid, "event type is required")
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	meta, err := encodeMeta(e.Meta)
+	if err != nil {
+		return fmt.Errorf("recording %s event: %w", e.Type, err)
+	}
+	if _, err := s.rw.ExecContext(ctx, insertEventSQL, e.Time.UnixMilli(), e.Space, e.Type, e.Actor, meta); err != nil {
+		return fmt.Errorf("recording %s event: %w", e.Type, err)
+	}
+	return nil
+}
+
+// Events returns the newest q.Limit events (DefaultEventLimit when q.Limit is
+// not positive), only those of q.Space when it is set, oldest first.
+func (s *Store) Events(ctx context.Context, q spaces.AuditQuery) ([]spaces.Event, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultEventLimit
+	}
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if q.Space == "" {
+		rows, err = s.ro.QueryContext(ctx, selectEventsSQL, limit)
+	} else {
+		rows, err = s.ro.QueryContext(ctx, selectSpaceEventsSQL, q.Space, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing events: %w", err)
+	}
+	defer rows.Close()
+
+	events := make([]spaces.Event, 0, min(limit, 64))
+	for rows.Next() {
+		var (
+			e    spaces.Event
+			ts   sql.NullInt64
+			meta sql.NullString
+		)
+		if err := rows.Scan(&e.ID, &ts, &e.Space, &e.Type, &e.Actor, &meta); err != nil {
+			return nil, fmt.Errorf("reading event: %w", err)
+		}
+		e.Time = fromMillis(ts)
+		if e.Meta, err = decodeMeta(meta); err != nil {
+			return nil, fmt.Errorf("reading event %d: %w", e.ID, err)
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing events: %w", err)
+	}
+	slices.Reverse(events)
+	return events, nil
+}
+
+// encodeMeta returns meta as a JSON object, or NULL when there is nothing in it.
+func encodeMeta(meta map[string]any) (sql.NullString, error) {
+	if len(meta) == 0 {
+		return sql.NullString{}, nil
+	}
+	b, err := json.Marshal(meta)
+	if err != nil {
+		return sql.NullString{}, fmt.Errorf("encoding meta: %w", err)
+	}
+	return sql.NullString{String: string(b), Valid: true}, nil
+}
+
+// decodeMeta is the inverse of encodeMeta. Numbers come back as float64, as
+// from any JSON decoding into map[string]any.
+func decodeMeta(meta sql.NullString) (map[string]any, error) {
+	if !meta.Valid || meta.String == "" {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(meta.String), &m); err != nil {
+		return nil, fmt.Errorf("decoding meta: %w", err)
+	}
+	return m, nil
+}
