@@ -126,56 +126,7 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		return sp, mapErr(verr, "inspecting volume")
 	}
 
-	labels := map[string]string{
-		spaces.LabelKind:        spaces.LabelKindSpace,
-		spaces.LabelSpace:       spec.Name,
-		spaces.LabelVolume:      vname,
-		spaces.LabelTemplate:    spec.Template,
-		spaces.LabelNetworkMode: spec.NetworkMode,
-		spaces.LabelMemory:      strconv.FormatInt(spec.MemoryBytes, 10),
-		spaces.LabelCPUs:        formatCPUs(spec.CPUs),
-		spaces.LabelGPU:         strconv.FormatBool(spec.GPU),
-	}
-	cfg := &container.Config{
-		Image:      spec.Image,
-		User:       fmt.Sprintf("%d:%d", spaces.SandboxUID, spaces.SandboxUID),
-		WorkingDir: spaces.WorkspacePath,
-		Cmd:        []string{"sleep", "infinity"},
-		Hostname:   spec.Name,
-		Env:        spec.Env,
-		Labels:     labels,
-	}
-	pids := pidsLimit
-	init := true
-	host := &container.HostConfig{
-		Mounts: []mount.Mount{{
-			Type:   mount.TypeVolume,
-			Source: vname,
-			Target: spaces.WorkspacePath,
-			VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{
-				spaces.LabelKind:  "volume",
-				spaces.LabelSpace: spec.Name,
-			}},
-		}},
-		Resources: container.Resources{
-			Memory:    spec.MemoryBytes,
-			NanoCPUs:  int64(spec.CPUs * 1e9),
-			PidsLimit: &pids,
-		},
-		CapDrop:        []string{"ALL"},
-		SecurityOpt:    []string{"no-new-privileges"},
-		Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,mode=1777", "/run": "rw,nosuid,nodev,mode=755"},
-		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
-		ReadonlyRootfs: spec.ReadOnlyRootfs,
-		Init:           &init,
-	}
-	if spec.NetworkMode == spaces.NetworkNone {
-		host.NetworkMode = "none"
-	}
-	if spec.GPU {
-		host.DeviceRequests = []container.DeviceRequest{{Count: -1, Capabilities: [][]string{{"gpu"}}}}
-	}
-
+	cfg, host := ContainerConfig(spec)
 	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: host})
 	if err != nil {
 		switch {
@@ -236,7 +187,8 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) err
 		}
 		return nil
 	}
-	_, verr := e.c.VolumeRemove(ctx, volumeName(name), client.VolumeRemoveOptions{Force: true})
+	// No Force: a forced remove reports success for a missing volume.
+	_, verr := e.c.VolumeRemove(ctx, volumeName(name), client.VolumeRemoveOptions{})
 	switch {
 	case verr == nil:
 		return nil
@@ -272,4 +224,62 @@ func (e *Engine) Resume(ctx context.Context, name string) error {
 		return nil
 	}
 	return mapErr(err, "starting space")
+}
+
+// ContainerConfig returns the container and host configuration of a space,
+// with the names, labels and hardening of the wire contract. Benchmarks use
+// it to give the raw SDK baseline the same work.
+func ContainerConfig(spec spaces.ContainerSpec) (*container.Config, *container.HostConfig) {
+	vname := volumeName(spec.Name)
+	labels := map[string]string{
+		spaces.LabelKind:        spaces.LabelKindSpace,
+		spaces.LabelSpace:       spec.Name,
+		spaces.LabelVolume:      vname,
+		spaces.LabelTemplate:    spec.Template,
+		spaces.LabelNetworkMode: spec.NetworkMode,
+		spaces.LabelMemory:      strconv.FormatInt(spec.MemoryBytes, 10),
+		spaces.LabelCPUs:        formatCPUs(spec.CPUs),
+		spaces.LabelGPU:         strconv.FormatBool(spec.GPU),
+	}
+	cfg := &container.Config{
+		Image:      spec.Image,
+		User:       fmt.Sprintf("%d:%d", spaces.SandboxUID, spaces.SandboxUID),
+		WorkingDir: spaces.WorkspacePath,
+		Cmd:        []string{"sleep", "infinity"},
+		Hostname:   spec.Name,
+		Env:        spec.Env,
+		Labels:     labels,
+	}
+	pids := pidsLimit
+	init := true
+	host := &container.HostConfig{
+		Mounts: []mount.Mount{{
+			Type:   mount.TypeVolume,
+			Source: vname,
+			Target: spaces.WorkspacePath,
+			VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{
+				spaces.LabelKind:  "volume",
+				spaces.LabelSpace: spec.Name,
+			}},
+		}},
+		Resources: container.Resources{
+			Memory:    spec.MemoryBytes,
+			NanoCPUs:  int64(spec.CPUs * 1e9),
+			PidsLimit: &pids,
+		},
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,mode=1777", "/run": "rw,nosuid,nodev,mode=755"},
+		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		ReadonlyRootfs: spec.ReadOnlyRootfs,
+		Init:           &init,
+	}
+	if spec.NetworkMode == spaces.NetworkNone {
+		host.NetworkMode = "none"
+	}
+	if spec.GPU {
+		host.DeviceRequests = []container.DeviceRequest{{Count: -1, Capabilities: [][]string{{"gpu"}}}}
+	}
+
+	return cfg, host
 }

@@ -105,11 +105,14 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data folder: %w", err)
 	}
-	key, generated, err := resolveAPIKey(o)
-	if err != nil {
-		return err
-	}
-	if o.AuthDisabled {
+	var key string
+	var generated bool
+	if !o.AuthDisabled {
+		var err error
+		if key, generated, err = resolveAPIKey(o); err != nil {
+			return err
+		}
+	} else {
 		log.Warn("AUTHENTICATION IS DISABLED: anyone who can reach this node controls its spaces. Use only for development.")
 	}
 

@@ -1,0 +1,63 @@
+# Clawdspace — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE   ?= clawdspace:latest
+BIN     := bin/clawdspace
+GO      ?= go
+GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+# Root runs the set-up scripts directly; others go through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: engine
+engine: ## Make sure a Docker engine is installed and running (installs docker.io on Debian/Ubuntu as root)
+	@$(SUDO) docker/ensure-engine.sh
+
+.PHONY: image
+image: engine ## Build the sandbox image $(IMAGE) when it is missing (FORCE=1 rebuilds)
+	@if [ -n "$(FORCE)" ] || ! docker image inspect $(IMAGE) >/dev/null 2>&1; then \
+		$(SUDO) docker/build-image.sh $(IMAGE); \
+	else echo "image $(IMAGE) is present (make image FORCE=1 rebuilds it)"; fi
+
+.PHONY: generate
+generate: ## Regenerate generated code
+	$(GO) generate ./...
+
+.PHONY: build
+build: ## Build bin/clawdspace
+	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/clawdspace
+
+.PHONY: run
+run: image build ## Set up this machine (engine, image) and run a node on 127.0.0.1:7777
+	$(BIN) serve
+
+.PHONY: test-deps
+test-deps: engine ## Install what the tests need besides the engine (busybox-static for the test image)
+	@test -x /bin/busybox || { command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq busybox-static; } \
+		|| { echo "The tests need /bin/busybox (a static busybox): install busybox-static"; exit 1; }
+
+.PHONY: test
+test: test-deps image ## Run every test against the real engine
+	$(GO) test -count=1 ./...
+
+.PHONY: test-race
+test-race: test-deps image ## Run every test with the race detector
+	$(GO) test -race -count=1 ./...
+
+.PHONY: bench
+bench: test-deps ## Run the benchmarks (node vs raw Docker SDK ratios as x-raw)
+	$(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-30x} ./...
+
+.PHONY: lint
+lint: ## go vet and gofmt
+	$(GO) vet ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: clean
+clean: ## Remove build output
+	rm -rf bin

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestResolveAPIKey(t *testing.T) {
+	dir := t.TempDir()
+	k1, gen, err := resolveAPIKey(serveOptions{DataDir: dir})
+	if err != nil || !gen || len(k1) < 40 {
+		t.Fatalf("first start: %q, %v, %v", k1, gen, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "api-key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, %v", fi, err)
+	}
+	k2, gen, err := resolveAPIKey(serveOptions{DataDir: dir})
+	if err != nil || gen || k2 != k1 {
+		t.Fatalf("second start: %q, %v, %v (want the stored key)", k2, gen, err)
+	}
+	if _, _, err := resolveAPIKey(serveOptions{DataDir: dir, APIKey: "short"}); err == nil {
+		t.Fatal("a 5-character key was accepted")
+	}
+	if k, gen, err := resolveAPIKey(serveOptions{DataDir: dir, APIKey: "a-long-enough-key-123"}); err != nil || gen || k != "a-long-enough-key-123" {
+		t.Fatalf("explicit key: %q, %v, %v", k, gen, err)
+	}
+}
+
+func TestDefaultDataDir(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"explicit", map[string]string{"CLAWDSPACE_DATA_DIR": "/d", "HOME": "/h"}, "/d"},
+		{"xdg", map[string]string{"XDG_DATA_HOME": "/x", "HOME": "/h"}, "/x/clawdspace"},
+		{"home", map[string]string{"HOME": "/h"}, "/h/.local/share/clawdspace"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := defaultDataDir(func(k string) string { return tt.env[k] }); got != tt.want {
+				t.Fatalf("defaultDataDir() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// syncBuffer is a goroutine-safe writer for the server's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeLocalMode starts `clawdspace serve` as a user would (through the
+// command tree, on the real engine) and checks the first-start experience:
+// loopback address, a generated key printed once with a dashboard link, and
+// the key enforced.
+func TestServeLocalMode(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"CLAWDSPACE_DATA_DIR": dir, "PORT": "0"}
+	start := func() (url string, out *syncBuffer, stop func()) {
+		out = &syncBuffer{}
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := newRootCmd(func(k string) string { return env[k] }, io.Discard, out)
+		cmd.SetArgs([]string{"serve"})
+		done := make(chan error, 1)
+		go func() { done <- cmd.ExecuteContext(ctx) }()
+		re := regexp.MustCompile(`Clawdspace node on (http://127\.0\.0\.1:\d+)`)
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if m := re.FindStringSubmatch(out.String()); m != nil {
+				url = m[1]
+				break
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("serve ended early: %v\n%s", err, out.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		if url == "" {
+			t.Fatalf("serve printed no address:\n%s", out.String())
+		}
+		return url, out, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+		}
+	}
+
+	url, out, stop := start()
+	key, err := os.ReadFile(filepath.Join(dir, "api-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := strings.TrimSpace(string(key))
+	if !strings.Contains(out.String(), url+"/?key="+k) {
+		t.Errorf("first start did not print the dashboard link with the key:\n%s", out.String())
+	}
+	get := func(path, key string) int {
+		req, _ := http.NewRequest("GET", url+path, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get("/api/health", ""); got != 200 {
+		t.Errorf("health = %d", got)
+	}
+	if got := get("/api/spaces", ""); got != 401 {
+		t.Errorf("spaces without key = %d", got)
+	}
+	if got := get("/api/spaces", k); got != 200 {
+		t.Errorf("spaces with key = %d", got)
+	}
+	stop()
+
+	// A restart keeps the key and does not print it again.
+	_, out, stop = start()
+	if strings.Contains(out.String(), k) {
+		t.Errorf("restart printed the key again:\n%s", out.String())
+	}
+	stop()
+}
+
+func TestServeAuthDisabledWarns(t *testing.T) {
+	env := map[string]string{"CLAWDSPACE_DATA_DIR": t.TempDir(), "PORT": "0", "CLAWDSPACE_AUTH_DISABLED": "true"}
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := newRootCmd(func(k string) string { return env[k] }, io.Discard, out)
+	cmd.SetArgs([]string{"serve"})
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "auth disabled") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if !strings.Contains(out.String(), "AUTHENTICATION IS DISABLED") {
+		t.Fatalf("no loud warning:\n%s", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(env["CLAWDSPACE_DATA_DIR"], "api-key")); err == nil {
+		t.Error("a key was generated although auth is disabled")
+	}
+}

@@ -1,0 +1,187 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
+
+	"github.com/adam91holt/clawdspace/engine"
+	"github.com/adam91holt/clawdspace/nodetest"
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// Each benchmark times the node's API and the raw Docker SDK doing the same
+// work, interleaved in one run so both see the same machine, and reports
+// their ratio as "x-raw" (1.00 = no overhead).
+
+type pair struct {
+	node, raw time.Duration
+}
+
+func (p *pair) report(b *testing.B) {
+	b.Helper()
+	n := float64(b.N)
+	b.ReportMetric(float64(p.node.Microseconds())/n, "node-µs/op")
+	b.ReportMetric(float64(p.raw.Microseconds())/n, "raw-µs/op")
+	if p.raw > 0 {
+		b.ReportMetric(float64(p.node)/float64(p.raw), "x-raw")
+	}
+}
+
+func timed(d *time.Duration, f func()) {
+	start := time.Now()
+	f()
+	*d += time.Since(start)
+}
+
+// post sends a body-less or JSON request as the CLI does and fails on a
+// non-2xx answer; it is lean so the benchmark measures the node, not the client.
+func post(b *testing.B, n *nodetest.Node, method, path, body string) {
+	req, _ := http.NewRequest(method, n.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+nodetest.Key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.HTTP.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b.Fatalf("%s %s: %d", method, path, resp.StatusCode)
+	}
+}
+
+func rawExec(b *testing.B, c *client.Client, container string, cmd ...string) {
+	ctx := context.Background()
+	cr, err := c.ExecCreate(ctx, container, client.ExecCreateOptions{AttachStdout: true, AttachStderr: true, Cmd: cmd})
+	if err != nil {
+		b.Fatal(err)
+	}
+	att, err := c.ExecAttach(ctx, cr.ID, client.ExecAttachOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = stdcopy.StdCopy(io.Discard, io.Discard, att.Reader)
+	att.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.ExecInspect(ctx, cr.ID, client.ExecInspectOptions{}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func benchSpace(b *testing.B, n *nodetest.Node, base string) string {
+	b.Helper()
+	name := nodetest.Name(b, n.Engine, base)
+	if r := n.Do(b, "POST", "/api/spaces", map[string]any{"name": name, "memory": "256m"}); r.Status != http.StatusCreated {
+		b.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	return name
+}
+
+// BenchmarkExecTrue: POST /exec of `true` vs a raw exec create+attach+inspect.
+func BenchmarkExecTrue(b *testing.B) {
+	n := nodetest.Start(b, nodetest.Options{})
+	name := benchSpace(b, n, "bexec")
+	raw := n.Raw()
+	var p pair
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		timed(&p.node, func() { post(b, n, "POST", "/api/spaces/"+name+"/exec", `{"command":["true"]}`) })
+		timed(&p.raw, func() { rawExec(b, raw, "clawdspace-"+name, "true") })
+	}
+	p.report(b)
+}
+
+// BenchmarkPauseResume: POST /stop + /start vs raw pause + unpause.
+func BenchmarkPauseResume(b *testing.B) {
+	n := nodetest.Start(b, nodetest.Options{})
+	name := benchSpace(b, n, "bpause")
+	raw, ctx, cname := n.Raw(), context.Background(), "clawdspace-"+name
+	var p pair
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		timed(&p.node, func() {
+			post(b, n, "POST", "/api/spaces/"+name+"/stop", "")
+			post(b, n, "POST", "/api/spaces/"+name+"/start", "")
+		})
+		timed(&p.raw, func() {
+			if _, err := raw.ContainerPause(ctx, cname, client.ContainerPauseOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := raw.ContainerUnpause(ctx, cname, client.ContainerUnpauseOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+	p.report(b)
+}
+
+// BenchmarkCreate: POST /api/spaces until running vs a raw volume create,
+// container create (same configuration) and start. Removal is not timed.
+func BenchmarkCreate(b *testing.B) {
+	n := nodetest.Start(b, nodetest.Options{})
+	raw, ctx := n.Raw(), context.Background()
+	var p pair
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		name := nodetest.Name(b, n.Engine, fmt.Sprintf("bcreate%d", i))
+		timed(&p.node, func() { post(b, n, "POST", "/api/spaces", `{"name":"`+name+`"}`) })
+		b.StopTimer()
+		if err := n.Engine.Remove(ctx, name, true); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+
+		spec := spaces.ContainerSpec{Name: name, Image: nodetest.TestImage, MemoryBytes: 2 << 30, CPUs: 1,
+			NetworkMode: spaces.NetworkInternet, Template: "default"}
+		cfg, hostCfg := engine.ContainerConfig(spec)
+		timed(&p.raw, func() {
+			if _, err := raw.VolumeCreate(ctx, client.VolumeCreateOptions{Name: spaces.VolumePrefix + name}); err != nil {
+				b.Fatal(err)
+			}
+			cr, err := raw.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spaces.ContainerPrefix + name, Config: cfg, HostConfig: hostCfg})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := raw.ContainerStart(ctx, cr.ID, client.ContainerStartOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		})
+		b.StopTimer()
+		if err := n.Engine.Remove(ctx, name, true); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	p.report(b)
+}
+
+// BenchmarkList20: GET /api/spaces with 20 spaces vs one raw filtered list.
+func BenchmarkList20(b *testing.B) {
+	n := nodetest.Start(b, nodetest.Options{})
+	for i := 0; i < 20; i++ {
+		benchSpace(b, n, fmt.Sprintf("blist%d", i))
+	}
+	raw, ctx := n.Raw(), context.Background()
+	var p pair
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		timed(&p.node, func() { post(b, n, "GET", "/api/spaces", "") })
+		timed(&p.raw, func() {
+			if _, err := raw.ContainerList(ctx, client.ContainerListOptions{All: true,
+				Filters: make(client.Filters).Add("label", spaces.LabelKind+"="+spaces.LabelKindSpace)}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+	p.report(b)
+}
