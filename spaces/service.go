@@ -25,6 +25,9 @@ type Config struct {
 	HostCPUs int
 	// HasGPU reports whether this node can run GPU spaces.
 	HasGPU bool
+	// SeedTemplates are added at start-up when no template of their name
+	// exists (e.g. the older node's CLAWDSPACE_TEMPLATES_DIR).
+	SeedTemplates []Template
 }
 
 // Service applies the rules of Clawdspace to an Engine and a Store.
@@ -53,6 +56,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cfg.GPUImage = "clawdspace-gpu:latest"
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, clock: cfg.Clock}
+	for _, t := range cfg.SeedTemplates {
+		if err := cfg.Store.EnsureTemplate(ctx, t); err != nil {
+			return nil, fmt.Errorf("adding template %s: %w", t.Name, err)
+		}
+	}
 	for _, t := range BuiltinTemplates(cfg.GPUImage) {
 		var err error
 		if t.Managed {

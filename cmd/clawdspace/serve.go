@@ -33,6 +33,7 @@ type serveOptions struct {
 	Image        string
 	GPUImage     string
 	Name         string
+	TemplatesDir string
 	AuthDisabled bool
 	Verbose      bool
 }
@@ -63,6 +64,7 @@ Without an API key a strong one is generated on first start and kept in the data
 	f.StringVar(&o.DockerHost, "docker-host", getenv("DOCKER_HOST"), "Docker engine address ($DOCKER_HOST)")
 	f.StringVar(&o.Image, "image", envOr(getenv, "CLAWDSPACE_IMAGE", "clawdspace:latest"), "default sandbox image ($CLAWDSPACE_IMAGE)")
 	f.StringVar(&o.GPUImage, "gpu-image", envOr(getenv, "CLAWDSPACE_GPU_IMAGE", "clawdspace-gpu:latest"), "image of the gpu template ($CLAWDSPACE_GPU_IMAGE)")
+	f.StringVar(&o.TemplatesDir, "templates-dir", getenv("CLAWDSPACE_TEMPLATES_DIR"), "folder of template YAML files added at start-up when missing ($CLAWDSPACE_TEMPLATES_DIR)")
 	f.StringVar(&o.Name, "name", "", "node name shown in /api/nodes (default: the host name)")
 	f.BoolVar(&o.AuthDisabled, "auth-disabled", isTrue(getenv("CLAWDSPACE_AUTH_DISABLED")), "turn authentication off: development only ($CLAWDSPACE_AUTH_DISABLED)")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "log debug messages")
@@ -128,6 +130,10 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	}
 	defer eng.Close()
 
+	seeds, err := readTemplates(o.TemplatesDir)
+	if err != nil {
+		return err
+	}
 	machine := host.New(ctx, host.Config{DiskPath: o.DataDir})
 	svc, err := spaces.New(ctx, spaces.Config{
 		Engine:       eng,
@@ -137,6 +143,8 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		GPUImage:     o.GPUImage,
 		HostCPUs:     runtime.NumCPU(),
 		HasGPU:       machine.GPU().Present,
+
+		SeedTemplates: seeds,
 	})
 	if err != nil {
 		return err
@@ -217,4 +225,31 @@ func resolveAPIKey(o serveOptions) (key string, generated bool, err error) {
 		return "", false, fmt.Errorf("storing API key: %w", err)
 	}
 	return k, true, nil
+}
+
+// readTemplates parses every *.yaml and *.yml file of dir; a file that is not
+// a valid template stops the start with its name and the problem.
+func readTemplates(dir string) ([]spaces.Template, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	var out []spaces.Template
+	for _, pattern := range []string{"*.yaml", "*.yml"} {
+		files, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("reading template: %w", err)
+			}
+			t, err := spaces.ParseTemplate(string(b))
+			if err != nil {
+				return nil, fmt.Errorf("template %s: %w", f, err)
+			}
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }

@@ -171,3 +171,23 @@ func TestServeAuthDisabledWarns(t *testing.T) {
 		t.Error("a key was generated although auth is disabled")
 	}
 }
+
+func TestReadTemplates(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte("name: Team\nresources: {memory: 1g}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("ignored"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readTemplates(dir)
+	if err != nil || len(got) != 1 || got[0].Name != "team" || got[0].Resources.Memory != "1g" {
+		t.Fatalf("readTemplates() = %+v, %v", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad.yml"), []byte("name: x\nbogus: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readTemplates(dir); err == nil || !strings.Contains(err.Error(), "bad.yml") || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("bad template error = %v", err)
+	}
+}
