@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -32,6 +33,12 @@ type Config struct {
 type Engine struct {
 	c   *client.Client
 	log *slog.Logger
+	// ids maps a space name to the ID of a container whose labels were
+	// checked, so hot paths act on a verified space without an inspect and
+	// never on a foreign container that happens to have the same name.
+	ids sync.Map
+	// verifiedImages holds IDs of images known to run a space's command.
+	verifiedImages sync.Map
 }
 
 var _ spaces.Engine = (*Engine)(nil)
@@ -91,6 +98,45 @@ func mapErr(err error, what string) error {
 		return err
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// spaceID returns the container ID of a space, from the cache when it was
+// verified before. cached says whether it came from the cache.
+func (e *Engine) spaceID(ctx context.Context, name string) (id string, cached bool, err error) {
+	if v, ok := e.ids.Load(name); ok {
+		return v.(string), true, nil
+	}
+	res, err := e.c.ContainerInspect(ctx, containerName(name), client.ContainerInspectOptions{})
+	if err != nil {
+		return "", false, mapErr(err, "inspecting space")
+	}
+	if !isSpace(res.Container.Config) {
+		return "", false, spaces.SpaceNotFound()
+	}
+	e.ids.Store(name, res.Container.ID)
+	return res.Container.ID, false, nil
+}
+
+func isSpace(c *container.Config) bool {
+	return c != nil && c.Labels[spaces.LabelKind] == spaces.LabelKindSpace
+}
+
+// onSpace runs op on the container of a space. When a cached ID turns out
+// stale (the container was replaced), it looks the space up again once.
+func (e *Engine) onSpace(ctx context.Context, name string, op func(id string) error) error {
+	id, cached, err := e.spaceID(ctx, name)
+	if err != nil {
+		return err
+	}
+	err = op(id)
+	if cached && (cerrdefs.IsNotFound(err) || errors.Is(err, spaces.ErrNotFound)) {
+		e.ids.CompareAndDelete(name, id)
+		if id, _, err = e.spaceID(ctx, name); err != nil {
+			return err
+		}
+		err = op(id)
+	}
+	return err
 }
 
 func isNotRunning(err error) bool {

@@ -16,8 +16,18 @@ import (
 // Exec runs a process in a space through the exec API: create, attach
 // (which starts it), copy the demultiplexed output, inspect for the exit
 // code. A paused or stopped space gives spaces.ErrNotRunning.
-func (e *Engine) Exec(ctx context.Context, name string, spec spaces.ExecSpec) (int, error) {
-	cr, err := e.c.ExecCreate(ctx, containerName(name), client.ExecCreateOptions{
+func (e *Engine) Exec(ctx context.Context, name string, spec spaces.ExecSpec) (code int, err error) {
+	err = e.onSpace(ctx, name, func(id string) (err error) {
+		code, err = e.execIn(ctx, id, spec)
+		return err
+	})
+	return code, mapErr(err, "running exec")
+}
+
+// execIn runs a process in a container. Its errors are the SDK's, so that
+// onSpace can tell a stale container ID.
+func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (int, error) {
+	cr, err := e.c.ExecCreate(ctx, id, client.ExecCreateOptions{
 		AttachStdout: true,
 		AttachStderr: true,
 		AttachStdin:  spec.Stdin != nil,
@@ -26,11 +36,11 @@ func (e *Engine) Exec(ctx context.Context, name string, spec spaces.ExecSpec) (i
 		WorkingDir:   spec.WorkDir,
 	})
 	if err != nil {
-		return 0, mapErr(err, "creating exec")
+		return 0, err
 	}
 	att, err := e.c.ExecAttach(ctx, cr.ID, client.ExecAttachOptions{})
 	if err != nil {
-		return 0, mapErr(err, "starting exec")
+		return 0, err
 	}
 	defer att.Close()
 
@@ -59,7 +69,7 @@ func (e *Engine) Exec(ctx context.Context, name string, spec spaces.ExecSpec) (i
 	}
 	ins, err := e.c.ExecInspect(ctx, cr.ID, client.ExecInspectOptions{})
 	if err != nil {
-		return 0, mapErr(err, "inspecting exec")
+		return 0, err
 	}
 	return ins.ExitCode, nil
 }
@@ -67,7 +77,11 @@ func (e *Engine) Exec(ctx context.Context, name string, spec spaces.ExecSpec) (i
 // Stats takes one sample; the engine collects a previous sample too, so the
 // CPU percentage is over about one second.
 func (e *Engine) Stats(ctx context.Context, name string) (spaces.Stats, error) {
-	res, err := e.c.ContainerStats(ctx, containerName(name), client.ContainerStatsOptions{IncludePreviousSample: true})
+	var res client.ContainerStatsResult
+	err := e.onSpace(ctx, name, func(id string) (err error) {
+		res, err = e.c.ContainerStats(ctx, id, client.ContainerStatsOptions{IncludePreviousSample: true})
+		return err
+	})
 	if err != nil {
 		return spaces.Stats{}, mapErr(err, "reading stats")
 	}

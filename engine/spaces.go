@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ func (e *Engine) List(ctx context.Context) ([]spaces.Space, error) {
 	out := make([]spaces.Space, 0, len(res.Items))
 	for _, c := range res.Items {
 		sp, ok := fromSummary(c)
+		e.ids.Store(sp.Name, c.ID)
 		if !ok {
 			full, err := e.Get(ctx, sp.Name)
 			if err != nil {
@@ -87,10 +89,14 @@ func (e *Engine) Get(ctx context.Context, name string) (spaces.Space, error) {
 	if err != nil {
 		return spaces.Space{}, mapErr(err, "inspecting space")
 	}
-	c := res.Container
-	if c.Config == nil || c.Config.Labels[spaces.LabelKind] != spaces.LabelKindSpace {
+	if !isSpace(res.Container.Config) {
 		return spaces.Space{}, spaces.SpaceNotFound()
 	}
+	e.ids.Store(name, res.Container.ID)
+	return fromInspect(name, res.Container), nil
+}
+
+func fromInspect(name string, c container.InspectResponse) spaces.Space {
 	l := c.Config.Labels
 	sp := spaces.Space{
 		Name:        name,
@@ -111,7 +117,7 @@ func (e *Engine) Get(ctx context.Context, name string) (spaces.Space, error) {
 		sp.CPUs = float64(h.NanoCPUs) / 1e9
 		sp.GPU = len(h.DeviceRequests) > 0
 	}
-	return sp, nil
+	return sp
 }
 
 // Create makes the volume and container of a space and starts it. The
@@ -151,14 +157,48 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		}
 	}()
 	if _, err = e.c.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
-		var msg string
-		if m := engineMessage(err); m != "" {
-			msg = m
-		}
-		return sp, spaces.Errorf(spaces.ErrInvalid, "starting space: %s", msg)
+		return sp, spaces.Errorf(spaces.ErrInvalid, "starting space: %s", engineMessage(err))
 	}
-	sp, err = e.Get(ctx, spec.Name)
-	return sp, err
+	c, err := e.checkRunning(ctx, created.ID, spec.Image)
+	if err != nil {
+		return sp, err
+	}
+	e.ids.Store(spec.Name, created.ID)
+	return fromInspect(spec.Name, c), nil
+}
+
+// checkRunning makes sure a new space runs its command. With an init process
+// the start succeeds even when the image lacks sleep; the init then exits.
+// The first space of each image proves it with a short exec; later ones
+// trust the image.
+func (e *Engine) checkRunning(ctx context.Context, id, image string) (container.InspectResponse, error) {
+	res, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return res.Container, mapErr(err, "inspecting new space")
+	}
+	c := res.Container
+	if st := c.State; st == nil || !st.Running || st.Restarting || c.RestartCount > 0 {
+		return c, spaces.Errorf(spaces.ErrInvalid, "space did not keep running: image %q must provide sleep (%s)", image, stateDetail(st))
+	}
+	if _, ok := e.verifiedImages.Load(c.Image); ok {
+		return c, nil
+	}
+	code, err := e.execIn(ctx, id, spaces.ExecSpec{Cmd: []string{"sleep", "0"}})
+	if err != nil || code != 0 {
+		return c, spaces.Errorf(spaces.ErrInvalid, "space did not keep running: image %q must provide sleep", image)
+	}
+	e.verifiedImages.Store(c.Image, struct{}{})
+	return c, nil
+}
+
+func stateDetail(st *container.State) string {
+	if st == nil {
+		return "no state"
+	}
+	if st.Error != "" {
+		return st.Error
+	}
+	return fmt.Sprintf("status %s, exit code %d", st.Status, st.ExitCode)
 }
 
 // removeVolume removes a volume that a failed create made.
@@ -173,19 +213,34 @@ func (e *Engine) removeVolume(existed bool, vname string) {
 	}
 }
 
-// Remove deletes a space's container and, when asked, its volume. A missing
-// container with a volume left behind still has its volume removed.
+// Remove deletes a space's container and, when asked, its volume. It
+// inspects first, so it never removes a container that is not a space; a
+// missing container with a volume left behind still has its volume removed.
 func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) error {
-	_, err := e.c.ContainerRemove(ctx, containerName(name), client.ContainerRemoveOptions{Force: true})
-	missing := cerrdefs.IsNotFound(err)
+	e.ids.Delete(name)
+	id, _, err := e.spaceID(ctx, name)
+	e.ids.Delete(name)
+	missing := errors.Is(err, spaces.ErrNotFound)
 	if err != nil && !missing {
-		return mapErr(err, "removing container")
+		return err
+	}
+	if !missing {
+		_, err := e.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			return mapErr(err, "removing container")
+		}
 	}
 	if !removeVolume {
 		if missing {
 			return spaces.SpaceNotFound()
 		}
 		return nil
+	}
+	if missing {
+		// Only a volume of a space: another container may hold it.
+		if _, cerr := e.c.ContainerInspect(ctx, containerName(name), client.ContainerInspectOptions{}); cerr == nil {
+			return spaces.SpaceNotFound()
+		}
 	}
 	// No Force: a forced remove reports success for a missing volume.
 	_, verr := e.c.VolumeRemove(ctx, volumeName(name), client.VolumeRemoveOptions{})
@@ -203,8 +258,11 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) err
 
 // Pause freezes a space. Pausing a paused or stopped space changes nothing.
 func (e *Engine) Pause(ctx context.Context, name string) error {
-	_, err := e.c.ContainerPause(ctx, containerName(name), client.ContainerPauseOptions{})
-	if err != nil && cerrdefs.IsConflict(err) {
+	err := e.onSpace(ctx, name, func(id string) error {
+		_, err := e.c.ContainerPause(ctx, id, client.ContainerPauseOptions{})
+		return err
+	})
+	if err != nil && (cerrdefs.IsConflict(err) || isNotRunning(err) || strings.Contains(err.Error(), "already paused")) {
 		return nil
 	}
 	return mapErr(err, "pausing space")
@@ -213,17 +271,19 @@ func (e *Engine) Pause(ctx context.Context, name string) error {
 // Resume unpauses a paused space or starts a stopped one, without an
 // inspect on the common path.
 func (e *Engine) Resume(ctx context.Context, name string) error {
-	cname := containerName(name)
-	_, err := e.c.ContainerUnpause(ctx, cname, client.ContainerUnpauseOptions{})
-	if err == nil || !cerrdefs.IsConflict(err) {
-		return mapErr(err, "resuming space")
-	}
-	// Not paused: start it (a running container answers 304, which is fine).
-	_, err = e.c.ContainerStart(ctx, cname, client.ContainerStartOptions{})
-	if err != nil && cerrdefs.IsNotModified(err) {
-		return nil
-	}
-	return mapErr(err, "starting space")
+	return e.onSpace(ctx, name, func(id string) error {
+		_, err := e.c.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+		// Engine 20.10 answers 500, newer ones 409, for "is not paused".
+		if err == nil || !(cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "is not paused")) {
+			return mapErr(err, "resuming space")
+		}
+		// Not paused: start it (a running container answers 304, which is fine).
+		_, err = e.c.ContainerStart(ctx, id, client.ContainerStartOptions{})
+		if err != nil && cerrdefs.IsNotModified(err) {
+			return nil
+		}
+		return mapErr(err, "starting space")
+	})
 }
 
 // ContainerConfig returns the container and host configuration of a space,
@@ -269,7 +329,7 @@ func ContainerConfig(spec spaces.ContainerSpec) (*container.Config, *container.H
 		},
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges"},
-		Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,mode=1777", "/run": "rw,nosuid,nodev,mode=755"},
+		Tmpfs:          map[string]string{"/tmp": "rw,exec,nosuid,nodev,mode=1777", "/run": "rw,nosuid,nodev,mode=755"},
 		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 		ReadonlyRootfs: spec.ReadOnlyRootfs,
 		Init:           &init,

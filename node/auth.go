@@ -3,8 +3,11 @@ package node
 import (
 	"context"
 	"crypto/subtle"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/adam91holt/clawdspace/spaces"
 )
@@ -49,6 +52,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 					msg = "Unauthorized: wrong API key"
 				}
 				s.log.Debug("auth denied", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", msg)
+				s.recordDenial(r, msg)
 				s.writeError(w, r, spaces.Errorf(spaces.ErrUnauthorized, "%s", msg))
 				return
 			}
@@ -56,4 +60,41 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 	})
+}
+
+// denialLog limits audit rows for refused requests to one per remote host
+// per interval, so a client stuck with a wrong key cannot flood the log.
+type denialLog struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+const denialInterval = 10 * time.Second
+
+func (d *denialLog) allow(host string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.last == nil || len(d.last) > 10000 {
+		d.last = make(map[string]time.Time)
+	}
+	if t, ok := d.last[host]; ok && now.Sub(t) < denialInterval {
+		return false
+	}
+	d.last[host] = now
+	return true
+}
+
+// recordDenial writes an auth.denied audit row with the reason.
+func (s *Server) recordDenial(r *http.Request, reason string) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if !s.denials.allow(host, s.clock.Now()) {
+		return
+	}
+	meta := map[string]any{"method": r.Method, "path": r.URL.Path, "remote": host, "reason": reason}
+	if err := s.cfg.Spaces.Record(r.Context(), spaces.Caller{Actor: "anonymous"}, "", spaces.EventDenied, meta); err != nil {
+		s.log.Error("recording denied request", "err", err)
+	}
 }

@@ -1,8 +1,10 @@
 package node
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/adam91holt/clawdspace/spaces"
 )
@@ -19,6 +21,10 @@ type execResponse struct {
 	Stderr    string `json:"stderr"`
 	ExitCode  int    `json:"exitCode"`
 	Truncated bool   `json:"truncated,omitempty"`
+	// The exact bytes, only when the output is not valid UTF-8 (a JSON
+	// string cannot carry it; stdout/stderr then hold U+FFFD in its place).
+	StdoutBase64 string `json:"stdoutBase64,omitempty"`
+	StderrBase64 string `json:"stderrBase64,omitempty"`
 }
 
 // parseCommand accepts a string (run with sh -c) or an argv array.
@@ -60,12 +66,37 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if limit.truncated {
+		stdout.buf, stderr.buf = trimPartialRune(stdout.buf), trimPartialRune(stderr.buf)
+	}
 	writeJSON(w, http.StatusOK, execResponse{
-		Stdout:    string(stdout.buf),
-		Stderr:    string(stderr.buf),
-		ExitCode:  code,
-		Truncated: limit.truncated,
+		Stdout:       string(stdout.buf),
+		Stderr:       string(stderr.buf),
+		ExitCode:     code,
+		Truncated:    limit.truncated,
+		StdoutBase64: base64IfBinary(stdout.buf),
+		StderrBase64: base64IfBinary(stderr.buf),
 	})
+}
+
+func base64IfBinary(b []byte) string {
+	if utf8.Valid(b) {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// trimPartialRune drops a UTF-8 sequence cut short by the output limit.
+func trimPartialRune(b []byte) []byte {
+	for i := 1; i <= utf8.UTFMax && i <= len(b); i++ {
+		if utf8.RuneStart(b[len(b)-i]) {
+			if r, _ := utf8.DecodeRune(b[len(b)-i:]); r == utf8.RuneError && !utf8.FullRune(b[len(b)-i:]) {
+				return b[:len(b)-i]
+			}
+			return b
+		}
+	}
+	return b
 }
 
 // outputLimit is the byte budget stdout and stderr share.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -97,9 +98,19 @@ func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 func jsonProblem(err error) string {
+	if m, ok := spaces.Message(err); ok {
+		return m
+	}
 	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return "the body must be a JSON object"
+		}
 		return te.Field + " must be " + article(te.Type.String())
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
@@ -112,6 +123,10 @@ func article(t string) string {
 		return "true or false"
 	case "float64", "int", "int64":
 		return "a number"
+	case "map[string]string":
+		return "an object of strings"
+	case "[]string":
+		return "an array of strings"
 	}
 	return "of type " + t
 }

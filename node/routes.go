@@ -29,6 +29,7 @@ func (s *Server) routes() http.Handler {
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /api/health", s.handleHealth)
+	root.HandleFunc("GET /{$}", s.handleIndex)
 	root.Handle("/api/", s.authenticate(jsonNotFound(api)))
 
 	cop := http.NewCrossOriginProtection()

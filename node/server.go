@@ -47,6 +47,7 @@ type Server struct {
 	log     *slog.Logger
 	clock   spaces.Clock
 	handler http.Handler
+	denials denialLog
 }
 
 // New builds a Server.

@@ -84,8 +84,8 @@ func (s *Server) handleGetSpace(w http.ResponseWriter, r *http.Request) {
 type createRequest struct {
 	Name     string            `json:"name"`
 	Memory   flexString        `json:"memory"`
-	CPUs     flexNumber        `json:"cpus"`
-	GPU      bool              `json:"gpu"`
+	CPUs     optNumber         `json:"cpus"`
+	GPU      *bool             `json:"gpu"`
 	Image    string            `json:"image"`
 	Template string            `json:"template"`
 	Env      map[string]string `json:"env"`
@@ -117,26 +117,40 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// flexNumber is a JSON number or a numeric string.
-type flexNumber float64
+// optNumber is an optional JSON number or numeric string; null and "" mean
+// "not given", so a template's value applies.
+type optNumber struct {
+	set bool
+	v   float64
+}
 
-func (f *flexNumber) UnmarshalJSON(b []byte) error {
+func (f *optNumber) UnmarshalJSON(b []byte) error {
 	var n float64
 	if err := json.Unmarshal(b, &n); err == nil {
-		*f = flexNumber(n)
+		*f = optNumber{set: true, v: n}
 		return nil
 	}
 	var s string
+	if string(b) == "null" {
+		return nil
+	}
 	if err := json.Unmarshal(b, &s); err == nil {
-		if s == "" {
+		if strings.TrimSpace(s) == "" {
 			return nil
 		}
 		if v, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil {
-			*f = flexNumber(v)
+			*f = optNumber{set: true, v: v}
 			return nil
 		}
 	}
 	return spaces.Errorf(spaces.ErrInvalid, "cpus must be a number")
+}
+
+func (f optNumber) ptr() *float64 {
+	if !f.set {
+		return nil
+	}
+	return &f.v
 }
 
 func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
@@ -157,7 +171,7 @@ func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
 	sp, err := s.cfg.Spaces.Create(r.Context(), callerOf(r), spaces.CreateRequest{
 		Name:     req.Name,
 		Memory:   string(req.Memory),
-		CPUs:     float64(req.CPUs),
+		CPUs:     req.CPUs.ptr(),
 		GPU:      req.GPU,
 		Image:    req.Image,
 		Template: req.Template,

@@ -23,6 +23,8 @@ type Config struct {
 	GPUImage string
 	// HostCPUs bounds the cpus a space may ask for (0: no bound but the contract's).
 	HostCPUs int
+	// HostMemory bounds the memory a space may ask for, in bytes (0: no bound).
+	HostMemory int64
 	// HasGPU reports whether this node can run GPU spaces.
 	HasGPU bool
 	// SeedTemplates are added at start-up when no template of their name
@@ -135,8 +137,8 @@ func (s *Service) Get(ctx context.Context, name string) (Space, error) {
 type CreateRequest struct {
 	Name     string
 	Memory   string
-	CPUs     float64
-	GPU      bool
+	CPUs     *float64 // nil: from the template
+	GPU      *bool    // nil: from the template
 	Image    string
 	Template string
 	Env      map[string]string
@@ -217,19 +219,25 @@ func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec
 	if err != nil {
 		return ContainerSpec{}, err
 	}
-	cpus := req.CPUs
-	if cpus == 0 {
-		cpus = tpl.Resources.CPUs
+	gpu := tpl.Resources.GPU
+	if req.GPU != nil {
+		gpu = *req.GPU
 	}
-	if cpus == 0 {
-		cpus = 1
+	if gpu && !s.cfg.HasGPU {
+		return ContainerSpec{}, Errorf(ErrInvalid, "this node has no GPU; create GPU spaces on a node with one")
+	}
+	if s.cfg.HostMemory > 0 && memBytes > s.cfg.HostMemory {
+		return ContainerSpec{}, Errorf(ErrInvalid, "memory %s is more than this node has (%d MiB)", memory, s.cfg.HostMemory>>20)
+	}
+	cpus := 1.0
+	switch {
+	case req.CPUs != nil:
+		cpus = *req.CPUs
+	case tpl.Resources.CPUs != nil:
+		cpus = *tpl.Resources.CPUs
 	}
 	if err := ValidateCPUs(cpus, s.cfg.HostCPUs); err != nil {
 		return ContainerSpec{}, err
-	}
-	gpu := req.GPU || tpl.Resources.GPU
-	if gpu && !s.cfg.HasGPU {
-		return ContainerSpec{}, Errorf(ErrInvalid, "this node has no GPU; create GPU spaces on a node with one")
 	}
 	image := strings.TrimSpace(req.Image)
 	if image == "" {
@@ -344,7 +352,7 @@ type Writer interface {
 
 // Exec runs a command in a space, resuming it first when it is paused or
 // stopped, and returns the exit code.
-func (s *Service) Exec(ctx context.Context, c Caller, name string, req ExecRequest) (int, error) {
+func (s *Service) Exec(ctx context.Context, c Caller, name string, req ExecRequest) (code int, err error) {
 	if err := ValidateName(name); err != nil {
 		return 0, SpaceNotFound()
 	}
@@ -362,12 +370,16 @@ func (s *Service) Exec(ctx context.Context, c Caller, name string, req ExecReque
 		spec.Env = append(spec.Env, k+"="+v)
 	}
 	sort.Strings(spec.Env)
-	s.touch(ctx, name)
+	defer func() {
+		if !errors.Is(err, ErrNotFound) {
+			s.touch(ctx, name)
+		}
+	}()
 	for attempt := 0; ; attempt++ {
 		if req.Stdin != nil {
 			spec.Stdin = strings.NewReader(string(req.Stdin))
 		}
-		code, err := s.cfg.Engine.Exec(ctx, name, spec)
+		code, err = s.cfg.Engine.Exec(ctx, name, spec)
 		if errors.Is(err, ErrNotRunning) && attempt == 0 {
 			unlock := s.locks.Lock(name)
 			err = s.resumeLocked(ctx, name)

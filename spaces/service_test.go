@@ -52,7 +52,7 @@ func newService(t *testing.T, eng *fakeEngine, hasGPU bool) (*spaces.Service, *s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	svc, err := spaces.New(t.Context(), spaces.Config{Engine: eng, Store: st, DefaultImage: "def:img", GPUImage: "gpu:img", HostCPUs: 8, HasGPU: hasGPU})
+	svc, err := spaces.New(t.Context(), spaces.Config{Engine: eng, Store: st, DefaultImage: "def:img", GPUImage: "gpu:img", HostCPUs: 8, HostMemory: 4 << 30, HasGPU: hasGPU})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestCreateResolvesTemplate(t *testing.T) {
 		{
 			name:    "request wins over template",
 			tplYAML: "name: small2\nresources: {memory: 256m, cpus: 0.5, image: tpl:img}\n",
-			req:     spaces.CreateRequest{Name: "c", Template: "small2", Memory: "1g", CPUs: 2, Image: "req:img", Env: map[string]string{"B": "2", "A": "1"}},
+			req:     spaces.CreateRequest{Name: "c", Template: "small2", Memory: "1g", CPUs: new(2.0), Image: "req:img", Env: map[string]string{"B": "2", "A": "1"}},
 			want:    spaces.ContainerSpec{Name: "c", Image: "req:img", MemoryBytes: 1 << 30, CPUs: 2, NetworkMode: "internet", Template: "small2", Env: []string{"A=1", "B=2"}},
 		},
 		{
@@ -95,8 +95,24 @@ func TestCreateResolvesTemplate(t *testing.T) {
 			wantErr: spaces.ErrNotFound,
 		},
 		{
+			name:    "request turns a template's gpu off",
+			tplYAML: "name: maybe-gpu\nresources: {gpu: true}\n",
+			req:     spaces.CreateRequest{Name: "g2", Template: "maybe-gpu", GPU: new(false)},
+			want:    spaces.ContainerSpec{Name: "g2", Image: "def:img", MemoryBytes: 2 << 30, CPUs: 1, NetworkMode: "internet", Template: "maybe-gpu"},
+		},
+		{
+			name:    "explicit zero cpus",
+			req:     spaces.CreateRequest{Name: "z", CPUs: new(0.0)},
+			wantErr: spaces.ErrInvalid,
+		},
+		{
+			name:    "memory beyond the host",
+			req:     spaces.CreateRequest{Name: "m", Memory: "8g"},
+			wantErr: spaces.ErrInvalid,
+		},
+		{
 			name:    "cpus beyond the host",
-			req:     spaces.CreateRequest{Name: "f", CPUs: 9},
+			req:     spaces.CreateRequest{Name: "f", CPUs: new(9.0)},
 			wantErr: spaces.ErrInvalid,
 		},
 	}
@@ -140,7 +156,7 @@ func TestCreateResolvesTemplate(t *testing.T) {
 func TestGPUSpaceUsesGPUImage(t *testing.T) {
 	eng := &fakeEngine{paused: map[string]bool{}}
 	svc, _ := newService(t, eng, true)
-	if _, err := svc.Create(t.Context(), spaces.CallerAPIKey, spaces.CreateRequest{Name: "g", GPU: true}); err != nil {
+	if _, err := svc.Create(t.Context(), spaces.CallerAPIKey, spaces.CreateRequest{Name: "g", GPU: new(true)}); err != nil {
 		t.Fatal(err)
 	}
 	if got := eng.created[0]; !got.GPU || got.Image != "gpu:img" {

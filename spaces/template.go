@@ -38,7 +38,7 @@ type Template struct {
 
 type TemplateResources struct {
 	Memory string  `yaml:"memory,omitempty" json:"memory,omitempty"`
-	CPUs   float64 `yaml:"cpus,omitempty" json:"cpus,omitempty"`
+	CPUs   *float64 `yaml:"cpus,omitempty" json:"cpus,omitempty"`
 	GPU    bool    `yaml:"gpu,omitempty" json:"gpu,omitempty"`
 	Image  string  `yaml:"image,omitempty" json:"image,omitempty"`
 }
@@ -108,13 +108,10 @@ func (t *Template) Normalize() error {
 			return err
 		}
 	}
-	if t.Resources.CPUs != 0 {
-		if err := ValidateCPUs(t.Resources.CPUs, 0); err != nil {
+	if t.Resources.CPUs != nil {
+		if err := ValidateCPUs(*t.Resources.CPUs, 0); err != nil {
 			return err
 		}
-	}
-	if t.Resources.CPUs < 0 {
-		return Errorf(ErrInvalid, "cpus must be greater than 0 and at most %d", maxCPUs)
 	}
 	switch t.Network.Mode {
 	case "", NetworkNone, NetworkInternet, NetworkLAN:
@@ -182,27 +179,29 @@ func BuiltinTemplates(gpuImage string) []Template {
 		{
 			Name:        "default",
 			Description: "General-purpose sandbox: 2 GB, 1 CPU, internet but no private or tailnet ranges",
-			Resources:   TemplateResources{Memory: "2g", CPUs: 1},
+			Resources:   TemplateResources{Memory: "2g", CPUs: ptr(1.0)},
 			Network:     TemplateNetwork{Mode: NetworkInternet, BlockCIDRs: append([]string(nil), privateRanges...)},
 		},
 		{
 			Name:        "gpu",
 			Description: "GPU sandbox: 8 GB, 4 CPUs, all GPUs of the node",
 			Managed:     true,
-			Resources:   TemplateResources{Memory: "8g", CPUs: 4, GPU: true, Image: gpuImage},
+			Resources:   TemplateResources{Memory: "8g", CPUs: ptr(4.0), GPU: true, Image: gpuImage},
 			Network:     TemplateNetwork{Mode: NetworkInternet, BlockCIDRs: append([]string(nil), privateRanges...)},
 		},
 		{
 			Name:        "offline",
 			Description: "No network at all",
-			Resources:   TemplateResources{Memory: "2g", CPUs: 1},
+			Resources:   TemplateResources{Memory: "2g", CPUs: ptr(1.0)},
 			Network:     TemplateNetwork{Mode: NetworkNone},
 		},
 		{
 			Name:        "lan",
 			Description: "Internet and local network, nothing blocked",
-			Resources:   TemplateResources{Memory: "2g", CPUs: 1},
+			Resources:   TemplateResources{Memory: "2g", CPUs: ptr(1.0)},
 			Network:     TemplateNetwork{Mode: NetworkLAN},
 		},
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -33,7 +33,7 @@ func TestTemplatesCRUD(t *testing.T) {
 		}
 	}
 	// Names are normalized on the way in and on lookup.
-	small := spaces.Template{Name: " Small ", Description: "tiny", Resources: spaces.TemplateResources{Memory: "512m", CPUs: 0.5}}
+	small := spaces.Template{Name: " Small ", Description: "tiny", Resources: spaces.TemplateResources{Memory: "512m", CPUs: new(0.5)}}
 	if err := s.PutTemplate(ctx, small); err != nil {
 		t.Fatal(err)
 	}

@@ -107,14 +107,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data folder: %w", err)
 	}
-	var key string
-	var generated bool
-	if !o.AuthDisabled {
-		var err error
-		if key, generated, err = resolveAPIKey(o); err != nil {
-			return err
-		}
-	} else {
+	if o.AuthDisabled {
 		log.Warn("AUTHENTICATION IS DISABLED: anyone who can reach this node controls its spaces. Use only for development.")
 	}
 
@@ -142,6 +135,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		DefaultImage: o.Image,
 		GPUImage:     o.GPUImage,
 		HostCPUs:     runtime.NumCPU(),
+		HostMemory:   int64(machine.Snapshot().MemTotal),
 		HasGPU:       machine.GPU().Present,
 
 		SeedTemplates: seeds,
@@ -158,12 +152,23 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	if h, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(h).IsLoopback() {
 		log.Warn("listening beyond loopback: anyone who can reach this address and has the key controls the spaces", "addr", ln.Addr().String())
 	}
+	// The key is made last, once nothing else can fail, so a generated key
+	// is always printed.
+	var key string
+	var generated bool
+	if !o.AuthDisabled {
+		if key, generated, err = resolveAPIKey(o); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	srv, err := node.New(node.Config{
 		Spaces: svc, Machine: machine, Logger: log,
 		APIKey: key, AuthDisabled: o.AuthDisabled,
 		Version: version, NodeName: o.Name, URL: url,
 	})
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	switch {
