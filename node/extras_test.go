@@ -72,3 +72,22 @@ func TestRootPage(t *testing.T) {
 		t.Fatalf("GET / = %d %s", r.Status, r.Body)
 	}
 }
+
+// TestCreateCPUsNotGiven: null, "" and a missing cpus all mean "from the
+// template"; 0 is refused.
+func TestCreateCPUsNotGiven(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{})
+	for _, body := range []string{`"cpus":null`, `"cpus":""`, `"memory":"64m"`} {
+		name := nodetest.Name(t, n.Engine, "cpus")
+		r := n.Do(t, "POST", "/api/spaces", `{"name":"`+name+`",`+body+`}`)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("%s: create = %d %s", body, r.Status, r.Body)
+		}
+		if cpus := r.Map(t)["space"].(map[string]any)["cpus"]; cpus != float64(1) {
+			t.Errorf("%s: cpus = %v, want the default template's 1", body, cpus)
+		}
+	}
+	if r := n.Do(t, "POST", "/api/spaces", `{"name":"zero","cpus":0}`); r.Status != http.StatusBadRequest {
+		t.Errorf("cpus 0 = %d %s", r.Status, r.Body)
+	}
+}

@@ -125,15 +125,15 @@ type optNumber struct {
 }
 
 func (f *optNumber) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	var n float64
 	if err := json.Unmarshal(b, &n); err == nil {
 		*f = optNumber{set: true, v: n}
 		return nil
 	}
 	var s string
-	if string(b) == "null" {
-		return nil
-	}
 	if err := json.Unmarshal(b, &s); err == nil {
 		if strings.TrimSpace(s) == "" {
 			return nil
