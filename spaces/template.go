@@ -37,10 +37,10 @@ type Template struct {
 }
 
 type TemplateResources struct {
-	Memory string  `yaml:"memory,omitempty" json:"memory,omitempty"`
+	Memory string   `yaml:"memory,omitempty" json:"memory,omitempty"`
 	CPUs   *float64 `yaml:"cpus,omitempty" json:"cpus,omitempty"`
-	GPU    bool    `yaml:"gpu,omitempty" json:"gpu,omitempty"`
-	Image  string  `yaml:"image,omitempty" json:"image,omitempty"`
+	GPU    bool     `yaml:"gpu,omitempty" json:"gpu,omitempty"`
+	Image  string   `yaml:"image,omitempty" json:"image,omitempty"`
 }
 
 type TemplateSecurity struct {
