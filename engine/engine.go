@@ -129,7 +129,7 @@ func (e *Engine) onSpace(ctx context.Context, name string, op func(id string) er
 		return err
 	}
 	err = op(id)
-	if cached && (cerrdefs.IsNotFound(err) || errors.Is(err, spaces.ErrNotFound)) {
+	if cached && (isNoSuchContainer(err) || errors.Is(err, spaces.SpaceNotFound())) {
 		e.ids.CompareAndDelete(name, id)
 		if id, _, err = e.spaceID(ctx, name); err != nil {
 			return err

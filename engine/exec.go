@@ -34,19 +34,27 @@ func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (i
 		Cmd:          spec.Cmd,
 		Env:          spec.Env,
 		WorkingDir:   spec.WorkDir,
+		User:         spec.User,
 	})
 	if err != nil {
 		return 0, err
 	}
-	att, err := e.c.ExecAttach(ctx, cr.ID, client.ExecAttachOptions{})
+	att, err := e.c.ExecAttach(context.WithoutCancel(ctx), cr.ID, client.ExecAttachOptions{})
 	if err != nil {
 		return 0, err
 	}
 	defer att.Close()
 
-	// Closing the connection when the caller goes away ends the copy below.
-	stop := context.AfterFunc(ctx, func() { att.Conn.Close() })
+	// When the caller goes away or the time is up, kill the process tree;
+	// closing the connection ends the copy below.
+	stop := context.AfterFunc(ctx, func() {
+		e.killExec(id, cr.ID)
+		att.Conn.Close()
+	})
 	defer stop()
+	if spec.Started != nil {
+		spec.Started()
+	}
 
 	if spec.Stdin != nil {
 		go func() {
@@ -66,6 +74,9 @@ func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (i
 			return 0, ctx.Err()
 		}
 		return 0, fmt.Errorf("reading exec output: %w", err)
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
 	}
 	ins, err := e.c.ExecInspect(ctx, cr.ID, client.ExecInspectOptions{})
 	if err != nil {

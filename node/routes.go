@@ -24,6 +24,11 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("POST /api/spaces/{name}/start", s.handleStartSpace)
 	api.HandleFunc("POST /api/spaces/{name}/exec", s.handleExec)
 	api.HandleFunc("GET /api/spaces/{name}/stats", s.handleStats)
+	api.HandleFunc("GET /api/spaces/{name}/files", s.handleListFiles)
+	api.HandleFunc("GET /api/spaces/{name}/file", s.handleReadFile)
+	api.HandleFunc("PUT /api/spaces/{name}/file", s.handleWriteFile)
+	api.HandleFunc("DELETE /api/spaces/{name}/file", s.handleDeleteFile)
+	api.HandleFunc("POST /api/spaces/{name}/mkdir", s.handleMkdir)
 
 	api.HandleFunc("GET /api/audit", s.handleAudit)
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/adam91holt/clawdspace/host"
@@ -39,6 +40,11 @@ type Config struct {
 	URL      string
 	// MaxBodyBytes bounds JSON request bodies (default 8 MiB).
 	MaxBodyBytes int64
+	// MaxFileBytes bounds one raw file upload (default 10 GiB).
+	MaxFileBytes int64
+	// SpoolDir holds large uploads until they are complete (default: the
+	// system's temporary folder).
+	SpoolDir string
 }
 
 // Server serves the API.
@@ -66,6 +72,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 8 << 20
+	}
+	if cfg.MaxFileBytes <= 0 {
+		cfg.MaxFileBytes = 10 << 30
+	}
+	if cfg.SpoolDir == "" {
+		cfg.SpoolDir = os.TempDir()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock}
 	s.handler = s.routes()

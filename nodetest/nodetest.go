@@ -44,6 +44,8 @@ type Options struct {
 	AuthDisabled bool
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// MaxFileBytes bounds raw uploads.
+	MaxFileBytes int64
 }
 
 // Node is a running test node.
@@ -109,6 +111,7 @@ func Start(tb testing.TB, opt Options) *Node {
 	srv, err := node.New(node.Config{
 		Spaces: svc, Machine: host.New(ctx, host.Config{DiskPath: n.DataDir}), Logger: log, Clock: opt.Clock,
 		APIKey: Key, AuthDisabled: opt.AuthDisabled, Version: "test", URL: n.URL, MaxBodyBytes: opt.MaxBodyBytes,
+		MaxFileBytes: opt.MaxFileBytes, SpoolDir: filepath.Join(n.DataDir, "spool"),
 	})
 	if err != nil {
 		tb.Fatalf("building server: %v", err)

@@ -30,6 +30,71 @@ type Engine interface {
 	Stats(ctx context.Context, name string) (Stats, error)
 	// Info describes the engine.
 	Info(ctx context.Context) (EngineInfo, error)
+
+	// Top lists the processes of a space.
+	Top(ctx context.Context, name string) ([]Process, error)
+
+	// StatPath describes path (absolute, in the space) without following a
+	// final symlink; intermediate symlinks are followed within the space.
+	// LinkTarget of a symlink is its fully resolved path in the space.
+	// A missing path is ErrNotFound with a message naming it.
+	StatPath(ctx context.Context, name, path string) (FileInfo, error)
+	// ReadFile opens a regular file. For a folder or symlink it returns its
+	// FileInfo and a nil reader.
+	ReadFile(ctx context.Context, name, path string) (FileInfo, io.ReadCloser, error)
+	// WriteFiles creates folders and at most one file below an existing
+	// folder, owned by the sandbox user, streaming the file's content.
+	WriteFiles(ctx context.Context, name string, w FileWrite) error
+	// ListDir lists the entries of a folder.
+	ListDir(ctx context.Context, name, path string) ([]FileInfo, error)
+	// RemovePath deletes a file, symlink or folder (with its contents).
+	RemovePath(ctx context.Context, name, path string) error
+}
+
+// FileType is the kind of a file-system entry, as the contract names it.
+type FileType string
+
+const (
+	TypeFile    FileType = "file"
+	TypeDir     FileType = "dir"
+	TypeSymlink FileType = "symlink"
+	TypeOther   FileType = "other"
+)
+
+// FileInfo describes one entry in a space's file system.
+type FileInfo struct {
+	Name       string
+	Path       string // absolute, in the space
+	Type       FileType
+	Size       int64
+	Mode       uint32 // permission bits
+	MTime      time.Time
+	LinkTarget string
+}
+
+// FileWrite is one write below an existing folder Dir: the folders Dirs
+// (relative to Dir, parents first) and optionally one file.
+type FileWrite struct {
+	Dir  string
+	Dirs []string
+	File *FileContent
+}
+
+// FileContent is a file to write: Name relative to FileWrite.Dir.
+type FileContent struct {
+	Name    string
+	Mode    uint32
+	Size    int64
+	Content io.Reader
+}
+
+// Process is one row of a space's process table.
+type Process struct {
+	PID     int     `json:"pid"`
+	CPU     float64 `json:"cpu"`
+	Mem     float64 `json:"mem"`
+	Etime   string  `json:"etime"`
+	Command string  `json:"command"`
 }
 
 // ContainerSpec is everything the engine needs to make a space.
@@ -45,11 +110,15 @@ type ContainerSpec struct {
 	Template       string
 }
 
-// ExecSpec describes one process to run in a space.
+// ExecSpec describes one process to run in a space. When ctx ends before
+// the process does, the engine kills the process and everything it started.
 type ExecSpec struct {
 	Cmd     []string
 	Env     []string
 	WorkDir string
+	User    string // empty: the space's user
+	// Started, when set, is called once the process runs.
+	Started func()
 	Stdin   io.Reader
 	Stdout  io.Writer
 	Stderr  io.Writer

@@ -38,6 +38,7 @@ type Service struct {
 	log   *slog.Logger
 	clock Clock
 	locks keyedMutex
+	busy  busyCounter
 }
 
 // New returns a Service and makes sure the built-in templates exist.
@@ -333,64 +334,6 @@ func (s *Service) resumeLocked(ctx context.Context, name string) error {
 	}
 	s.touch(ctx, name)
 	return nil
-}
-
-// ExecRequest is one command to run in a space.
-type ExecRequest struct {
-	Cmd     []string
-	Env     map[string]string
-	WorkDir string
-	Stdin   []byte
-	Stdout  Writer
-	Stderr  Writer
-}
-
-// Writer is where exec output goes.
-type Writer interface {
-	Write(p []byte) (int, error)
-}
-
-// Exec runs a command in a space, resuming it first when it is paused or
-// stopped, and returns the exit code.
-func (s *Service) Exec(ctx context.Context, c Caller, name string, req ExecRequest) (code int, err error) {
-	if err := ValidateName(name); err != nil {
-		return 0, SpaceNotFound()
-	}
-	if len(req.Cmd) == 0 || (len(req.Cmd) == 1 && strings.TrimSpace(req.Cmd[0]) == "") {
-		return 0, Errorf(ErrInvalid, "command is required")
-	}
-	if err := ValidateEnv(req.Env); err != nil {
-		return 0, err
-	}
-	if err := s.audit(ctx, c, name, EventExec, map[string]any{"command": truncate(strings.Join(req.Cmd, " "), 2048)}); err != nil {
-		return 0, err
-	}
-	spec := ExecSpec{Cmd: req.Cmd, WorkDir: req.WorkDir, Stdout: req.Stdout, Stderr: req.Stderr}
-	for k, v := range req.Env {
-		spec.Env = append(spec.Env, k+"="+v)
-	}
-	sort.Strings(spec.Env)
-	defer func() {
-		if !errors.Is(err, ErrNotFound) {
-			s.touch(ctx, name)
-		}
-	}()
-	for attempt := 0; ; attempt++ {
-		if req.Stdin != nil {
-			spec.Stdin = strings.NewReader(string(req.Stdin))
-		}
-		code, err = s.cfg.Engine.Exec(ctx, name, spec)
-		if errors.Is(err, ErrNotRunning) && attempt == 0 {
-			unlock := s.locks.Lock(name)
-			err = s.resumeLocked(ctx, name)
-			unlock()
-			if err != nil {
-				return 0, err
-			}
-			continue
-		}
-		return code, err
-	}
 }
 
 func truncate(s string, n int) string {

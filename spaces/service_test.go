@@ -167,9 +167,9 @@ func TestGPUSpaceUsesGPUImage(t *testing.T) {
 func TestExecResumesPausedSpaceOnce(t *testing.T) {
 	eng := &fakeEngine{paused: map[string]bool{"p": true}}
 	svc, st := newService(t, eng, false)
-	code, err := svc.Exec(t.Context(), spaces.CallerAPIKey, "p", spaces.ExecRequest{Cmd: []string{"true"}})
-	if err != nil || code != 5 || eng.resumes != 1 {
-		t.Fatalf("Exec() = %d, %v after %d resumes", code, err, eng.resumes)
+	res, err := svc.Exec(t.Context(), spaces.CallerAPIKey, "p", spaces.ExecRequest{Cmd: []string{"true"}})
+	if err != nil || res.ExitCode != 5 || eng.resumes != 1 {
+		t.Fatalf("Exec() = %+v, %v after %d resumes", res, err, eng.resumes)
 	}
 	events, err := st.Events(t.Context(), spaces.AuditQuery{Space: "p", Limit: 10})
 	if err != nil || len(events) != 1 || events[0].Type != spaces.EventExec || events[0].Actor != "api-key" {

@@ -14,6 +14,8 @@ const (
 	EventExec           = "space.exec"
 	EventShell          = "space.shell"
 	EventFileWrite      = "space.file.write"
+	EventFileMkdir      = "space.file.mkdir"
+	EventFileDelete     = "space.file.delete"
 	EventTerminalOpen   = "terminal.open"
 	EventTerminalClose  = "terminal.close"
 	EventTemplateUpsert = "template.upsert"

@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// killExec kills the process of an exec and everything it started. The
+// Engine API has no call for it, so the node finds the process tree under
+// the exec's host PID in /proc and signals it. That needs the node on the
+// engine's host; where the node may not signal those processes (not root),
+// it runs kill inside the space as the exec's user instead.
+func (e *Engine) killExec(containerID, execID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ins, err := e.c.ExecInspect(ctx, execID, client.ExecInspectOptions{})
+	if err != nil || !ins.Running || ins.PID <= 0 {
+		return
+	}
+	for round := 0; round < 3; round++ {
+		tree := processTree("/proc", ins.PID)
+		if len(tree) == 0 {
+			return
+		}
+		var denied []int
+		for _, pid := range tree {
+			if err := syscall.Kill(pid, syscall.SIGKILL); errors.Is(err, syscall.EPERM) {
+				denied = append(denied, pid)
+			}
+		}
+		if len(denied) > 0 {
+			e.killInside(ctx, containerID, denied)
+		}
+	}
+}
+
+// killInside signals host PIDs from inside the space, by their PIDs there.
+func (e *Engine) killInside(ctx context.Context, containerID string, hostPIDs []int) {
+	args := []string{"kill", "-9"}
+	for _, pid := range hostPIDs {
+		if ns := namespacePID("/proc", pid); ns > 0 {
+			args = append(args, strconv.Itoa(ns))
+		}
+	}
+	if len(args) == 2 {
+		return
+	}
+	if _, err := e.execIn(ctx, containerID, spaces.ExecSpec{Cmd: args}); err != nil {
+		e.log.Warn("could not kill an exec's processes", "container", shortID(containerID), "err", err)
+	}
+}
+
+// processTree returns pid and all its descendants, parents first.
+func processTree(proc string, root int) []int {
+	entries, err := os.ReadDir(proc)
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	alive := false
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		ppid := parentPID(proc, pid)
+		if ppid < 0 {
+			continue
+		}
+		if pid == root {
+			alive = true
+		}
+		children[ppid] = append(children[ppid], pid)
+	}
+	if !alive {
+		return nil
+	}
+	out := []int{root}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+// parentPID reads the PPID from /proc/PID/stat; the command name may hold
+// spaces and parentheses, so the fields are read after its last ')'.
+func parentPID(proc string, pid int) int {
+	b, err := os.ReadFile(proc + "/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return ppid
+}
+
+// namespacePID maps a host PID to its PID in the innermost PID namespace.
+func namespacePID(proc string, pid int) int {
+	b, err := os.ReadFile(proc + "/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0
+			}
+			n, _ := strconv.Atoi(f[len(f)-1])
+			return n
+		}
+	}
+	return 0
+}

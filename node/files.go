@@ -1,0 +1,222 @@
+package node
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+const (
+	defaultMaxReadBytes = 256 << 10
+	// maxJSONReadBytes bounds what a JSON read may ask for: base64 in JSON
+	// is held in memory. Larger files stream with raw=true.
+	maxJSONReadBytes = 64 << 20
+	// spoolThreshold: raw uploads above it are spooled to disk before they
+	// reach the space, so a client that goes away mid-upload never leaves a
+	// truncated file where a good one was.
+	spoolThreshold = 1 << 20
+)
+
+type fileEntryJSON struct {
+	Name    string `json:"name"`
+	Path    string `json:"path"`
+	Type    string `json:"type"`
+	Size    int64  `json:"size"`
+	MtimeMs int64  `json:"mtimeMs"`
+	Mode    string `json:"mode,omitempty"`
+}
+
+func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		p = "/"
+	}
+	abs, entries, err := s.cfg.Spaces.ListFiles(r.Context(), callerOf(r), r.PathValue("name"), p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]fileEntryJSON, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, fileEntryJSON{
+			Name: e.Name, Path: spaces.DisplayPath(e.Path), Type: string(e.Type), Size: e.Size,
+			MtimeMs: e.MTime.UnixMilli(), Mode: fmt.Sprintf("%04o", e.Mode),
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"path": spaces.DisplayPath(abs), "entries": out})
+}
+
+func (s *Server) handleReadFile(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	raw, err := boolParam(r, "raw")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	maxBytes := int64(defaultMaxReadBytes)
+	if v := q.Get("maxBytes"); v != "" && !raw {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > maxJSONReadBytes {
+			s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "maxBytes must be a whole number from 0 to %d (use raw=true for larger files)", maxJSONReadBytes))
+			return
+		}
+		maxBytes = n
+	}
+	info, rc, err := s.cfg.Spaces.OpenFile(r.Context(), callerOf(r), r.PathValue("name"), q.Get("path"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer rc.Close()
+	if raw {
+		h := w.Header()
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(info.Path)}))
+		h.Set("Last-Modified", info.MTime.UTC().Format(http.TimeFormat))
+		w.WriteHeader(http.StatusOK)
+		if _, err := io.Copy(w, rc); err != nil {
+			s.log.Debug("file download ended early", "space", r.PathValue("name"), "err", err)
+		}
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(rc, maxBytes))
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("reading file: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"path":          spaces.DisplayPath(info.Path),
+		"contentBase64": base64.StdEncoding.EncodeToString(data),
+		"truncated":     info.Size > int64(len(data)),
+		"size":          info.Size,
+	})
+}
+
+func isOctetStream(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "application/octet-stream"
+}
+
+func (s *Server) handleWriteFile(w http.ResponseWriter, r *http.Request) {
+	name, p := r.PathValue("name"), r.URL.Query().Get("path")
+	var (
+		size    int64
+		content io.Reader
+	)
+	if isOctetStream(r) {
+		body, n, cleanup, err := s.receiveUpload(w, r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		defer cleanup()
+		size, content = n, body
+	} else {
+		var req struct {
+			ContentBase64 *string `json:"contentBase64"`
+		}
+		if err := s.readJSON(w, r, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if req.ContentBase64 == nil {
+			s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "contentBase64 is required (or send the bytes with Content-Type: application/octet-stream)"))
+			return
+		}
+		data, err := base64.StdEncoding.DecodeString(*req.ContentBase64)
+		if err != nil {
+			s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "contentBase64 is not valid base64"))
+			return
+		}
+		size, content = int64(len(data)), bytes.NewReader(data)
+	}
+	if err := s.cfg.Spaces.WriteFile(r.Context(), callerOf(r), name, p, size, content); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"message": "OK", "size": size})
+}
+
+// receiveUpload reads a raw upload within the configured limit: small ones
+// into memory, larger ones into a spool file that cleanup removes.
+func (s *Server) receiveUpload(w http.ResponseWriter, r *http.Request) (io.Reader, int64, func(), error) {
+	limit := s.cfg.MaxFileBytes
+	noop := func() {}
+	if r.ContentLength > limit {
+		return nil, 0, noop, spaces.Errorf(spaces.ErrTooLarge, "file is larger than this node's limit of %d bytes", limit)
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength >= 0 && r.ContentLength <= spoolThreshold {
+		data, err := io.ReadAll(body)
+		if err != nil {
+			return nil, 0, noop, uploadErr(err, limit)
+		}
+		return bytes.NewReader(data), int64(len(data)), noop, nil
+	}
+	if err := os.MkdirAll(s.cfg.SpoolDir, 0o700); err != nil {
+		return nil, 0, noop, fmt.Errorf("creating spool folder: %w", err)
+	}
+	f, err := os.CreateTemp(s.cfg.SpoolDir, "upload-*")
+	if err != nil {
+		return nil, 0, noop, fmt.Errorf("creating spool file: %w", err)
+	}
+	cleanup := func() { f.Close(); os.Remove(f.Name()) }
+	n, err := io.Copy(f, body)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		cleanup()
+		return nil, 0, noop, uploadErr(err, limit)
+	}
+	return f, n, cleanup, nil
+}
+
+func uploadErr(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return spaces.Errorf(spaces.ErrTooLarge, "file is larger than this node's limit of %d bytes", limit)
+	}
+	return spaces.Errorf(spaces.ErrInvalid, "reading the upload: %v", err)
+}
+
+func (s *Server) handleDeleteFile(w http.ResponseWriter, r *http.Request) {
+	recursive, err := boolParam(r, "recursive")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.cfg.Spaces.DeleteFile(r.Context(), callerOf(r), r.PathValue("name"), r.URL.Query().Get("path"), recursive); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "OK"})
+}
+
+func (s *Server) handleMkdir(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Path string `json:"path"`
+	}
+	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Path == "" {
+		req.Path = r.URL.Query().Get("path")
+	}
+	if err := s.cfg.Spaces.MakeDir(r.Context(), callerOf(r), r.PathValue("name"), req.Path); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "OK"})
+}
