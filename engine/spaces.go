@@ -164,7 +164,9 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		return sp, err
 	}
 	e.ids.Store(spec.Name, created.ID)
-	return fromInspect(spec.Name, c), nil
+	sp = fromInspect(spec.Name, c)
+	sp.VolumeCreated = !volumeExisted
+	return sp, nil
 }
 
 // checkRunning makes sure a new space runs its command. With an init process

@@ -242,3 +242,41 @@ func TestFilesOnPausedSpaceAndLimits(t *testing.T) {
 		t.Fatalf("bad base64 = %d", r.Status)
 	}
 }
+
+// TestFilesInBareImage: an image with nothing but sleep (no shell, no
+// python, no find) still has working files; what needs tools says so.
+func TestFilesInBareImage(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{})
+	name := nodetest.Name(t, n.Engine, "bare")
+	if r := n.Do(t, "POST", "/api/spaces", map[string]any{"name": name, "image": nodetest.BareImage}); r.Status != http.StatusCreated {
+		t.Fatalf("create = %d %s", r.Status, r.Body)
+	}
+	data := bytes.Repeat([]byte("bare\x00"), 30000)
+	if r := rawPut(t, n, name, "/d/e/f.bin", bytes.NewReader(data), int64(len(data))); r.Status != http.StatusOK {
+		t.Fatalf("put = %d %s", r.Status, r.Body)
+	}
+	if r := n.Do(t, "GET", "/api/spaces/"+name+"/file?raw=true&path=/d/e/f.bin", nil); r.Status != http.StatusOK || !bytes.Equal(r.Body, data) {
+		t.Fatalf("get = %d, %d bytes", r.Status, len(r.Body))
+	}
+	var list struct {
+		Entries []struct{ Name, Type string }
+	}
+	r := n.Do(t, "GET", "/api/spaces/"+name+"/files?path=/d/e", nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("list = %d %s", r.Status, r.Body)
+	}
+	r.JSON(t, &list)
+	if len(list.Entries) != 1 || list.Entries[0].Name != "f.bin" || list.Entries[0].Type != "file" {
+		t.Fatalf("list = %+v", list)
+	}
+	if r := n.Do(t, "DELETE", "/api/spaces/"+name+"/file?path=/d/e/f.bin", nil); r.Status != http.StatusBadRequest || !strings.Contains(r.Map(t)["error"].(string), "no rm") {
+		t.Fatalf("delete = %d %s", r.Status, r.Body)
+	}
+	r = n.Do(t, "GET", "/api/spaces/"+name+"/observability", nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("observability = %d %s", r.Status, r.Body)
+	}
+	if o := r.Map(t)["observability"].(map[string]any); o["workspaceDisk"] != nil || o["stats"] == nil {
+		t.Fatalf("observability in a bare image = %v", o)
+	}
+}

@@ -29,6 +29,8 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("PUT /api/spaces/{name}/file", s.handleWriteFile)
 	api.HandleFunc("DELETE /api/spaces/{name}/file", s.handleDeleteFile)
 	api.HandleFunc("POST /api/spaces/{name}/mkdir", s.handleMkdir)
+	api.HandleFunc("POST /api/spaces/{name}/git/push", s.handleGitPush)
+	api.HandleFunc("GET /api/spaces/{name}/observability", s.handleObservability)
 
 	api.HandleFunc("GET /api/audit", s.handleAudit)
 

@@ -90,14 +90,12 @@ type createRequest struct {
 	Template string            `json:"template"`
 	Env      map[string]string `json:"env"`
 
-	// Data-plane fields, refused until the node supports them so that a
-	// request never silently loses what it asked for.
 	EnvFileText   *string `json:"envFileText"`
 	EnvFileBase64 *string `json:"envFileBase64"`
-	EnvFilePath   *string `json:"envFilePath"`
-	RepoURL       *string `json:"repoUrl"`
-	RepoBranch    *string `json:"repoBranch"`
-	RepoDest      *string `json:"repoDest"`
+	EnvFilePath   string  `json:"envFilePath"`
+	RepoURL       string  `json:"repoUrl"`
+	RepoBranch    string  `json:"repoBranch"`
+	RepoDest      string  `json:"repoDest"`
 }
 
 // flexString is a JSON string or number, kept as text.
@@ -159,15 +157,6 @@ func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	for field, v := range map[string]*string{
-		"envFileText": req.EnvFileText, "envFileBase64": req.EnvFileBase64, "envFilePath": req.EnvFilePath,
-		"repoUrl": req.RepoURL, "repoBranch": req.RepoBranch, "repoDest": req.RepoDest,
-	} {
-		if v != nil && *v != "" {
-			s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "%s is not supported by this node yet", field))
-			return
-		}
-	}
 	sp, err := s.cfg.Spaces.Create(r.Context(), callerOf(r), spaces.CreateRequest{
 		Name:     req.Name,
 		Memory:   string(req.Memory),
@@ -176,6 +165,13 @@ func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
 		Image:    req.Image,
 		Template: req.Template,
 		Env:      req.Env,
+
+		EnvFileText:   req.EnvFileText,
+		EnvFileBase64: req.EnvFileBase64,
+		EnvFilePath:   req.EnvFilePath,
+		RepoURL:       req.RepoURL,
+		RepoBranch:    req.RepoBranch,
+		RepoDest:      req.RepoDest,
 	})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -24,6 +24,10 @@ const TestImage = "clawdspace-test:busybox"
 // BrokenImage has no sleep binary, so a space made from it fails to start.
 const BrokenImage = "clawdspace-test:broken"
 
+// BareImage has nothing but sleep: no shell, no find, stat, rm, df or du,
+// like a distroless image. Files must still work in it.
+const BareImage = "clawdspace-test:bare"
+
 // busyboxPath is where Debian's busybox-static package puts the binary.
 const busyboxPath = "/bin/busybox"
 
@@ -36,8 +40,9 @@ var imageOnce sync.Map // image name -> *sync.Once
 // EnsureImages imports the test images once per process when missing.
 func EnsureImages(tb testing.TB, c *client.Client) {
 	tb.Helper()
-	ensure(tb, c, TestImage, func() ([]byte, error) { return rootfs(true) })
-	ensure(tb, c, BrokenImage, func() ([]byte, error) { return rootfs(false) })
+	ensure(tb, c, TestImage, func() ([]byte, error) { return rootfs(applets) })
+	ensure(tb, c, BrokenImage, func() ([]byte, error) { return rootfs(nil) })
+	ensure(tb, c, BareImage, func() ([]byte, error) { return rootfs([]string{"sleep"}) })
 }
 
 func ensure(tb testing.TB, c *client.Client, ref string, build func() ([]byte, error)) {
@@ -72,7 +77,7 @@ func ensure(tb testing.TB, c *client.Client, ref string, build func() ([]byte, e
 }
 
 // rootfs builds the image's file system as a tar stream.
-func rootfs(withApplets bool) ([]byte, error) {
+func rootfs(links []string) ([]byte, error) {
 	bb, err := os.ReadFile(busyboxPath)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s (apt-get install busybox-static): %w", busyboxPath, err)
@@ -99,10 +104,8 @@ func rootfs(withApplets bool) ([]byte, error) {
 	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nsandbox:x:1001:1001:sandbox:/home/sandbox:/bin/sh\n"))
 	file("etc/group", 0o644, []byte("root:x:0:\nsandbox:x:1001:\n"))
 	file("bin/busybox", 0o755, bb)
-	if withApplets {
-		for _, a := range applets {
-			_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777, ModTime: now})
-		}
+	for _, a := range links {
+		_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777, ModTime: now})
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err

@@ -46,6 +46,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxFileBytes bounds raw uploads.
 	MaxFileBytes int64
+	// GitTokenHosts receive env.GITHUB_TOKEN on clone (default github.com).
+	GitTokenHosts []string
 }
 
 // Node is a running test node.
@@ -98,6 +100,7 @@ func Start(tb testing.TB, opt Options) *Node {
 	svc, err := spaces.New(ctx, spaces.Config{
 		Engine: eng, Store: st, Clock: opt.Clock, Logger: log,
 		DefaultImage: TestImage, GPUImage: TestImage, HostCPUs: 2, HasGPU: opt.HasGPU,
+		GitTokenHosts: opt.GitTokenHosts,
 	})
 	if err != nil {
 		tb.Fatalf("starting service: %v", err)

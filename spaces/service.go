@@ -27,6 +27,9 @@ type Config struct {
 	HostMemory int64
 	// HasGPU reports whether this node can run GPU spaces.
 	HasGPU bool
+	// GitTokenHosts are the hosts that get env.GITHUB_TOKEN when a create
+	// clones over https (default: github.com). The token goes nowhere else.
+	GitTokenHosts []string
 	// SeedTemplates are added at start-up when no template of their name
 	// exists (e.g. the older node's CLAWDSPACE_TEMPLATES_DIR).
 	SeedTemplates []Template
@@ -57,6 +60,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.GPUImage == "" {
 		cfg.GPUImage = "clawdspace-gpu:latest"
+	}
+	if cfg.GitTokenHosts == nil {
+		cfg.GitTokenHosts = []string{"github.com"}
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, clock: cfg.Clock}
 	for _, t := range cfg.SeedTemplates {
@@ -143,11 +149,27 @@ type CreateRequest struct {
 	Image    string
 	Template string
 	Env      map[string]string
+
+	// Convenience set-up after the space starts.
+	EnvFileText   *string
+	EnvFileBase64 *string
+	EnvFilePath   string
+	RepoURL       string
+	RepoBranch    string
+	RepoDest      string
 }
 
 // Create validates req, applies its template and makes the space.
 func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Space, error) {
-	spec, err := s.resolve(ctx, req)
+	spec, tpl, err := s.resolve(ctx, req)
+	if err != nil {
+		return Space{}, err
+	}
+	envFile, err := NewEnvFile(req.EnvFileText, req.EnvFileBase64, req.EnvFilePath)
+	if err != nil {
+		return Space{}, err
+	}
+	repo, err := NewRepo(req.RepoURL, req.RepoBranch, req.RepoDest, tpl)
 	if err != nil {
 		return Space{}, err
 	}
@@ -166,11 +188,27 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Spac
 		sort.Strings(keys)
 		meta["envKeys"] = keys
 	}
+	if envFile != nil {
+		meta["envFilePath"] = DisplayPath(envFile.Path)
+	}
+	if repo != nil {
+		meta["repoUrl"], meta["repoDest"] = redactURL(repo.URL), repo.Dest
+	}
 	if err := s.audit(ctx, c, spec.Name, EventCreate, meta); err != nil {
 		return Space{}, err
 	}
 	sp, err := s.cfg.Engine.Create(ctx, spec)
 	if err != nil {
+		return Space{}, err
+	}
+	if err := s.setUp(ctx, sp.Name, req.Env, envFile, repo); err != nil {
+		// Leave no half-made space: remove the container, and the volume
+		// unless it held an earlier space's workspace.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if rerr := s.cfg.Engine.Remove(cctx, sp.Name, sp.VolumeCreated); rerr != nil {
+			s.log.Error("removing a space whose set-up failed", "space", sp.Name, "err", rerr)
+		}
 		return Space{}, err
 	}
 	now := s.clock.Now()
@@ -185,22 +223,22 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Spac
 }
 
 // resolve turns a request and its template into a ContainerSpec.
-func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec, error) {
+func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec, Template, error) {
 	if err := ValidateName(req.Name); err != nil {
-		return ContainerSpec{}, err
+		return ContainerSpec{}, Template{}, err
 	}
 	tplName := strings.ToLower(strings.TrimSpace(req.Template))
 	var tpl Template
 	if tplName != "" {
 		if err := ValidateTemplateName(tplName); err != nil {
-			return ContainerSpec{}, err
+			return ContainerSpec{}, Template{}, err
 		}
 		t, err := s.cfg.Store.Template(ctx, tplName)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
-				return ContainerSpec{}, Errorf(ErrNotFound, "Template not found: %s", tplName)
+				return ContainerSpec{}, Template{}, Errorf(ErrNotFound, "Template not found: %s", tplName)
 			}
-			return ContainerSpec{}, err
+			return ContainerSpec{}, Template{}, err
 		}
 		tpl = t
 	} else {
@@ -211,24 +249,24 @@ func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec
 		case errors.Is(err, ErrNotFound):
 			// The owner deleted the default template: node defaults apply.
 		default:
-			return ContainerSpec{}, err
+			return ContainerSpec{}, Template{}, err
 		}
 	}
 
 	memory := firstNonEmpty(req.Memory, tpl.Resources.Memory, "2g")
 	memBytes, err := ParseMemory(memory)
 	if err != nil {
-		return ContainerSpec{}, err
+		return ContainerSpec{}, Template{}, err
 	}
 	gpu := tpl.Resources.GPU
 	if req.GPU != nil {
 		gpu = *req.GPU
 	}
 	if gpu && !s.cfg.HasGPU {
-		return ContainerSpec{}, Errorf(ErrInvalid, "this node has no GPU; create GPU spaces on a node with one")
+		return ContainerSpec{}, Template{}, Errorf(ErrInvalid, "this node has no GPU; create GPU spaces on a node with one")
 	}
 	if s.cfg.HostMemory > 0 && memBytes > s.cfg.HostMemory {
-		return ContainerSpec{}, Errorf(ErrInvalid, "memory %s is more than this node has (%d MiB)", memory, s.cfg.HostMemory>>20)
+		return ContainerSpec{}, Template{}, Errorf(ErrInvalid, "memory %s is more than this node has (%d MiB)", memory, s.cfg.HostMemory>>20)
 	}
 	cpus := 1.0
 	switch {
@@ -238,7 +276,7 @@ func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec
 		cpus = *tpl.Resources.CPUs
 	}
 	if err := ValidateCPUs(cpus, s.cfg.HostCPUs); err != nil {
-		return ContainerSpec{}, err
+		return ContainerSpec{}, Template{}, err
 	}
 	image := strings.TrimSpace(req.Image)
 	if image == "" {
@@ -251,10 +289,10 @@ func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec
 		}
 	}
 	if strings.ContainsAny(image, " \t\n\x00") || strings.HasPrefix(image, "-") {
-		return ContainerSpec{}, Errorf(ErrInvalid, "image %q is not a valid image reference", image)
+		return ContainerSpec{}, Template{}, Errorf(ErrInvalid, "image %q is not a valid image reference", image)
 	}
 	if err := ValidateEnv(req.Env); err != nil {
-		return ContainerSpec{}, err
+		return ContainerSpec{}, Template{}, err
 	}
 	env := make([]string, 0, len(req.Env))
 	for k, v := range req.Env {
@@ -271,7 +309,7 @@ func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec
 		NetworkMode:    tpl.NetworkMode(),
 		ReadOnlyRootfs: tpl.ReadOnlyRootfs(),
 		Template:       tplName,
-	}, nil
+	}, tpl, nil
 }
 
 func firstNonEmpty(v ...string) string {

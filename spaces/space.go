@@ -53,6 +53,8 @@ type Space struct {
 	NetworkMode  string
 	LastActivity time.Time
 	Volume       string
+	// VolumeCreated is set by Engine.Create when it made a new volume.
+	VolumeCreated bool
 }
 
 // Volume names the space's workspace volume.

@@ -21,6 +21,7 @@ const (
 	EventTemplateUpsert = "template.upsert"
 	EventTemplateDelete = "template.delete"
 	EventDenied         = "auth.denied"
+	EventGitPush        = "space.git.push"
 )
 
 // Event is one audit row: who did what to which space, and when.
@@ -44,6 +45,7 @@ type Store interface {
 	AuditLog
 	TemplateStore
 	ActivityStore
+	HistoryStore
 }
 
 // AuditLog records and lists audit events.
@@ -77,4 +79,29 @@ type ActivityStore interface {
 type SpaceActivity struct {
 	LastActivity time.Time
 	StartedAt    time.Time
+}
+
+// HistoryStore keeps how far each space's shell history has been recorded,
+// so that a restart of the node neither loses nor repeats a command.
+type HistoryStore interface {
+	// HistoryCursor returns the cursor of space; the zero cursor when none
+	// was saved.
+	HistoryCursor(ctx context.Context, space string) (HistoryCursor, error)
+	// SaveHistory records events and sets the cursor of space in one
+	// transaction: after a crash either both happened or neither did.
+	SaveHistory(ctx context.Context, space string, cur HistoryCursor, events []Event) error
+}
+
+// HistoryCursor is how far a space's history file has been recorded, and
+// enough of the file's identity to notice when it was truncated or replaced.
+type HistoryCursor struct {
+	// Offset is the number of bytes of the file already recorded.
+	Offset int64
+	// Size and MTime are the file's when it was last read to its end, so an
+	// unchanged file is skipped without reading it. Size is -1 when the
+	// last read stopped early and the file must be read again.
+	Size  int64
+	MTime time.Time
+	// HeadHash is the SHA-256 of the file's first min(Offset, 4096) bytes.
+	HeadHash []byte
 }

@@ -1,0 +1,113 @@
+package spaces
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// HistoryFile is the bash history of a space. The sandbox image points every
+// interactive bash at it, with HISTTIMEFORMAT='%s ' and a flush after every
+// command.
+const HistoryFile = WorkspacePath + "/.bash_history"
+
+// maxHistoryEpoch is the last second of year 9999: a larger timestamp is
+// garbage, and would overflow the store's milliseconds.
+const maxHistoryEpoch = 253402300799
+
+// HistoryEntry is one command of a bash history file.
+type HistoryEntry struct {
+	// Command is the command line; the lines of a multi-line command are
+	// joined with "\n".
+	Command string
+	// Time is when the command ran, the zero time when the file does not say.
+	Time time.Time
+}
+
+// ParseHistory parses a bash history file written with HISTTIMEFORMAT set:
+// a "#<epoch>" line before each command, whose lines run up to the next
+// such line. Lines before the first timestamp are commands of their own,
+// without a time, as bash writes them when HISTTIMEFORMAT is unset. A "#"
+// line with anything but digits after the "#" is a command line (a comment).
+//
+// consumed is how many bytes of data the entries account for; parsing more
+// of the file must start there. A trailing line without "\n" is never
+// consumed, nor is a final timestamp whose command has not been written yet.
+// Entries whose command is empty are consumed but not returned.
+func ParseHistory(data []byte) (entries []HistoryEntry, consumed int) {
+	return parseHistory(data, true)
+}
+
+// parseHistory is ParseHistory; when atEOF is false, more of the file
+// follows data, so the last timestamped entry may not be complete and is
+// left unconsumed.
+func parseHistory(data []byte, atEOF bool) (entries []HistoryEntry, consumed int) {
+	var (
+		open  bool // a timestamp line started an entry that is not closed yet
+		when  time.Time
+		lines []string
+	)
+	closeEntry := func(end int) {
+		if cmd := joinCommand(lines); cmd != "" {
+			entries = append(entries, HistoryEntry{Command: cmd, Time: when})
+		}
+		consumed = end
+		open, lines = false, lines[:0]
+	}
+	pos := 0
+	for {
+		nl := bytes.IndexByte(data[pos:], '\n')
+		if nl < 0 {
+			break
+		}
+		line, next := data[pos:pos+nl], pos+nl+1
+		switch ts, isTS := timestampLine(line); {
+		case isTS:
+			if open {
+				closeEntry(pos)
+			}
+			open, when = true, ts
+		case open:
+			lines = append(lines, string(line))
+		default:
+			if cmd := joinCommand([]string{string(line)}); cmd != "" {
+				entries = append(entries, HistoryEntry{Command: cmd})
+			}
+			consumed = next
+		}
+		pos = next
+	}
+	if open && atEOF && len(lines) > 0 {
+		closeEntry(pos)
+	}
+	return entries, consumed
+}
+
+// timestampLine reports whether line is "#<digits>", and its time: the zero
+// time when the number is out of range.
+func timestampLine(line []byte) (time.Time, bool) {
+	if len(line) < 2 || line[0] != '#' {
+		return time.Time{}, false
+	}
+	for _, c := range line[1:] {
+		if c < '0' || c > '9' {
+			return time.Time{}, false
+		}
+	}
+	sec, err := strconv.ParseInt(string(line[1:]), 10, 64)
+	if err != nil || sec > maxHistoryEpoch {
+		return time.Time{}, true
+	}
+	return time.Unix(sec, 0).UTC(), true
+}
+
+// joinCommand joins the lines of one command without the empty lines around
+// it; a command of only blanks is "".
+func joinCommand(lines []string) string {
+	cmd := strings.Trim(strings.Join(lines, "\n"), "\n")
+	if strings.TrimSpace(cmd) == "" {
+		return ""
+	}
+	return cmd
+}

@@ -1,0 +1,183 @@
+package spaces
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	observeExecTimeout = 10 * time.Second
+	historyTailLines   = 50
+	historyTailBytes   = 64 << 10
+)
+
+// Observability is a snapshot of what goes on in a space. Fields other than
+// Stats are nil when the space's image lacks the tools for them, or the
+// space is paused (nothing runs in it then).
+type Observability struct {
+	Stats              Stats
+	WorkspaceDisk      *WorkspaceDisk
+	WorkspaceSizeBytes *int64
+	Top                []Process
+	BashHistoryTail    *string
+}
+
+// WorkspaceDisk is the file system that holds /workspace.
+type WorkspaceDisk struct {
+	Path        string  `json:"path"`
+	TotalBytes  int64   `json:"totalBytes"`
+	UsedBytes   int64   `json:"usedBytes"`
+	AvailBytes  int64   `json:"availBytes"`
+	UsedPercent float64 `json:"usedPercent"`
+}
+
+// Observe gathers stats, process table, workspace disk and size, and the
+// tail of the shell history, all at once. It does not wake a paused space
+// and is not activity (a dashboard watching a space must not keep it awake).
+func (s *Service) Observe(ctx context.Context, name string) (Observability, error) {
+	var o Observability
+	if err := ValidateName(name); err != nil {
+		return o, SpaceNotFound()
+	}
+	sp, err := s.cfg.Engine.Get(ctx, name)
+	if err != nil {
+		return o, err
+	}
+	running := sp.Status == StatusRunning
+	var (
+		wg       sync.WaitGroup
+		statsErr error
+	)
+	run := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	run(func() { o.Stats, statsErr = s.cfg.Engine.Stats(ctx, name) })
+	run(func() {
+		if top, err := s.cfg.Engine.Top(ctx, name); err == nil {
+			o.Top = top
+		}
+	})
+	run(func() { o.BashHistoryTail = s.historyTail(ctx, name) })
+	if running {
+		run(func() { o.WorkspaceDisk = s.workspaceDisk(ctx, name) })
+		run(func() { o.WorkspaceSizeBytes = s.workspaceSize(ctx, name) })
+	}
+	wg.Wait()
+	if statsErr != nil {
+		return Observability{}, statsErr
+	}
+	return o, nil
+}
+
+// quietExec runs a short tool in the space; a missing tool or any failure
+// gives ok=false, never an error.
+func (s *Service) quietExec(ctx context.Context, name string, cmd ...string) (string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, observeExecTimeout)
+	defer cancel()
+	var out bytes.Buffer
+	code, err := s.cfg.Engine.Exec(ctx, name, ExecSpec{Cmd: cmd, Stdout: &out})
+	return out.String(), err == nil && code == 0
+}
+
+func (s *Service) workspaceDisk(ctx context.Context, name string) *WorkspaceDisk {
+	out, ok := s.quietExec(ctx, name, "df", "-kP", WorkspacePath)
+	if !ok {
+		return nil
+	}
+	return parseDF(out)
+}
+
+// parseDF reads POSIX `df -kP` output.
+func parseDF(out string) *WorkspaceDisk {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 2 {
+		return nil
+	}
+	f := strings.Fields(lines[len(lines)-1])
+	if len(f) < 6 {
+		return nil
+	}
+	total, e1 := strconv.ParseInt(f[1], 10, 64)
+	used, e2 := strconv.ParseInt(f[2], 10, 64)
+	avail, e3 := strconv.ParseInt(f[3], 10, 64)
+	if e1 != nil || e2 != nil || e3 != nil {
+		return nil
+	}
+	d := &WorkspaceDisk{Path: WorkspacePath, TotalBytes: total << 10, UsedBytes: used << 10, AvailBytes: avail << 10}
+	if used+avail > 0 {
+		d.UsedPercent = float64(int(float64(used)*1000/float64(used+avail))) / 10
+	}
+	return d
+}
+
+func (s *Service) workspaceSize(ctx context.Context, name string) *int64 {
+	out, ok := s.quietExec(ctx, name, "du", "-sk", WorkspacePath)
+	if !ok {
+		return nil
+	}
+	f := strings.Fields(out)
+	if len(f) == 0 {
+		return nil
+	}
+	kb, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return nil
+	}
+	b := kb << 10
+	return &b
+}
+
+// historyTail returns the last commands of /workspace/.bash_history, one a
+// line, without bash's #<epoch> lines.
+func (s *Service) historyTail(ctx context.Context, name string) *string {
+	info, rc, err := s.cfg.Engine.ReadFile(ctx, name, WorkspacePath+"/.bash_history")
+	if err != nil || rc == nil {
+		return nil
+	}
+	defer rc.Close()
+	if skip := info.Size - historyTailBytes; skip > 0 {
+		if _, err := io.CopyN(io.Discard, rc, skip); err != nil {
+			return nil
+		}
+	}
+	data, err := io.ReadAll(rc)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil
+	}
+	tail := TailCommands(string(data), historyTailLines)
+	return &tail
+}
+
+// TailCommands keeps the last n command lines of a history file's text.
+func TailCommands(text string, n int) string {
+	var cmds []string
+	for _, line := range strings.Split(text, "\n") {
+		if line == "" || observeIsStamp(line) {
+			continue
+		}
+		cmds = append(cmds, line)
+	}
+	if len(cmds) > n {
+		cmds = cmds[len(cmds)-n:]
+	}
+	return strings.Join(cmds, "\n")
+}
+
+func observeIsStamp(line string) bool {
+	if len(line) < 2 || line[0] != '#' {
+		return false
+	}
+	for _, c := range line[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
