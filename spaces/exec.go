@@ -75,10 +75,12 @@ func (s *Service) Exec(ctx context.Context, c Caller, name string, req ExecReque
 
 	done := s.busy.hold(name)
 	defer func() {
-		done()
+		// The end of an exec is activity, also when the client went away;
+		// record it before the space stops counting as busy.
 		if !errors.Is(err, ErrNotFound) {
-			s.touch(ctx, name)
+			s.touch(context.WithoutCancel(ctx), name)
 		}
+		done()
 	}()
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
 	if req.Timeout > 0 {
@@ -140,5 +142,11 @@ func (b *busyCounter) busy(name string) bool {
 }
 
 // Hold marks a space busy (an open terminal, say) until release is called;
-// auto-sleep does not pause it meanwhile.
-func (s *Service) Hold(name string) (release func()) { return s.busy.hold(name) }
+// auto-sleep does not pause it meanwhile, and the release counts as activity.
+func (s *Service) Hold(name string) (release func()) {
+	done := s.busy.hold(name)
+	return func() {
+		s.touch(context.Background(), name)
+		done()
+	}
+}

@@ -33,7 +33,8 @@ type HistoryEntry struct {
 //
 // consumed is how many bytes of data the entries account for; parsing more
 // of the file must start there. A trailing line without "\n" is never
-// consumed, nor is a final timestamp whose command has not been written yet.
+// consumed, nor is the entry it belongs to, nor a final timestamp whose
+// command has not been written yet.
 // Entries whose command is empty are consumed but not returned.
 func ParseHistory(data []byte) (entries []HistoryEntry, consumed int) {
 	return parseHistory(data, true)
@@ -78,7 +79,9 @@ func parseHistory(data []byte, atEOF bool) (entries []HistoryEntry, consumed int
 		}
 		pos = next
 	}
-	if open && atEOF && len(lines) > 0 {
+	// The last entry is complete only at the end of the file, and not while
+	// a line of it is still being written.
+	if open && atEOF && pos == len(data) && len(lines) > 0 {
 		closeEntry(pos)
 	}
 	return entries, consumed

@@ -192,7 +192,9 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time)
 	}
 	if fi.Size > in.maxFile {
 		in.log.Warn("history file too large to ingest", "space", name, "size", fi.Size, "max", in.maxFile)
-		return 0, nil
+		// Noted as read, so the warning comes again only when it changes.
+		cur.Size, cur.MTime = fi.Size, fi.MTime
+		return 0, in.st.SaveHistory(ctx, name, cur, nil)
 	}
 	start := cur.Offset
 	if fi.Size < start {

@@ -137,7 +137,7 @@ func (s *Service) workspaceSize(ctx context.Context, name string) *int64 {
 // historyTail returns the last commands of /workspace/.bash_history, one a
 // line, without bash's #<epoch> lines.
 func (s *Service) historyTail(ctx context.Context, name string) *string {
-	info, rc, err := s.cfg.Engine.ReadFile(ctx, name, WorkspacePath+"/.bash_history")
+	info, rc, err := s.cfg.Engine.ReadFile(ctx, name, HistoryFile)
 	if err != nil || rc == nil {
 		return nil
 	}
@@ -155,29 +155,15 @@ func (s *Service) historyTail(ctx context.Context, name string) *string {
 	return &tail
 }
 
-// TailCommands keeps the last n command lines of a history file's text.
+// TailCommands keeps the last n commands of a history file's text.
 func TailCommands(text string, n int) string {
-	var cmds []string
-	for _, line := range strings.Split(text, "\n") {
-		if line == "" || observeIsStamp(line) {
-			continue
-		}
-		cmds = append(cmds, line)
+	entries, _ := ParseHistory([]byte(text + "\n"))
+	if len(entries) > n {
+		entries = entries[len(entries)-n:]
 	}
-	if len(cmds) > n {
-		cmds = cmds[len(cmds)-n:]
+	cmds := make([]string, len(entries))
+	for i, e := range entries {
+		cmds[i] = e.Command
 	}
 	return strings.Join(cmds, "\n")
-}
-
-func observeIsStamp(line string) bool {
-	if len(line) < 2 || line[0] != '#' {
-		return false
-	}
-	for _, c := range line[1:] {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }

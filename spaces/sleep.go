@@ -9,10 +9,6 @@ import (
 	"time"
 )
 
-// historyPath is where the sandbox image's interactive bash appends every
-// command (docker/bash-history.sh). New lines there count as activity.
-const historyPath = WorkspacePath + "/.bash_history"
-
 // SleeperConfig holds every dependency of a Sleeper.
 type SleeperConfig struct {
 	// Service is required: the Sleeper lists and pauses through it.
@@ -193,10 +189,11 @@ func (s *Service) sleepIfIdle(ctx context.Context, sp Space, now time.Time, idle
 }
 
 // noteHistory records the time of the newest shell history of a space as
-// activity when it is later than last: a shell the node did not start (a
-// docker exec on the host, say) is activity too.
+// activity when it is later than last. The Ingester records new commands as
+// activity too, but only on its next pass; this catches a command typed
+// since then, and works with the Ingester off.
 func (s *Service) noteHistory(ctx context.Context, name string, last, now time.Time) error {
-	fi, err := s.cfg.Engine.StatPath(ctx, name, historyPath)
+	fi, err := s.cfg.Engine.StatPath(ctx, name, HistoryFile)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}

@@ -129,7 +129,7 @@ func (e *sleepEngine) StatPath(_ context.Context, name, p string) (spaces.FileIn
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	mt, ok := e.history[name]
-	if !ok || p != spaces.WorkspacePath+"/.bash_history" {
+	if !ok || p != spaces.HistoryFile {
 		return spaces.FileInfo{}, spaces.Errorf(spaces.ErrNotFound, "No such file or folder: %s", p)
 	}
 	return spaces.FileInfo{Name: ".bash_history", Path: p, Type: spaces.TypeFile, MTime: mt}, nil

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -36,6 +37,11 @@ type serveOptions struct {
 	TemplatesDir string
 	AuthDisabled bool
 	Verbose      bool
+
+	IdleTimeout     time.Duration
+	HistoryInterval time.Duration
+	MaxFileBytes    int64
+	GitTokenHosts   []string
 }
 
 func newServeCmd(getenv func(string) string) *cobra.Command {
@@ -53,6 +59,12 @@ Without an API key a strong one is generated on first start and kept in the data
 			return runServe(cmd.Context(), o, cmd.ErrOrStderr())
 		},
 	}
+	idle, idleErr := envMillis(getenv, "IDLE_TIMEOUT_MS", 10*time.Minute)
+	hist, histErr := envMillis(getenv, "HISTORY_INGEST_MS", 15*time.Second)
+	maxFile, maxErr := envInt(getenv, "CLAWDSPACE_MAX_FILE_BYTES", 10<<30)
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		return errors.Join(idleErr, histErr, maxErr)
+	}
 	port := getenv("PORT")
 	if port == "" {
 		port = "7777"
@@ -68,6 +80,11 @@ Without an API key a strong one is generated on first start and kept in the data
 	f.StringVar(&o.Name, "name", "", "node name shown in /api/nodes (default: the host name)")
 	f.BoolVar(&o.AuthDisabled, "auth-disabled", isTrue(getenv("CLAWDSPACE_AUTH_DISABLED")), "turn authentication off: development only ($CLAWDSPACE_AUTH_DISABLED)")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "log debug messages")
+	f.DurationVar(&o.IdleTimeout, "idle-timeout", idle, "pause spaces idle this long; 0 turns auto-sleep off ($IDLE_TIMEOUT_MS)")
+	f.DurationVar(&o.HistoryInterval, "history-interval", hist, "how often shell history is read into the audit log; 0 turns it off ($HISTORY_INGEST_MS)")
+	f.Int64Var(&o.MaxFileBytes, "max-file-bytes", maxFile, "largest file upload in bytes ($CLAWDSPACE_MAX_FILE_BYTES)")
+	f.StringSliceVar(&o.GitTokenHosts, "git-token-hosts", splitList(getenv("CLAWDSPACE_GIT_TOKEN_HOSTS"), "github.com"),
+		"hosts that get env.GITHUB_TOKEN when a create clones over https ($CLAWDSPACE_GIT_TOKEN_HOSTS)")
 	return cmd
 }
 
@@ -76,6 +93,45 @@ func envOr(getenv func(string) string, key, def string) string {
 		return v
 	}
 	return def
+}
+
+// envMillis reads a duration given in milliseconds, as the older node's
+// settings are.
+func envMillis(getenv func(string) string, key string, def time.Duration) (time.Duration, error) {
+	v := strings.TrimSpace(getenv(key))
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return def, fmt.Errorf("%s must be a whole number of milliseconds, not %q", key, v)
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}
+
+func envInt(getenv func(string) string, key string, def int64) (int64, error) {
+	v := strings.TrimSpace(getenv(key))
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return def, fmt.Errorf("%s must be a positive whole number, not %q", key, v)
+	}
+	return n, nil
+}
+
+func splitList(v, def string) []string {
+	if strings.TrimSpace(v) == "" {
+		v = def
+	}
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func isTrue(s string) bool {
@@ -107,6 +163,10 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data folder: %w", err)
 	}
+	// Uploads left in the spool by a crash are incomplete by definition.
+	if err := os.RemoveAll(filepath.Join(o.DataDir, "spool")); err != nil {
+		return fmt.Errorf("clearing the upload spool: %w", err)
+	}
 	if o.AuthDisabled {
 		log.Warn("AUTHENTICATION IS DISABLED: anyone who can reach this node controls its spaces. Use only for development.")
 	}
@@ -129,14 +189,15 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	}
 	machine := host.New(ctx, host.Config{DiskPath: o.DataDir})
 	svc, err := spaces.New(ctx, spaces.Config{
-		Engine:       eng,
-		Store:        st,
-		Logger:       log,
-		DefaultImage: o.Image,
-		GPUImage:     o.GPUImage,
-		HostCPUs:     runtime.NumCPU(),
-		HostMemory:   int64(machine.Snapshot().MemTotal),
-		HasGPU:       machine.GPU().Present,
+		Engine:        eng,
+		Store:         st,
+		Logger:        log,
+		DefaultImage:  o.Image,
+		GPUImage:      o.GPUImage,
+		HostCPUs:      runtime.NumCPU(),
+		HostMemory:    int64(machine.Snapshot().MemTotal),
+		GitTokenHosts: o.GitTokenHosts,
+		HasGPU:        machine.GPU().Present,
 
 		SeedTemplates: seeds,
 	})
@@ -166,6 +227,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		Spaces: svc, Machine: machine, Logger: log,
 		APIKey: key, AuthDisabled: o.AuthDisabled,
 		Version: version, NodeName: o.Name, URL: url,
+		MaxFileBytes: o.MaxFileBytes, SpoolDir: filepath.Join(o.DataDir, "spool"),
 	})
 	if err != nil {
 		ln.Close()
@@ -179,6 +241,16 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 			url, keyPath(o.DataDir), key, url, key)
 	default:
 		fmt.Fprintf(stderr, "Clawdspace node on %s (API key: %s)\n", url, keySource(o))
+	}
+	if o.IdleTimeout > 0 {
+		sl := spaces.NewSleeper(spaces.SleeperConfig{Service: svc, IdleTimeout: o.IdleTimeout, Logger: log})
+		sl.Start(ctx)
+		defer sl.Close()
+	}
+	if o.HistoryInterval > 0 {
+		in := spaces.NewIngester(spaces.IngesterConfig{Service: svc, Interval: o.HistoryInterval, Logger: log})
+		in.Start(ctx)
+		defer in.Close()
 	}
 	return srv.Serve(ctx, ln)
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 func TestResolveAPIKey(t *testing.T) {
@@ -189,5 +191,59 @@ func TestReadTemplates(t *testing.T) {
 	}
 	if _, err := readTemplates(dir); err == nil || !strings.Contains(err.Error(), "bad.yml") || !strings.Contains(err.Error(), "bogus") {
 		t.Fatalf("bad template error = %v", err)
+	}
+}
+
+func TestServeEnvSettings(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, o serveOptions)
+	}{
+		{"defaults", map[string]string{}, "", func(t *testing.T, o serveOptions) {
+			if o.IdleTimeout != 10*time.Minute || o.HistoryInterval != 15*time.Second || o.MaxFileBytes != 10<<30 ||
+				len(o.GitTokenHosts) != 1 || o.GitTokenHosts[0] != "github.com" || o.Listen != "127.0.0.1:7777" {
+				t.Errorf("options = %+v", o)
+			}
+		}},
+		{"from the environment", map[string]string{"IDLE_TIMEOUT_MS": "0", "HISTORY_INGEST_MS": "2500", "PORT": "8000",
+			"CLAWDSPACE_MAX_FILE_BYTES": "1024", "CLAWDSPACE_GIT_TOKEN_HOSTS": "github.com, git.example.com"}, "", func(t *testing.T, o serveOptions) {
+			if o.IdleTimeout != 0 || o.HistoryInterval != 2500*time.Millisecond || o.MaxFileBytes != 1024 ||
+				len(o.GitTokenHosts) != 2 || o.GitTokenHosts[1] != "git.example.com" || o.Listen != "127.0.0.1:8000" {
+				t.Errorf("options = %+v", o)
+			}
+		}},
+		{"bad idle timeout", map[string]string{"IDLE_TIMEOUT_MS": "soon"}, "IDLE_TIMEOUT_MS", nil},
+		{"negative interval", map[string]string{"HISTORY_INGEST_MS": "-5"}, "HISTORY_INGEST_MS", nil},
+		{"bad max file", map[string]string{"CLAWDSPACE_MAX_FILE_BYTES": "0"}, "CLAWDSPACE_MAX_FILE_BYTES", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got serveOptions
+			cmd := newServeCmd(func(k string) string { return tt.env[k] })
+			cmd.RunE = func(*cobra.Command, []string) error {
+				got.Listen, _ = cmd.Flags().GetString("listen")
+				got.IdleTimeout, _ = cmd.Flags().GetDuration("idle-timeout")
+				got.HistoryInterval, _ = cmd.Flags().GetDuration("history-interval")
+				got.MaxFileBytes, _ = cmd.Flags().GetInt64("max-file-bytes")
+				got.GitTokenHosts, _ = cmd.Flags().GetStringSlice("git-token-hosts")
+				return nil
+			}
+			cmd.SetArgs(nil)
+			cmd.SetOut(io.Discard)
+			cmd.SetErr(io.Discard)
+			err := cmd.Execute()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, got)
+		})
 	}
 }
