@@ -27,6 +27,9 @@ type Config struct {
 	// means the DOCKER_HOST convention, resolved by the caller.
 	Host   string
 	Logger *slog.Logger
+	// Egress enforces templates' block lists in each space's network
+	// namespace (see EgressSupported). Without it they are not enforced.
+	Egress bool
 }
 
 // Engine is a spaces.Engine backed by a Docker engine.
@@ -39,6 +42,10 @@ type Engine struct {
 	ids sync.Map
 	// verifiedImages holds IDs of images known to run a space's command.
 	verifiedImages sync.Map
+	egress         bool
+	// gates keeps pauses out of the window between an exec's create and
+	// start (see Pause).
+	gates gateMap
 }
 
 var _ spaces.Engine = (*Engine)(nil)
@@ -63,7 +70,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		c.Close()
 		return nil, fmt.Errorf("reaching the Docker engine at %s: %w", c.DaemonHost(), err)
 	}
-	return &Engine{c: c, log: cfg.Logger}, nil
+	return &Engine{c: c, log: cfg.Logger, egress: cfg.Egress}, nil
 }
 
 // Client returns the underlying Docker client, for benchmarks that compare
@@ -180,3 +187,50 @@ func parseTime(s string) time.Time {
 }
 
 func formatCPUs(c float64) string { return strconv.FormatFloat(c, 'f', -1, 64) }
+
+// gateMap is a reader-writer lock per container: execs that are starting
+// hold it shared, a pause holds it exclusively.
+type gateMap struct {
+	mu sync.Mutex
+	m  map[string]*gate
+}
+
+type gate struct {
+	sync.RWMutex
+	refs int
+}
+
+func (g *gateMap) get(id string) *gate {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = make(map[string]*gate)
+	}
+	x := g.m[id]
+	if x == nil {
+		x = &gate{}
+		g.m[id] = x
+	}
+	x.refs++
+	return x
+}
+
+func (g *gateMap) put(id string, x *gate) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if x.refs--; x.refs == 0 {
+		delete(g.m, id)
+	}
+}
+
+func (g *gateMap) rlock(id string) (unlock func()) {
+	x := g.get(id)
+	x.RLock()
+	return func() { x.RUnlock(); g.put(id, x) }
+}
+
+func (g *gateMap) lock(id string) (unlock func()) {
+	x := g.get(id)
+	x.Lock()
+	return func() { x.Unlock(); g.put(id, x) }
+}

@@ -27,6 +27,13 @@ func (e *Engine) Exec(ctx context.Context, name string, spec spaces.ExecSpec) (c
 // execIn runs a process in a container. Its errors are the SDK's, so that
 // onSpace can tell a stale container ID.
 func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (int, error) {
+	runlock := e.gates.rlock(id)
+	started := false
+	defer func() {
+		if !started {
+			runlock()
+		}
+	}()
 	cr, err := e.c.ExecCreate(ctx, id, client.ExecCreateOptions{
 		AttachStdout: true,
 		AttachStderr: true,
@@ -43,6 +50,9 @@ func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (i
 	if err != nil {
 		return 0, err
 	}
+	// The process runs: a pause can no longer catch it half-started.
+	started = true
+	runlock()
 	defer att.Close()
 
 	// When the caller goes away or the time is up, kill the process tree;

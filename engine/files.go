@@ -291,15 +291,29 @@ func (e *Engine) RemovePath(ctx context.Context, name, p string) error {
 
 // Top lists a space's processes through the engine (ps runs on the host).
 func (e *Engine) Top(ctx context.Context, name string) ([]spaces.Process, error) {
-	var res client.ContainerTopResult
+	var (
+		res client.ContainerTopResult
+		cid string
+	)
 	err := e.onSpace(ctx, name, func(id string) (err error) {
+		cid = id
 		res, err = e.c.ContainerTop(ctx, id, client.ContainerTopOptions{Arguments: []string{"-o", "pid,pcpu,pmem,etime,args"}})
 		return err
 	})
 	if err != nil {
 		return nil, mapErr(err, "listing processes")
 	}
-	return parseTop(res.Titles, res.Processes), nil
+	procs := parseTop(res.Titles, res.Processes)
+	// The engine reports host PIDs; show the ones the space itself sees
+	// where the node can tell (it runs on the engine's host).
+	for i, p := range procs {
+		if inContainer("/proc", p.PID, cid) {
+			if ns := namespacePID("/proc", p.PID); ns > 0 {
+				procs[i].PID = ns
+			}
+		}
+	}
+	return procs, nil
 }
 
 func parseTop(titles []string, rows [][]string) []spaces.Process {

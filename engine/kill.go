@@ -26,6 +26,13 @@ func (e *Engine) killExec(containerID, execID string) {
 	if err != nil || !ins.Running || ins.PID <= 0 {
 		return
 	}
+	// The PID is the engine host's: only act on it when this process sees
+	// the same processes (the node runs on that host), which the container
+	// ID in its cgroup proves.
+	if !inContainer("/proc", ins.PID, containerID) {
+		e.log.Warn("cannot kill an exec's processes: the engine's processes are not visible to the node", "container", shortID(containerID))
+		return
+	}
 	for round := 0; round < 3; round++ {
 		tree := processTree("/proc", ins.PID)
 		if len(tree) == 0 {
@@ -59,59 +66,83 @@ func (e *Engine) killInside(ctx context.Context, containerID string, hostPIDs []
 	}
 }
 
-// processTree returns pid and all its descendants, parents first.
+func inContainer(proc string, pid int, containerID string) bool {
+	b, err := os.ReadFile(proc + "/" + strconv.Itoa(pid) + "/cgroup")
+	return err == nil && containerID != "" && strings.Contains(string(b), containerID)
+}
+
+// processTree returns pid, its descendants and the rest of its session
+// (the engine starts each exec as a session leader, so processes that
+// double-forked away from the tree still carry its session), parents first.
 func processTree(proc string, root int) []int {
 	entries, err := os.ReadDir(proc)
 	if err != nil {
 		return nil
 	}
 	children := map[int][]int{}
+	var session []int
 	alive := false
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		ppid := parentPID(proc, pid)
+		ppid, sid := statIDs(proc, pid)
 		if ppid < 0 {
 			continue
 		}
 		if pid == root {
 			alive = true
+			continue
 		}
 		children[ppid] = append(children[ppid], pid)
+		if sid == root {
+			session = append(session, pid)
+		}
 	}
 	if !alive {
 		return nil
 	}
 	out := []int{root}
+	seen := map[int]bool{root: true}
 	for i := 0; i < len(out); i++ {
-		out = append(out, children[out[i]]...)
+		for _, c := range children[out[i]] {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+	}
+	for _, p := range session {
+		if !seen[p] {
+			out = append(out, p)
+		}
 	}
 	return out
 }
 
-// parentPID reads the PPID from /proc/PID/stat; the command name may hold
-// spaces and parentheses, so the fields are read after its last ')'.
-func parentPID(proc string, pid int) int {
+// statIDs reads the PPID and session ID from /proc/PID/stat; the command
+// name may hold spaces and parentheses, so fields are read after its last ')'.
+func statIDs(proc string, pid int) (ppid, sid int) {
 	b, err := os.ReadFile(proc + "/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return -1
+		return -1, -1
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return -1
+		return -1, -1
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return -1
+	if len(f) < 4 {
+		return -1, -1
 	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return -1
+	ppid, err1 := strconv.Atoi(f[1])
+	sid, err2 := strconv.Atoi(f[3])
+	if err1 != nil || err2 != nil {
+		return -1, -1
 	}
-	return ppid
+	return ppid, sid
 }
 
 // namespacePID maps a host PID to its PID in the innermost PID namespace.

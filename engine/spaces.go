@@ -163,6 +163,9 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 	if err != nil {
 		return sp, err
 	}
+	if err = e.applyEgress(c); err != nil {
+		return sp, fmt.Errorf("enforcing the egress block list: %w", err)
+	}
 	e.ids.Store(spec.Name, created.ID)
 	sp = fromInspect(spec.Name, c)
 	sp.VolumeCreated = !volumeExisted
@@ -261,6 +264,11 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) err
 // Pause freezes a space. Pausing a paused or stopped space changes nothing.
 func (e *Engine) Pause(ctx context.Context, name string) error {
 	err := e.onSpace(ctx, name, func(id string) error {
+		// Engine 20.10 hangs for good (and with it every later exec) when a
+		// container is frozen between an exec's create and its start, so a
+		// pause waits for execs that are starting.
+		unlock := e.gates.lock(id)
+		defer unlock()
 		_, err := e.c.ContainerPause(ctx, id, client.ContainerPauseOptions{})
 		return err
 	})
@@ -284,7 +292,16 @@ func (e *Engine) Resume(ctx context.Context, name string) error {
 		if err != nil && cerrdefs.IsNotModified(err) {
 			return nil
 		}
-		return mapErr(err, "starting space")
+		if err != nil {
+			return mapErr(err, "starting space")
+		}
+		// A new start is a new network namespace: put the rules back now
+		// rather than wait for the event.
+		res, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil {
+			return mapErr(err, "inspecting space")
+		}
+		return e.applyEgress(res.Container)
 	})
 }
 
@@ -302,6 +319,9 @@ func ContainerConfig(spec spaces.ContainerSpec) (*container.Config, *container.H
 		spaces.LabelMemory:      strconv.FormatInt(spec.MemoryBytes, 10),
 		spaces.LabelCPUs:        formatCPUs(spec.CPUs),
 		spaces.LabelGPU:         strconv.FormatBool(spec.GPU),
+	}
+	if len(spec.BlockCIDRs) > 0 && spec.NetworkMode == spaces.NetworkInternet {
+		labels[spaces.LabelNetworkBlock] = blockLabel(spec.BlockCIDRs)
 	}
 	cfg := &container.Config{
 		Image:      spec.Image,

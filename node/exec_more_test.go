@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/adam91holt/clawdspace/nodetest"
+	"github.com/adam91holt/clawdspace/spaces"
 )
 
 type execOut struct {
@@ -88,7 +89,7 @@ func countSleepers(t *testing.T, n *nodetest.Node, name string) int {
 func TestExecTimeoutKillsProcessTree(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options{})
 	name := newSpace(t, n, "killtree")
-	_, got := execJSON(t, n, name, map[string]any{"command": "sleep 7777 & sleep 7777 & sh -c 'sleep 7777'", "timeoutMs": 800})
+	_, got := execJSON(t, n, name, map[string]any{"command": "sleep 7777 & (sleep 7777 &) ; sh -c 'sleep 7777'", "timeoutMs": 800})
 	if !got.TimedOut || got.ExitCode != 124 {
 		t.Fatalf("exec = %+v", got)
 	}
@@ -167,4 +168,30 @@ func TestExecStreamClientGone(t *testing.T) {
 	cancel()
 	resp.Body.Close()
 	eventually(t, "sleepers killed after the client left", 10*time.Second, func() bool { return countSleepers(t, n, name) == 0 })
+}
+
+// TestShutdownEndsRunningExecs: a node that stops gives requests a grace
+// period, then kills the commands still running for them.
+func TestShutdownEndsRunningExecs(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{ShutdownGrace: 300 * time.Millisecond})
+	name := newSpace(t, n, "shutdown")
+	req, _ := http.NewRequest("POST", n.URL+"/api/spaces/"+name+"/exec?stream=true", strings.NewReader(`{"command":"echo ready; sleep 7777"}`))
+	req.Header.Set("Authorization", "Bearer "+nodetest.Key)
+	resp, err := n.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || !strings.Contains(line, "ready") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	n.Stop()
+	count := func() int {
+		var out strings.Builder
+		if _, err := n.Engine.Exec(context.Background(), name, spaces.ExecSpec{Cmd: []string{"sh", "-c", "ps -o args | grep -c '^sleep 7777$' || true"}, Stdout: &out}); err != nil {
+			t.Fatal(err)
+		}
+		return int(strings.TrimSpace(out.String())[0] - '0')
+	}
+	eventually(t, "the command killed after the grace period", 10*time.Second, func() bool { return count() == 0 })
 }

@@ -171,6 +171,7 @@ func TestFilesRefuseEscapes(t *testing.T) {
 		{"write onto symlink outside", "PUT", "/in/pw", 403},
 		{"mkdir through symlink outside", "MKDIR", "/etc-link/x", 403},
 		{"delete through symlink outside", "DELETE", "/etc-link/passwd", 403},
+		{"delete a symlink that points outside removes the link", "DELETE", "/in/pw", 200},
 		{"symlink inside is followed", "GET", "/in-link/sub/f", 200},
 		{"relative symlink inside", "GET", "/in/rel", 200},
 		{"missing", "GET", "/nope", 404},

@@ -183,7 +183,7 @@ func TestCreateWithRepoAndEnvFile(t *testing.T) {
 
 	t.Run("clone and env file", func(t *testing.T) {
 		name := nodetest.Name(t, n.Engine, "clone")
-		r := n.Do(t, "POST", "/api/spaces", map[string]any{"name": name, "image": sandboxImage(), "env": env,
+		r := n.Do(t, "POST", "/api/spaces", map[string]any{"name": name, "image": sandboxImage(), "template": "lan", "env": env,
 			"repoUrl": url, "repoBranch": "main", "repoDest": "src/app",
 			"envFileText": "API_URL=http://example.invalid\n", "envFilePath": "/workspace/config/.env"})
 		if r.Status != http.StatusCreated {
@@ -206,7 +206,7 @@ func TestCreateWithRepoAndEnvFile(t *testing.T) {
 	t.Run("failed clone leaves nothing", func(t *testing.T) {
 		name := nodetest.Name(t, n.Engine, "badclone")
 		bad := map[string]string{"GITHUB_TOKEN": "wrong-token", "GIT_SSL_NO_VERIFY": "true"}
-		r := n.Do(t, "POST", "/api/spaces", map[string]any{"name": name, "image": sandboxImage(), "env": bad, "repoUrl": url})
+		r := n.Do(t, "POST", "/api/spaces", map[string]any{"name": name, "image": sandboxImage(), "template": "lan", "env": bad, "repoUrl": url})
 		if r.Status != http.StatusBadRequest || !strings.Contains(r.Map(t)["error"].(string), "cloning") || strings.Contains(string(r.Body), "wrong-token") {
 			t.Fatalf("create = %d %s", r.Status, r.Body)
 		}
@@ -241,7 +241,7 @@ func TestGitPush(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options{})
 	g := startGitServer(t, n)
 	name := nodetest.Name(t, n.Engine, "push")
-	r := n.Do(t, "POST", "/api/spaces", map[string]any{"name": name, "image": sandboxImage(),
+	r := n.Do(t, "POST", "/api/spaces", map[string]any{"name": name, "image": sandboxImage(), "template": "lan",
 		"env": map[string]string{"GIT_SSL_NO_VERIFY": "true"}})
 	if r.Status != http.StatusCreated {
 		t.Fatalf("create = %d %s", r.Status, r.Body)
@@ -283,6 +283,9 @@ func TestGitPush(t *testing.T) {
 	}
 	if strings.Contains(string(r.Body), gitToken) {
 		t.Fatal("the push answer holds the token")
+	}
+	if out, _ := sh(t, n, name, "ls /workspace/hook-env 2>&1 || true"); !strings.Contains(out, "No such file") {
+		t.Fatalf("the repository's pre-push hook ran with the token: %s", out)
 	}
 	if log := g.exec(t, "git -C "+gitSrvRoot+"/private.git log --format=%s main"); !strings.HasPrefix(log, "change") {
 		t.Fatalf("server log after push: %q", log)

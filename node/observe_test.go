@@ -45,12 +45,13 @@ func TestObservability(t *testing.T) {
 	if o.WorkspaceSizeBytes == nil || *o.WorkspaceSizeBytes < 300000 {
 		t.Errorf("workspaceSizeBytes = %v", o.WorkspaceSizeBytes)
 	}
-	found := false
+	found, init := false, false
 	for _, p := range o.Top {
 		found = found || (p.PID > 0 && strings.Contains(p.Command, "sleep 300"))
+		init = init || p.PID == 1
 	}
-	if !found {
-		t.Errorf("top lacks the background sleep: %+v", o.Top)
+	if !found || !init {
+		t.Errorf("top lacks the background sleep or the space's PID 1 (PIDs as the space sees them): %+v", o.Top)
 	}
 	if o.BashHistoryTail == nil || *o.BashHistoryTail != "echo hello\nls -la" {
 		t.Errorf("bashHistoryTail = %v", o.BashHistoryTail)

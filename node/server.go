@@ -42,6 +42,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxFileBytes bounds one raw file upload (default 10 GiB).
 	MaxFileBytes int64
+	// ShutdownGrace is how long requests in flight may finish when the
+	// node stops (default 10 s).
+	ShutdownGrace time.Duration
 	// SpoolDir holds large uploads until they are complete (default: the
 	// system's temporary folder).
 	SpoolDir string
@@ -76,6 +79,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxFileBytes <= 0 {
 		cfg.MaxFileBytes = 10 << 30
 	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 10 * time.Second
+	}
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = os.TempDir()
 	}
@@ -87,14 +93,18 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the node's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Serve serves on ln until ctx ends, then shuts down gracefully.
+// Serve serves on ln until ctx ends, then shuts down: requests in flight
+// get a grace period, after which their contexts end, which kills the
+// commands they run in spaces.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -103,10 +113,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
+		s.log.Warn("requests still running at shutdown: ending them", "err", err)
+		cancelBase()
+		_ = hs.Close()
 	}
 	return nil
 }

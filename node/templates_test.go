@@ -88,7 +88,7 @@ description: a test template
 resources:
   memory: 512m
   cpus: 1.5
-  image: clawdspace-test:busybox
+  image: `+nodetest.TestImage+`
 security:
   writableRootfs: true
 network:

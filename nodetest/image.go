@@ -19,7 +19,7 @@ import (
 // shell, the usual tools, the sandbox user (1001) and /workspace owned by it.
 // It builds in about a second with no registry, so tests do not wait for
 // the full clawdspace:latest image.
-const TestImage = "clawdspace-test:busybox"
+const TestImage = "clawdspace-test:busybox-v3"
 
 // BrokenImage has no sleep binary, so a space made from it fails to start.
 const BrokenImage = "clawdspace-test:broken"
@@ -33,7 +33,8 @@ const busyboxPath = "/bin/busybox"
 
 var applets = []string{"sh", "ash", "cat", "echo", "ls", "sleep", "id", "printf", "true", "false", "head", "tail",
 	"wc", "grep", "sed", "tr", "env", "pwd", "mkdir", "rm", "touch", "stat", "dd", "sha256sum", "base64", "ps", "kill",
-	"whoami", "hostname", "mount", "df", "du", "find", "xargs", "cut", "sort", "uniq", "test", "[", "yes", "seq", "timeout", "nproc"}
+	"whoami", "hostname", "mount", "df", "du", "find", "xargs", "cut", "sort", "uniq", "test", "[", "yes", "seq", "timeout", "nproc",
+	"nc", "httpd", "mv", "ln", "chmod"}
 
 var imageOnce sync.Map // image name -> *sync.Once
 

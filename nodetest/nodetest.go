@@ -46,6 +46,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxFileBytes bounds raw uploads.
 	MaxFileBytes int64
+	// ShutdownGrace is how long requests may finish when the node stops.
+	ShutdownGrace time.Duration
 	// GitTokenHosts receive env.GITHUB_TOKEN on clone (default github.com).
 	GitTokenHosts []string
 }
@@ -59,16 +61,17 @@ type Node struct {
 	Engine  *engine.Engine
 	HTTP    *http.Client
 
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
+	cancel    context.CancelFunc
+	done      chan error
+	guardDone chan struct{}
+	once      sync.Once
 }
 
 // Engine connects to the real Docker engine and makes sure the test images
 // exist. The engine must be running: .ci/run and `make test` start it.
 func Engine(tb testing.TB) *engine.Engine {
 	tb.Helper()
-	eng, err := engine.New(context.Background(), engine.Config{})
+	eng, err := engine.New(context.Background(), engine.Config{Egress: engine.EgressSupported() == nil})
 	if err != nil {
 		tb.Fatalf("no Docker engine (run docker/ensure-engine.sh as root): %v", err)
 	}
@@ -115,12 +118,16 @@ func Start(tb testing.TB, opt Options) *Node {
 		Spaces: svc, Machine: host.New(ctx, host.Config{DiskPath: n.DataDir}), Logger: log, Clock: opt.Clock,
 		APIKey: Key, AuthDisabled: opt.AuthDisabled, Version: "test", URL: n.URL, MaxBodyBytes: opt.MaxBodyBytes,
 		MaxFileBytes: opt.MaxFileBytes, SpoolDir: filepath.Join(n.DataDir, "spool"),
+		ShutdownGrace: opt.ShutdownGrace,
 	})
 	if err != nil {
 		tb.Fatalf("building server: %v", err)
 	}
 	n.done = make(chan error, 1)
 	go func() { n.done <- srv.Serve(ctx, ln) }()
+	guardDone := make(chan struct{})
+	go func() { defer close(guardDone); eng.GuardEgress(ctx) }()
+	n.guardDone = guardDone
 	tb.Cleanup(n.Stop)
 	return n
 }
@@ -130,6 +137,7 @@ func (n *Node) Stop() {
 	n.once.Do(func() {
 		n.cancel()
 		<-n.done
+		<-n.guardDone
 		n.Store.Close()
 	})
 }

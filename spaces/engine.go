@@ -106,6 +106,7 @@ type ContainerSpec struct {
 	GPU            bool
 	Env            []string // KEY=VALUE
 	NetworkMode    string   // template network mode: none, internet, lan
+	BlockCIDRs     []string // egress the space may not reach (internet mode)
 	ReadOnlyRootfs bool
 	Template       string
 }

@@ -54,11 +54,13 @@ func (s *Service) resolvePath(ctx context.Context, name, abs string, follow bool
 				return resolved{}, err
 			}
 			fi, last := infos[i], i == len(comps)-1
-			if fi.Type == TypeSymlink {
+			if fi.Type == TypeSymlink && !(last && !follow) {
+				// A link is only passed through, or followed, inside the
+				// workspace; unfollowed (delete) it is just a name.
 				if !InWorkspace(fi.LinkTarget) {
 					return resolved{}, Errorf(ErrForbidden, "%s is a symlink that points outside /workspace", DisplayPath(c))
 				}
-				if last && follow {
+				if last {
 					next = fi.LinkTarget
 					break
 				}

@@ -307,6 +307,7 @@ func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec
 		GPU:            gpu,
 		Env:            env,
 		NetworkMode:    tpl.NetworkMode(),
+		BlockCIDRs:     tpl.EgressBlocks(),
 		ReadOnlyRootfs: tpl.ReadOnlyRootfs(),
 		Template:       tplName,
 	}, tpl, nil

@@ -321,20 +321,29 @@ func (s *Service) Push(ctx context.Context, c Caller, name string, req PushReque
 	if !r.Exists || r.Info.Type != TypeDir {
 		return res, Errorf(ErrInvalid, "repoPath %s is not a folder", DisplayPath(abs))
 	}
-	cmd := []string{"git", "-C", r.Path, "push", "--", req.Remote}
+	// Hooks are the repository's own code: they do not run with the token.
+	cmd := []string{"git", "-c", "core.hooksPath=/dev/null", "-C", r.Path, "push", "--", req.Remote}
 	if req.Branch != "" {
 		cmd = append(cmd, req.Branch)
 	}
 	spec := ExecSpec{Cmd: cmd, Env: []string{"GIT_TERMINAL_PROMPT=0"}}
 	if req.Token != "" {
-		spec.Env = append(spec.Env, gitAuthEnv("", req.Token)...)
+		host, err := s.remoteHost(ctx, name, r.Path, req.Remote)
+		if err != nil {
+			return res, err
+		}
+		// The header goes to the remote's host and nowhere else.
+		spec.Env = append(spec.Env, gitAuthEnv(host, req.Token)...)
 	}
 	var stdout, stderr limitedBuffer
 	spec.Stdout, spec.Stderr = &stdout, &stderr
 	pctx, cancel := context.WithTimeout(ctx, pushTimeout)
 	defer cancel()
 	done := s.busy.hold(name)
-	defer done()
+	defer func() {
+		s.touch(context.WithoutCancel(ctx), name)
+		done()
+	}()
 	code, err := s.cfg.Engine.Exec(pctx, name, spec)
 	if err != nil {
 		return res, err
@@ -358,4 +367,22 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 		b.Buffer.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
+}
+
+// remoteHost returns the host of an https remote; a token is only sent over
+// https, to that host.
+func (s *Service) remoteHost(ctx context.Context, name, repo, remote string) (string, error) {
+	var out, errb limitedBuffer
+	code, err := s.cfg.Engine.Exec(ctx, name, ExecSpec{Cmd: []string{"git", "-C", repo, "remote", "get-url", remote}, Stdout: &out, Stderr: &errb})
+	if err != nil {
+		return "", err
+	}
+	if code != 0 {
+		return "", Errorf(ErrInvalid, "git push failed: %s", strings.TrimSpace(errb.String()))
+	}
+	u, err := url.Parse(strings.TrimSpace(out.String()))
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", Errorf(ErrInvalid, "the token is only sent to https remotes; %s is not one", remote)
+	}
+	return u.Host, nil
 }

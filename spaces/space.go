@@ -36,6 +36,9 @@ const (
 	LabelMemory = "clawdspace.memory"
 	LabelCPUs   = "clawdspace.cpus"
 	LabelGPU    = "clawdspace.gpu"
+	// LabelNetworkBlock holds the template's egress block list (CIDRs,
+	// comma-separated), enforced whenever the container starts.
+	LabelNetworkBlock = "clawdspace.network.block"
 )
 
 // Space is one sandbox: a container plus its workspace volume.

@@ -70,6 +70,15 @@ func (t Template) NetworkMode() string {
 	return t.Network.Mode
 }
 
+// EgressBlocks is what spaces of this template may not reach: the block
+// list in internet mode; lan blocks nothing and none has no network at all.
+func (t Template) EgressBlocks() []string {
+	if t.NetworkMode() != NetworkInternet {
+		return nil
+	}
+	return t.Network.BlockCIDRs
+}
+
 // ParseTemplate parses and validates a template's YAML. Unknown keys, a bad
 // name, bad memory or any other schema violation is an ErrInvalid error that
 // says what is wrong.

@@ -51,8 +51,10 @@ func newServeCmd(getenv func(string) string) *cobra.Command {
 		Short: "Run a Clawdspace node (local mode on 127.0.0.1:7777 by default)",
 		Long: `Run a Clawdspace node: the REST API on 127.0.0.1:7777, spaces on the local Docker engine.
 
-Settings come from flags, else from the environment (PORT, API_KEY, CLAWDSPACE_DATA_DIR,
-CLAWDSPACE_IMAGE, CLAWDSPACE_GPU_IMAGE, CLAWDSPACE_AUTH_DISABLED, DOCKER_HOST).
+Settings come from flags, else from the environment: PORT, API_KEY, CLAWDSPACE_DATA_DIR,
+CLAWDSPACE_IMAGE, CLAWDSPACE_GPU_IMAGE, CLAWDSPACE_AUTH_DISABLED, CLAWDSPACE_TEMPLATES_DIR,
+IDLE_TIMEOUT_MS, HISTORY_INGEST_MS, CLAWDSPACE_MAX_FILE_BYTES, CLAWDSPACE_GIT_TOKEN_HOSTS
+("none" for no host) and DOCKER_HOST.
 Without an API key a strong one is generated on first start and kept in the data folder.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -62,8 +64,17 @@ Without an API key a strong one is generated on first start and kept in the data
 	idle, idleErr := envMillis(getenv, "IDLE_TIMEOUT_MS", 10*time.Minute)
 	hist, histErr := envMillis(getenv, "HISTORY_INGEST_MS", 15*time.Second)
 	maxFile, maxErr := envInt(getenv, "CLAWDSPACE_MAX_FILE_BYTES", 10<<30)
-	cmd.PreRunE = func(*cobra.Command, []string) error {
-		return errors.Join(idleErr, histErr, maxErr)
+	cmd.PreRunE = func(c *cobra.Command, _ []string) error {
+		var errs []error
+		for flag, err := range map[string]error{"idle-timeout": idleErr, "history-interval": histErr, "max-file-bytes": maxErr} {
+			if err != nil && !c.Flags().Changed(flag) {
+				errs = append(errs, err)
+			}
+		}
+		if o.MaxFileBytes <= 0 {
+			errs = append(errs, errors.New("--max-file-bytes must be positive"))
+		}
+		return errors.Join(errs...)
 	}
 	port := getenv("PORT")
 	if port == "" {
@@ -134,6 +145,14 @@ func splitList(v, def string) []string {
 	return out
 }
 
+// tokenHosts reads --git-token-hosts, where "none" means no host at all.
+func tokenHosts(v []string) []string {
+	if len(v) == 1 && v[0] == "none" {
+		return []string{}
+	}
+	return v
+}
+
 func isTrue(s string) bool {
 	b, _ := strconv.ParseBool(strings.TrimSpace(s))
 	return b
@@ -177,7 +196,11 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	}
 	defer st.Close()
 
-	eng, err := engine.New(ctx, engine.Config{Host: o.DockerHost, Logger: log})
+	egressErr := engine.EgressSupported()
+	if egressErr != nil {
+		log.Warn("TEMPLATE EGRESS BLOCK LISTS ARE NOT ENFORCED: spaces can reach private and tailnet addresses. Run the node as root on the engine's host to enforce them.", "reason", egressErr)
+	}
+	eng, err := engine.New(ctx, engine.Config{Host: o.DockerHost, Logger: log, Egress: egressErr == nil})
 	if err != nil {
 		return fmt.Errorf("%w\nIs the Docker engine installed and running? Run docker/ensure-engine.sh as root, or see docs/SETUP.md", err)
 	}
@@ -196,7 +219,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		GPUImage:      o.GPUImage,
 		HostCPUs:      runtime.NumCPU(),
 		HostMemory:    int64(machine.Snapshot().MemTotal),
-		GitTokenHosts: o.GitTokenHosts,
+		GitTokenHosts: tokenHosts(o.GitTokenHosts),
 		HasGPU:        machine.GPU().Present,
 
 		SeedTemplates: seeds,
@@ -242,6 +265,10 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	default:
 		fmt.Fprintf(stderr, "Clawdspace node on %s (API key: %s)\n", url, keySource(o))
 	}
+	guardCtx, stopGuard := context.WithCancel(ctx)
+	guardDone := make(chan struct{})
+	go func() { defer close(guardDone); eng.GuardEgress(guardCtx) }()
+	defer func() { stopGuard(); <-guardDone }()
 	if o.IdleTimeout > 0 {
 		sl := spaces.NewSleeper(spaces.SleeperConfig{Service: svc, IdleTimeout: o.IdleTimeout, Logger: log})
 		sl.Start(ctx)

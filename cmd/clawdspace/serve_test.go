@@ -198,25 +198,37 @@ func TestServeEnvSettings(t *testing.T) {
 	tests := []struct {
 		name    string
 		env     map[string]string
+		args    []string
 		wantErr string
 		check   func(t *testing.T, o serveOptions)
 	}{
-		{"defaults", map[string]string{}, "", func(t *testing.T, o serveOptions) {
+		{"a flag wins over a bad variable", map[string]string{"IDLE_TIMEOUT_MS": "soon"}, []string{"--idle-timeout", "5m"}, "", func(t *testing.T, o serveOptions) {
+			if o.IdleTimeout != 5*time.Minute {
+				t.Errorf("idle = %v", o.IdleTimeout)
+			}
+		}},
+		{"no token hosts", map[string]string{"CLAWDSPACE_GIT_TOKEN_HOSTS": "none"}, nil, "", func(t *testing.T, o serveOptions) {
+			if h := tokenHosts(o.GitTokenHosts); h == nil || len(h) != 0 {
+				t.Errorf("hosts = %v", h)
+			}
+		}},
+		{"zero max file", nil, []string{"--max-file-bytes", "0"}, "max-file-bytes", nil},
+		{"defaults", map[string]string{}, nil, "", func(t *testing.T, o serveOptions) {
 			if o.IdleTimeout != 10*time.Minute || o.HistoryInterval != 15*time.Second || o.MaxFileBytes != 10<<30 ||
 				len(o.GitTokenHosts) != 1 || o.GitTokenHosts[0] != "github.com" || o.Listen != "127.0.0.1:7777" {
 				t.Errorf("options = %+v", o)
 			}
 		}},
 		{"from the environment", map[string]string{"IDLE_TIMEOUT_MS": "0", "HISTORY_INGEST_MS": "2500", "PORT": "8000",
-			"CLAWDSPACE_MAX_FILE_BYTES": "1024", "CLAWDSPACE_GIT_TOKEN_HOSTS": "github.com, git.example.com"}, "", func(t *testing.T, o serveOptions) {
+			"CLAWDSPACE_MAX_FILE_BYTES": "1024", "CLAWDSPACE_GIT_TOKEN_HOSTS": "github.com, git.example.com"}, nil, "", func(t *testing.T, o serveOptions) {
 			if o.IdleTimeout != 0 || o.HistoryInterval != 2500*time.Millisecond || o.MaxFileBytes != 1024 ||
 				len(o.GitTokenHosts) != 2 || o.GitTokenHosts[1] != "git.example.com" || o.Listen != "127.0.0.1:8000" {
 				t.Errorf("options = %+v", o)
 			}
 		}},
-		{"bad idle timeout", map[string]string{"IDLE_TIMEOUT_MS": "soon"}, "IDLE_TIMEOUT_MS", nil},
-		{"negative interval", map[string]string{"HISTORY_INGEST_MS": "-5"}, "HISTORY_INGEST_MS", nil},
-		{"bad max file", map[string]string{"CLAWDSPACE_MAX_FILE_BYTES": "0"}, "CLAWDSPACE_MAX_FILE_BYTES", nil},
+		{"bad idle timeout", map[string]string{"IDLE_TIMEOUT_MS": "soon"}, nil, "IDLE_TIMEOUT_MS", nil},
+		{"negative interval", map[string]string{"HISTORY_INGEST_MS": "-5"}, nil, "HISTORY_INGEST_MS", nil},
+		{"bad max file", map[string]string{"CLAWDSPACE_MAX_FILE_BYTES": "0"}, nil, "CLAWDSPACE_MAX_FILE_BYTES", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,7 +242,7 @@ func TestServeEnvSettings(t *testing.T) {
 				got.GitTokenHosts, _ = cmd.Flags().GetStringSlice("git-token-hosts")
 				return nil
 			}
-			cmd.SetArgs(nil)
+			cmd.SetArgs(tt.args)
 			cmd.SetOut(io.Discard)
 			cmd.SetErr(io.Discard)
 			err := cmd.Execute()

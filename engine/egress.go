@@ -1,0 +1,220 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// Egress block lists are enforced inside each space's own network
+// namespace: an nftables table "clawdspace" whose output chain rejects the
+// template's CIDRs. The rules live and die with the container's network,
+// apply to that space alone, and the space (all capabilities dropped)
+// cannot change them. The node needs to run on the engine's host as root.
+
+const egressTable = "clawdspace"
+
+// egressRule is the block list of a space, kept in a label so the rules can
+// be put back whenever the container starts, whoever starts it.
+func blockLabel(cidrs []string) string { return strings.Join(cidrs, ",") }
+
+func parseBlockLabel(v string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(f)); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// EgressSupported reports whether this process can enforce block lists:
+// it must be able to enter other network namespaces.
+func EgressSupported() error {
+	if os.Geteuid() != 0 {
+		return errors.New("the node is not running as root")
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	if _, err := c.ListTables(); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return nil
+}
+
+// applyEgress writes the block rules of a running container from its
+// labels. A container without a block list gets none.
+func (e *Engine) applyEgress(c container.InspectResponse) error {
+	if !e.egress || c.Config == nil || c.State == nil || c.State.Pid <= 0 {
+		return nil
+	}
+	if c.HostConfig != nil && c.HostConfig.NetworkMode == "none" {
+		return nil
+	}
+	blocks := parseBlockLabel(c.Config.Labels[spaces.LabelNetworkBlock])
+	if len(blocks) == 0 {
+		return nil
+	}
+	return setEgressRules(c.State.Pid, blocks, nameservers(c.ResolvConfPath))
+}
+
+// nameservers reads the container's resolv.conf (on the host) so DNS keeps
+// working when the resolver sits in a blocked range.
+func nameservers(path string) []netip.Addr {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []netip.Addr
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "nameserver" {
+			if a, err := netip.ParseAddr(fields[1]); err == nil {
+				out = append(out, a.Unmap())
+			}
+		}
+	}
+	return out
+}
+
+func setEgressRules(pid int, blocks []netip.Prefix, allow []netip.Addr) error {
+	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return fmt.Errorf("opening the space's network namespace: %w", err)
+	}
+	defer ns.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Fd())))
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	defer c.CloseLasting()
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return fmt.Errorf("listing nftables tables: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == egressTable {
+			c.DelTable(t)
+		}
+	}
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: egressTable})
+	accept := nftables.ChainPolicyAccept
+	ch := c.AddChain(&nftables.Chain{
+		Name: "egress", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &accept,
+	})
+	for _, a := range allow {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: matchPrefix(netip.PrefixFrom(a, a.BitLen()), &expr.Verdict{Kind: expr.VerdictAccept})})
+	}
+	for _, p := range blocks {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: matchPrefix(p,
+			&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED})})
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("writing egress rules: %w", err)
+	}
+	return nil
+}
+
+// matchPrefix builds "destination in p, then verdict" for the inet family.
+func matchPrefix(p netip.Prefix, verdict expr.Any) []expr.Any {
+	proto, offset := byte(unix.NFPROTO_IPV4), uint32(16)
+	if p.Addr().Is6() {
+		proto, offset = unix.NFPROTO_IPV6, 24
+	}
+	addr := p.Addr().AsSlice()
+	mask := make([]byte, len(addr))
+	for i := 0; i < p.Bits(); i++ {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: uint32(len(addr))},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(addr)), Mask: mask, Xor: make([]byte, len(addr))},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr},
+		verdict,
+	}
+}
+
+// GuardEgress puts the block rules back on every space that starts, also
+// when the engine restarts it by itself (restart policy, daemon restart),
+// and on every running space now. It returns when ctx ends.
+func (e *Engine) GuardEgress(ctx context.Context) {
+	if !e.egress {
+		return
+	}
+	filters := make(client.Filters).Add("type", "container").Add("event", "start").
+		Add("label", spaces.LabelKind+"="+spaces.LabelKindSpace)
+	for ctx.Err() == nil {
+		e.watchStarts(ctx, filters)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// watchStarts follows start events until the stream breaks or ctx ends.
+func (e *Engine) watchStarts(ctx context.Context, filters client.Filters) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	res := e.c.Events(ctx, client.EventsListOptions{Filters: filters})
+	// Subscribe first, then look at what runs, so no start falls between.
+	e.reconcileEgress(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-res.Err:
+			if ctx.Err() == nil {
+				e.log.Warn("engine events ended; reconnecting", "err", err)
+			}
+			return
+		case m := <-res.Messages:
+			e.guardOne(ctx, m.Actor.ID)
+		}
+	}
+}
+
+func (e *Engine) reconcileEgress(ctx context.Context) {
+	res, err := e.c.ContainerList(ctx, client.ContainerListOptions{
+		Filters: make(client.Filters).Add("label", spaces.LabelKind+"="+spaces.LabelKindSpace).Add("status", "running"),
+	})
+	if err != nil {
+		e.log.Warn("listing spaces for egress rules", "err", err)
+		return
+	}
+	for _, c := range res.Items {
+		if c.Labels[spaces.LabelNetworkBlock] != "" {
+			e.guardOne(ctx, c.ID)
+		}
+	}
+}
+
+func (e *Engine) guardOne(ctx context.Context, id string) {
+	res, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return
+	}
+	if err := e.applyEgress(res.Container); err != nil {
+		e.log.Error("applying egress rules", "container", shortID(id), "err", err)
+	}
+}
