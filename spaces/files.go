@@ -208,12 +208,21 @@ func (s *Service) WriteFile(ctx context.Context, c Caller, name, p string, size 
 	if err != nil {
 		return err
 	}
-	w := FileWrite{File: &FileContent{Size: size, Content: content}}
+	return s.writeResolved(ctx, name, r, 0, size, content)
+}
+
+// writeResolved writes a file at a resolved path: over an existing file
+// (keeping its mode unless mode is set) or as a new one with its parents.
+func (s *Service) writeResolved(ctx context.Context, name string, r resolved, mode uint32, size int64, content io.Reader) error {
+	w := FileWrite{File: &FileContent{Size: size, Mode: mode, Content: content}}
 	switch {
 	case r.Exists && r.Info.Type == TypeDir:
-		return Errorf(ErrInvalid, "%s is a folder, not a file", DisplayPath(abs))
+		return Errorf(ErrInvalid, "%s is a folder, not a file", DisplayPath(r.Path))
 	case r.Exists:
-		w.Dir, w.File.Name, w.File.Mode = path.Dir(r.Path), path.Base(r.Path), r.Info.Mode
+		w.Dir, w.File.Name = path.Dir(r.Path), path.Base(r.Path)
+		if mode == 0 {
+			w.File.Mode = r.Info.Mode
+		}
 	default:
 		w.Dir = r.Existing
 		w.Dirs = cumulative(r.Missing[:len(r.Missing)-1])

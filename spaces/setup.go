@@ -251,22 +251,8 @@ func (s *Service) writeInternal(ctx context.Context, name, abs string, mode uint
 	if err != nil {
 		return err
 	}
-	w := FileWrite{File: &FileContent{Size: int64(len(content)), Mode: mode, Content: bytes.NewReader(content)}}
-	switch {
-	case r.Exists && r.Info.Type == TypeDir:
-		return Errorf(ErrInvalid, "%s is a folder", DisplayPath(abs))
-	case r.Exists:
-		w.Dir, w.File.Name = parentOf(r.Path), baseOf(r.Path)
-	default:
-		w.Dir = r.Existing
-		w.Dirs = cumulative(r.Missing[:len(r.Missing)-1])
-		w.File.Name = strings.Join(r.Missing, "/")
-	}
-	return s.cfg.Engine.WriteFiles(ctx, name, w)
+	return s.writeResolved(ctx, name, r, mode, int64(len(content)), bytes.NewReader(content))
 }
-
-func parentOf(p string) string { return p[:strings.LastIndexByte(p, '/')] }
-func baseOf(p string) string   { return p[strings.LastIndexByte(p, '/')+1:] }
 
 // PushRequest is a git push from a repository in a space.
 type PushRequest struct {
