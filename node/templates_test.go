@@ -88,7 +88,7 @@ description: a test template
 resources:
   memory: 512m
   cpus: 1.5
-  image: `+nodetest.TestImage+`
+  image: ` + nodetest.TestImage + `
 security:
   writableRootfs: true
 network:
