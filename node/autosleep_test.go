@@ -28,7 +28,9 @@ const autoSleepIdle = 10 * time.Minute
 func autoSleepNode(t *testing.T, clock *nodetest.FakeClock, dir string) (*nodetest.Node, *spaces.Sleeper) {
 	t.Helper()
 	n := nodetest.Start(t, nodetest.Options{Clock: clock, DataDir: dir})
-	s := spaces.NewSleeper(spaces.SleeperConfig{Service: n.Service, Clock: clock, IdleTimeout: autoSleepIdle})
+	// Only this test's spaces: other test processes may share the engine.
+	mine := func(name string) bool { return strings.HasPrefix(name, "t-as") }
+	s := spaces.NewSleeper(spaces.SleeperConfig{Service: n.Service, Clock: clock, IdleTimeout: autoSleepIdle, Only: mine})
 	t.Cleanup(s.Close)
 	return n, s
 }

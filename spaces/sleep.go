@@ -23,6 +23,9 @@ type SleeperConfig struct {
 	Interval time.Duration
 	// Logger nil means the Service's logger.
 	Logger *slog.Logger
+	// Only, when set, limits the Sleeper to the spaces it accepts (tests
+	// that share an engine with other tests use it).
+	Only func(name string) bool
 }
 
 // Sleeper pauses running spaces that have been idle for IdleTimeout. The
@@ -33,6 +36,7 @@ type Sleeper struct {
 	idle     time.Duration
 	interval time.Duration
 	log      *slog.Logger
+	only     func(string) bool
 
 	mu      sync.Mutex
 	started bool
@@ -62,6 +66,7 @@ func NewSleeper(cfg SleeperConfig) *Sleeper {
 		idle:     cfg.IdleTimeout,
 		interval: cfg.Interval,
 		log:      cfg.Logger.With("loop", "auto-sleep"),
+		only:     cfg.Only,
 	}
 }
 
@@ -129,6 +134,9 @@ func (s *Sleeper) Tick(ctx context.Context) (paused []string, err error) {
 		if ctx.Err() != nil {
 			errs = append(errs, ctx.Err())
 			break
+		}
+		if s.only != nil && !s.only(sp.Name) {
+			continue
 		}
 		if sp.Status != StatusRunning || s.svc.busy.busy(sp.Name) || now.Sub(sp.LastActivity) < s.idle {
 			continue
