@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -70,6 +71,11 @@ func (e *Engine) applyEgress(c container.InspectResponse) error {
 	if len(blocks) == 0 {
 		return nil
 	}
+	// The PID is the engine host's: only enter its namespace when it is
+	// this container's process as the node sees it.
+	if !inContainer("/proc", c.State.Pid, c.ID) {
+		return errors.New("the engine's processes are not visible to the node (is the engine on another host?)")
+	}
 	return setEgressRules(c.State.Pid, blocks, nameservers(c.ResolvConfPath))
 }
 
@@ -115,15 +121,37 @@ func setEgressRules(pid int, blocks []netip.Prefix, allow []netip.Addr) error {
 		}
 	}
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: egressTable})
-	accept := nftables.ChainPolicyAccept
+	policy := nftables.ChainPolicyAccept
 	ch := c.AddChain(&nftables.Chain{
 		Name: "egress", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &accept,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &policy,
 	})
+	accept := &expr.Verdict{Kind: expr.VerdictAccept}
+	// Replies to connections made to the space, and the space talking to
+	// itself (the loopback device carries traffic to its own addresses,
+	// and the reject notices below), are never blocked.
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		accept,
+	}})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname("lo")},
+		accept,
+	}})
 	for _, a := range allow {
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: matchPrefix(netip.PrefixFrom(a, a.BitLen()), &expr.Verdict{Kind: expr.VerdictAccept})})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: matchPrefix(netip.PrefixFrom(a, a.BitLen()), accept)})
 	}
 	for _, p := range blocks {
+		// TCP gets a reset, everything else an ICMP "prohibited": both make
+		// a blocked connection fail at once instead of timing out.
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(matchPrefix(p, nil)[:5],
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			&expr.Reject{Type: unix.NFT_REJECT_TCP_RST})})
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: matchPrefix(p,
 			&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED})})
 	}
@@ -131,6 +159,13 @@ func setEgressRules(pid int, blocks []netip.Prefix, allow []netip.Addr) error {
 		return fmt.Errorf("writing egress rules: %w", err)
 	}
 	return nil
+}
+
+// ifname pads an interface name as the kernel compares it.
+func ifname(n string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, n)
+	return b
 }
 
 // matchPrefix builds "destination in p, then verdict" for the inet family.
@@ -214,7 +249,21 @@ func (e *Engine) guardOne(ctx context.Context, id string) {
 	if err != nil {
 		return
 	}
-	if err := e.applyEgress(res.Container); err != nil {
+	if err := e.enforceOrStop(ctx, res.Container); err != nil {
 		e.log.Error("applying egress rules", "container", shortID(id), "err", err)
 	}
+}
+
+// enforceOrStop applies a started space's block list, and stops the space
+// when it cannot: a space must not run without the rules its template sets.
+func (e *Engine) enforceOrStop(ctx context.Context, c container.InspectResponse) error {
+	err := e.applyEgress(c)
+	if err == nil {
+		return nil
+	}
+	timeout := 0
+	if _, serr := e.c.ContainerStop(context.WithoutCancel(ctx), c.ID, client.ContainerStopOptions{Timeout: &timeout}); serr != nil {
+		e.log.Error("stopping a space whose egress rules failed", "container", shortID(c.ID), "err", serr)
+	}
+	return fmt.Errorf("enforcing the egress block list (the space was stopped): %w", err)
 }

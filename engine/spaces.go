@@ -301,7 +301,7 @@ func (e *Engine) Resume(ctx context.Context, name string) error {
 		if err != nil {
 			return mapErr(err, "inspecting space")
 		}
-		return e.applyEgress(res.Container)
+		return e.enforceOrStop(ctx, res.Container)
 	})
 }
 

@@ -79,6 +79,21 @@ func TestEgressBlockList(t *testing.T) {
 	if reach(t, n, blocked, ip) {
 		t.Fatal("the blocked space reached a blocked address")
 	}
+	// Replies to connections made to the blocked space still flow.
+	if _, code := sh(t, n, blocked, "echo reachable > /tmp/index.html && httpd -p 8080 -h /tmp"); code != 0 {
+		t.Fatal("could not start a server in the blocked space")
+	}
+	ins, err := n.Raw().ContainerInspect(context.Background(), "clawdspace-"+blocked, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blockedIP string
+	for _, nw := range ins.Container.NetworkSettings.Networks {
+		blockedIP = nw.IPAddress.String()
+	}
+	if !reach(t, n, open, blockedIP) {
+		t.Fatal("a server in the blocked space cannot answer: replies are blocked")
+	}
 	// The default template blocks private ranges, the bridge included.
 	if reach(t, n, newSpace(t, n, "default"), ip) {
 		t.Fatal("a default-template space reached a private address")

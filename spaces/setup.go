@@ -254,6 +254,11 @@ func (s *Service) writeInternal(ctx context.Context, name, abs string, mode uint
 	return s.writeResolved(ctx, name, r, mode, int64(len(content)), bytes.NewReader(content))
 }
 
+// gitSafeConfig keeps the repository's own programs (hooks, credential
+// helpers, askpass, ssh commands) from running with the token in their
+// environment.
+var gitSafeConfig = []string{"-c", "core.hooksPath=/dev/null", "-c", "credential.helper=", "-c", "core.askPass=", "-c", "core.sshCommand=ssh"}
+
 // PushRequest is a git push from a repository in a space.
 type PushRequest struct {
 	RepoPath string
@@ -308,7 +313,7 @@ func (s *Service) Push(ctx context.Context, c Caller, name string, req PushReque
 		return res, Errorf(ErrInvalid, "repoPath %s is not a folder", DisplayPath(abs))
 	}
 	// Hooks are the repository's own code: they do not run with the token.
-	cmd := []string{"git", "-c", "core.hooksPath=/dev/null", "-C", r.Path, "push", "--", req.Remote}
+	cmd := append(append([]string{"git"}, gitSafeConfig...), "-C", r.Path, "push", "--", req.Remote)
 	if req.Branch != "" {
 		cmd = append(cmd, req.Branch)
 	}
@@ -359,9 +364,12 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // https, to that host.
 func (s *Service) remoteHost(ctx context.Context, name, repo, remote string) (string, error) {
 	var out, errb limitedBuffer
-	code, err := s.cfg.Engine.Exec(ctx, name, ExecSpec{Cmd: []string{"git", "-C", repo, "remote", "get-url", remote}, Stdout: &out, Stderr: &errb})
+	code, err := s.cfg.Engine.Exec(ctx, name, ExecSpec{Cmd: []string{"git", "-C", repo, "remote", "get-url", "--push", remote}, Stdout: &out, Stderr: &errb})
 	if err != nil {
 		return "", err
+	}
+	if code == 126 || code == 127 {
+		return "", Errorf(ErrInvalid, "git push failed: this space's image has no git")
 	}
 	if code != 0 {
 		return "", Errorf(ErrInvalid, "git push failed: %s", strings.TrimSpace(errb.String()))

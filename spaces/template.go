@@ -178,7 +178,11 @@ func (t Template) YAML() string {
 	return b.String()
 }
 
-var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"}
+// privateRanges: private IPv4, the tailnet (CGNAT) range, link-local, and
+// their IPv6 counterparts (unique local, which holds Tailscale's, and
+// link-local).
+var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+	"fc00::/7", "fe80::/10"}
 
 // BuiltinTemplates returns the four templates every node starts with.
 // Managed ones are rewritten at start-up; the others are created only when
