@@ -20,6 +20,13 @@ func (s *Server) handleGitPush(w http.ResponseWriter, r *http.Request) {
 	res, err := s.cfg.Spaces.Push(r.Context(), callerOf(r), r.PathValue("name"), spaces.PushRequest{
 		RepoPath: req.RepoPath, Remote: req.Remote, Branch: req.Branch, Token: req.Token,
 	})
+	if err != nil && res.ExitCode != 0 {
+		// git ran and failed: 400 with its message, and its output as the
+		// contract's success shape carries it.
+		status, msg := s.classify(err)
+		writeJSON(w, status, map[string]any{"error": msg, "stdout": res.Stdout, "stderr": res.Stderr, "exitCode": res.ExitCode})
+		return
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

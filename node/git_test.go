@@ -238,8 +238,9 @@ func TestCreateWithRepoAndEnvFile(t *testing.T) {
 // TestGitPush pushes a commit with a token and refuses hostile values:
 // every field goes into argv, never a shell.
 func TestGitPush(t *testing.T) {
-	n := nodetest.Start(t, nodetest.Options{})
-	g := startGitServer(t, n)
+	probe := nodetest.Start(t, nodetest.Options{})
+	g := startGitServer(t, probe)
+	n := nodetest.Start(t, nodetest.Options{GitTokenHosts: []string{g.host}})
 	name := nodetest.Name(t, n.Engine, "push")
 	r := n.Do(t, "POST", "/api/spaces", map[string]any{"name": name, "image": sandboxImage(), "template": "lan",
 		"env": map[string]string{"GIT_SSL_NO_VERIFY": "true"}})
@@ -274,8 +275,16 @@ func TestGitPush(t *testing.T) {
 	}
 
 	r = push(map[string]any{"repoPath": "/repo", "remote": "origin", "branch": "main", "token": "wrong"})
-	if r.Status != http.StatusBadRequest || !strings.Contains(r.Map(t)["error"].(string), "git push failed") {
+	if m := r.Map(t); r.Status != http.StatusBadRequest || !strings.Contains(m["error"].(string), "git push failed") ||
+		m["exitCode"] == float64(0) || m["stderr"] == "" {
 		t.Fatalf("push with a wrong token = %d %s", r.Status, r.Body)
+	}
+	// A remote on a host the owner did not allow never gets the token.
+	if out, code := sh(t, n, name, "git -C /workspace/repo remote add evil https://192.0.2.1/x.git"); code != 0 {
+		t.Fatal(out)
+	}
+	if r := push(map[string]any{"repoPath": "/repo", "remote": "evil", "branch": "main", "token": gitToken}); r.Status != http.StatusForbidden {
+		t.Fatalf("push to a host outside the token hosts = %d %s", r.Status, r.Body)
 	}
 	r = push(map[string]any{"repoPath": "/repo", "remote": "origin", "branch": "main", "token": gitToken})
 	if r.Status != http.StatusOK || r.Map(t)["exitCode"] != float64(0) {

@@ -67,6 +67,8 @@ func (s *Server) classify(err error) (int, string) {
 		return http.StatusConflict, pick(hasMsg, msg, "Conflict")
 	case errors.Is(err, spaces.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, pick(hasMsg, msg, "Too large")
+	case errors.Is(err, spaces.ErrNotRunning):
+		return http.StatusConflict, "Space was paused or stopped meanwhile; try again"
 	case errors.Is(err, spaces.ErrUnavailable):
 		return http.StatusServiceUnavailable, pick(hasMsg, msg, "Unavailable")
 	}

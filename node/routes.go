@@ -31,6 +31,7 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("POST /api/spaces/{name}/mkdir", s.handleMkdir)
 	api.HandleFunc("POST /api/spaces/{name}/git/push", s.handleGitPush)
 	api.HandleFunc("GET /api/spaces/{name}/observability", s.handleObservability)
+	api.HandleFunc("GET /api/spaces/{name}/terminal", s.handleTerminal)
 
 	api.HandleFunc("GET /api/audit", s.handleAudit)
 

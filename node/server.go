@@ -57,6 +57,7 @@ type Server struct {
 	clock   spaces.Clock
 	handler http.Handler
 	denials denialLog
+	terms   terminals
 }
 
 // New builds a Server.
@@ -115,10 +116,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
 	defer cancel()
+	// Shutdown neither ends nor waits for hijacked connections: end the
+	// open terminals here and wait for them below.
+	s.terms.shutdown()
 	if err := hs.Shutdown(sctx); err != nil {
 		s.log.Warn("requests still running at shutdown: ending them", "err", err)
 		cancelBase()
 		_ = hs.Close()
+	}
+	if err := s.terms.wait(sctx); err != nil {
+		s.log.Warn("terminals still closing at shutdown", "err", err)
 	}
 	return nil
 }

@@ -49,6 +49,36 @@ type Engine interface {
 	ListDir(ctx context.Context, name, path string) ([]FileInfo, error)
 	// RemovePath deletes a file, symlink or folder (with its contents).
 	RemovePath(ctx context.Context, name, path string) error
+
+	// Terminal starts an interactive process with a TTY. ctx bounds only the
+	// start; the process runs until it exits or the TerminalProcess is closed.
+	Terminal(ctx context.Context, name string, spec TerminalSpec) (TerminalProcess, error)
+}
+
+// TerminalSpec describes an interactive process with a TTY of Cols x Rows.
+type TerminalSpec struct {
+	Cmd     []string
+	Env     []string
+	WorkDir string
+	User    string // empty: the space's user
+	Cols    int
+	Rows    int
+}
+
+// TerminalProcess is a running process with a TTY. Read returns its output
+// (one raw stream) and an error once the output has ended; Write sends
+// keystrokes. Read and Write may be called concurrently with each other and
+// with the other methods.
+type TerminalProcess interface {
+	io.ReadWriter
+	// Resize changes the size of the TTY.
+	Resize(ctx context.Context, cols, rows int) error
+	// Wait returns the exit code once the output has ended (a Read returned
+	// an error) and the process has exited.
+	Wait(ctx context.Context) (exitCode int, err error)
+	// Close kills the process and everything it started, and ends Read.
+	// It may be called more than once.
+	Close() error
 }
 
 // FileType is the kind of a file-system entry, as the contract names it.

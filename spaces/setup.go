@@ -323,8 +323,11 @@ func (s *Service) Push(ctx context.Context, c Caller, name string, req PushReque
 		if err != nil {
 			return res, err
 		}
-		// The header goes to the remote's host and nowhere else.
+		// The header goes to the remote's host and nowhere else, over
+		// verified TLS and no proxy, whatever the repository configures.
 		spec.Env = append(spec.Env, gitAuthEnv(host, req.Token)...)
+		spec.Cmd = append(append(append([]string{}, spec.Cmd[:1]...), "-c", "http.https://"+host+"/.sslVerify=true",
+			"-c", "http.https://"+host+"/.proxy=", "-c", "http.sslVerify=true", "-c", "http.proxy="), spec.Cmd[1:]...)
 	}
 	var stdout, stderr limitedBuffer
 	spec.Stdout, spec.Stderr = &stdout, &stderr
@@ -377,6 +380,11 @@ func (s *Service) remoteHost(ctx context.Context, name, repo, remote string) (st
 	u, err := url.Parse(strings.TrimSpace(out.String()))
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return "", Errorf(ErrInvalid, "the token is only sent to https remotes; %s is not one", remote)
+	}
+	// Code in the space chooses the remote's URL: the token goes only to
+	// hosts the node's owner allows (--git-token-hosts).
+	if !s.tokenHost(u.Host) {
+		return "", Errorf(ErrForbidden, "the token is only sent to the node's git token hosts, and %s is not one", u.Host)
 	}
 	return u.Host, nil
 }

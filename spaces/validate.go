@@ -17,6 +17,8 @@ const (
 	// minMemory is the smallest limit the engine accepts.
 	minMemory = 6 << 20
 	maxCPUs   = 64
+	// minCPUs is the engine's smallest CPU quota.
+	minCPUs = 0.01
 )
 
 // ValidateName checks a space name: letters, digits, '_' and '-' only.
@@ -66,6 +68,9 @@ func ParseMemory(s string) (int64, error) {
 func ValidateCPUs(cpus float64, hostCPUs int) error {
 	if !(cpus > 0) || cpus > maxCPUs {
 		return Errorf(ErrInvalid, "cpus must be greater than 0 and at most %d", maxCPUs)
+	}
+	if cpus < minCPUs {
+		return Errorf(ErrInvalid, "cpus must be at least %g", minCPUs)
 	}
 	if hostCPUs > 0 && cpus > float64(hostCPUs) {
 		return Errorf(ErrInvalid, "cpus must be at most %d on this node", hostCPUs)

@@ -81,6 +81,8 @@ func TestValidateCPUs(t *testing.T) {
 		{"half", 0.5, 2, true},
 		{"all", 2, 2, true},
 		{"zero", 0, 2, false},
+		{"below the engine's minimum", 0.001, 2, false},
+		{"the engine's minimum", 0.01, 2, true},
 		{"negative", -1, 2, false},
 		{"more than host", 3, 2, false},
 		{"over contract", 65, 128, false},

@@ -1,0 +1,161 @@
+package spaces
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Terminal sizes, in characters.
+const (
+	DefaultTerminalCols = 80
+	DefaultTerminalRows = 24
+	MaxTerminalSize     = 1000
+)
+
+// terminalScript starts bash as a login shell, or sh where the image has no
+// bash. exec keeps the shell the exec's own process, so killing the exec's
+// session kills the shell.
+const terminalScript = `command -v bash >/dev/null 2>&1 && exec bash -l; exec sh -l`
+
+// ValidateTerminalSize checks a terminal size: 1 to MaxTerminalSize each.
+func ValidateTerminalSize(cols, rows int) error {
+	if cols < 1 || cols > MaxTerminalSize {
+		return Errorf(ErrInvalid, "cols must be between 1 and %d", MaxTerminalSize)
+	}
+	if rows < 1 || rows > MaxTerminalSize {
+		return Errorf(ErrInvalid, "rows must be between 1 and %d", MaxTerminalSize)
+	}
+	return nil
+}
+
+// OpenTerminal starts an interactive login shell (bash, or sh where the image
+// has none) with a TTY of cols x rows (0 means the default, 80 x 24), as the
+// space's user in /workspace, resuming the space first when it is paused or
+// stopped. It records terminal.open; the space counts as busy until the
+// session is closed, which records terminal.close and counts as activity.
+func (s *Service) OpenTerminal(ctx context.Context, c Caller, name string, cols, rows int) (*TerminalSession, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, SpaceNotFound()
+	}
+	if cols == 0 {
+		cols = DefaultTerminalCols
+	}
+	if rows == 0 {
+		rows = DefaultTerminalRows
+	}
+	if err := ValidateTerminalSize(cols, rows); err != nil {
+		return nil, err
+	}
+	if err := s.audit(ctx, c, name, EventTerminalOpen, map[string]any{"cols": cols, "rows": rows}); err != nil {
+		return nil, err
+	}
+	opened := s.clock.Now()
+	// Busy before the engine is reached: a pause that races the start is
+	// undone by sleepIfIdle's second look.
+	done := s.busy.hold(name)
+	spec := TerminalSpec{
+		Cmd:     []string{"sh", "-c", terminalScript},
+		Env:     []string{"TERM=xterm-256color"},
+		WorkDir: WorkspacePath,
+		Cols:    cols,
+		Rows:    rows,
+	}
+	var proc TerminalProcess
+	var err error
+	for attempt := 0; ; attempt++ {
+		proc, err = s.cfg.Engine.Terminal(ctx, name, spec)
+		if errors.Is(err, ErrNotRunning) && attempt == 0 {
+			unlock := s.locks.Lock(name)
+			err = s.resumeLocked(ctx, name)
+			unlock()
+			if err == nil {
+				continue
+			}
+		}
+		break
+	}
+	if err != nil {
+		bg := context.WithoutCancel(ctx)
+		if !errors.Is(err, ErrNotFound) {
+			s.touch(bg, name)
+		}
+		done()
+		msg, ok := Message(err)
+		if !ok {
+			msg = "failed to start"
+		}
+		if aerr := s.audit(bg, c, name, EventTerminalClose, map[string]any{"durationMs": 0, "error": msg}); aerr != nil {
+			s.log.Error("recording terminal close", "space", name, "err", aerr)
+		}
+		return nil, err
+	}
+	return &TerminalSession{svc: s, proc: proc, caller: c, name: name, opened: opened, release: done}, nil
+}
+
+// TerminalSession is an open terminal. Read returns the TTY's output and an
+// error once it has ended (the shell exited, or the session was closed);
+// Write sends keystrokes.
+type TerminalSession struct {
+	svc     *Service
+	proc    TerminalProcess
+	caller  Caller
+	name    string
+	opened  time.Time
+	release func()
+
+	mu       sync.Mutex
+	exitCode *int
+	once     sync.Once
+	closeErr error
+}
+
+// Space names the session's space.
+func (t *TerminalSession) Space() string { return t.name }
+
+func (t *TerminalSession) Read(p []byte) (int, error)  { return t.proc.Read(p) }
+func (t *TerminalSession) Write(p []byte) (int, error) { return t.proc.Write(p) }
+
+// Resize changes the size of the TTY; both must be 1 to MaxTerminalSize.
+func (t *TerminalSession) Resize(ctx context.Context, cols, rows int) error {
+	if err := ValidateTerminalSize(cols, rows); err != nil {
+		return err
+	}
+	return t.proc.Resize(ctx, cols, rows)
+}
+
+// Wait returns the shell's exit code once its output has ended.
+func (t *TerminalSession) Wait(ctx context.Context) (int, error) {
+	code, err := t.proc.Wait(ctx)
+	if err == nil {
+		t.mu.Lock()
+		t.exitCode = &code
+		t.mu.Unlock()
+	}
+	return code, err
+}
+
+// Close kills the shell and everything it started, records terminal.close
+// (with the duration, and the exit code when Wait returned one) and ends
+// the busy mark, which counts as activity. Later calls return the first
+// call's result.
+func (t *TerminalSession) Close() error {
+	t.once.Do(func() {
+		perr := t.proc.Close()
+		s := t.svc
+		meta := map[string]any{"durationMs": s.clock.Now().Sub(t.opened).Milliseconds()}
+		t.mu.Lock()
+		if t.exitCode != nil {
+			meta["exitCode"] = *t.exitCode
+		}
+		t.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		aerr := s.audit(ctx, t.caller, t.name, EventTerminalClose, meta)
+		s.touch(ctx, t.name)
+		t.release()
+		t.closeErr = errors.Join(perr, aerr)
+	})
+	return t.closeErr
+}
