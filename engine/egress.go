@@ -142,8 +142,16 @@ func setEgressRules(pid int, blocks []netip.Prefix, allow []netip.Addr) error {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname("lo")},
 		accept,
 	}})
+	// The resolvers, for DNS only (port 53): they are often the LAN router.
 	for _, a := range allow {
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: matchPrefix(netip.PrefixFrom(a, a.BitLen()), accept)})
+		for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(matchPrefix(netip.PrefixFrom(a, a.BitLen()), nil)[:5],
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(53)},
+				accept)})
+		}
 	}
 	for _, p := range blocks {
 		// TCP gets a reset, everything else an ICMP "prohibited": both make

@@ -28,8 +28,11 @@ type Config struct {
 	Host   string
 	Logger *slog.Logger
 	// Egress enforces templates' block lists in each space's network
-	// namespace (see EgressSupported). Without it they are not enforced.
+	// namespace (see EgressSupported).
 	Egress bool
+	// AllowUnenforcedEgress lets spaces whose template has a block list be
+	// made without Egress; by default such a create is refused.
+	AllowUnenforcedEgress bool
 }
 
 // Engine is a spaces.Engine backed by a Docker engine.
@@ -41,8 +44,9 @@ type Engine struct {
 	// never on a foreign container that happens to have the same name.
 	ids sync.Map
 	// verifiedImages holds IDs of images known to run a space's command.
-	verifiedImages sync.Map
-	egress         bool
+	verifiedImages  sync.Map
+	egress          bool
+	allowUnenforced bool
 	// gates keeps pauses out of the window between an exec's create and
 	// start (see Pause).
 	gates gateMap
@@ -70,7 +74,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		c.Close()
 		return nil, fmt.Errorf("reaching the Docker engine at %s: %w", c.DaemonHost(), err)
 	}
-	return &Engine{c: c, log: cfg.Logger, egress: cfg.Egress}, nil
+	return &Engine{c: c, log: cfg.Logger, egress: cfg.Egress, allowUnenforced: cfg.AllowUnenforcedEgress}, nil
 }
 
 // Client returns the underlying Docker client, for benchmarks that compare

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
+	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
@@ -50,9 +52,13 @@ func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (i
 	if err != nil {
 		return 0, err
 	}
-	// The process runs: a pause can no longer catch it half-started.
+	// The engine answers the attach before it starts the process, so the
+	// gate stays shut until the exec is seen running (or done), in the
+	// background: the copy below does not wait for it.
 	started = true
-	runlock()
+	release := sync.OnceFunc(runlock)
+	defer release()
+	go e.releaseWhenStarted(cr.ID, release)
 	defer att.Close()
 
 	// When the caller goes away or the time is up, kill the process tree;
@@ -93,6 +99,25 @@ func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (i
 		return 0, err
 	}
 	return ins.ExitCode, nil
+}
+
+// releaseWhenStarted calls release once the exec has a process (or has
+// already ended), polling briefly; after a few seconds it gives up waiting
+// rather than keep pauses out for good.
+func (e *Engine) releaseWhenStarted(execID string, release func()) {
+	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for delay := time.Millisecond; ctx.Err() == nil; delay = min(delay*2, 50*time.Millisecond) {
+		ins, err := e.c.ExecInspect(ctx, execID, client.ExecInspectOptions{})
+		if err != nil || ins.Running || ins.PID > 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+	}
 }
 
 // Stats takes one sample; the engine collects a previous sample too, so the

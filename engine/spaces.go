@@ -125,6 +125,10 @@ func fromInspect(name string, c container.InspectResponse) spaces.Space {
 // inspect, one create and one start: no helper containers.
 func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spaces.Space, err error) {
 	cname, vname := containerName(spec.Name), volumeName(spec.Name)
+	if len(spec.BlockCIDRs) > 0 && spec.NetworkMode == spaces.NetworkInternet && !e.egress && !e.allowUnenforced {
+		return sp, spaces.Errorf(spaces.ErrInvalid, "this node cannot enforce the template's egress block list (it must run as root on the engine's host); "+
+			"use a template without one (lan, offline) or start the node with --insecure-egress")
+	}
 
 	_, verr := e.c.VolumeInspect(ctx, vname, client.VolumeInspectOptions{})
 	volumeExisted := verr == nil

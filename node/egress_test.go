@@ -118,3 +118,18 @@ func TestEgressBlockList(t *testing.T) {
 		t.Fatal("the open space lost its access")
 	}
 }
+
+// TestEgressFailsClosed: a node that cannot enforce block lists refuses
+// spaces whose template has one, and makes the others.
+func TestEgressFailsClosed(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{NoEgress: true})
+	name := nodetest.Name(t, n.Engine, "closed")
+	r := n.Do(t, "POST", "/api/spaces", map[string]any{"name": name})
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Map(t)["error"].(string), "cannot enforce") {
+		t.Fatalf("default template without enforcement = %d %s", r.Status, r.Body)
+	}
+	wantNothingLeft(t, n, name)
+	if r := n.Do(t, "POST", "/api/spaces", map[string]any{"name": name, "template": "lan"}); r.Status != http.StatusCreated {
+		t.Fatalf("lan template = %d %s", r.Status, r.Body)
+	}
+}

@@ -91,3 +91,17 @@ func TestCreateCPUsNotGiven(t *testing.T) {
 		t.Errorf("cpus 0 = %d %s", r.Status, r.Body)
 	}
 }
+
+// TestAuthDisabledChecksHost: with auth off, a request whose Host is not a
+// loopback name (a DNS-rebound page) is refused.
+func TestAuthDisabledChecksHost(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{AuthDisabled: true})
+	if r := n.DoKey(t, "", "GET", "/api/spaces", nil); r.Status != http.StatusOK {
+		t.Fatalf("loopback host = %d %s", r.Status, r.Body)
+	}
+	r := n.DoKey(t, "", "POST", "/api/spaces/x/exec", map[string]any{"command": "true"},
+		"Host", "attacker.example", "Origin", "http://attacker.example", "Sec-Fetch-Site", "same-origin")
+	if r.Status != http.StatusForbidden {
+		t.Fatalf("rebound host = %d %s", r.Status, r.Body)
+	}
+}

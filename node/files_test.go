@@ -281,3 +281,44 @@ func TestFilesInBareImage(t *testing.T) {
 		t.Fatalf("observability in a bare image = %v", o)
 	}
 }
+
+// TestFileReplaceIsAtomic: a large upload that fails midway leaves the file
+// it would have replaced as it was.
+func TestFileReplaceIsAtomic(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{})
+	name := newSpace(t, n, "atomic")
+	old := bytes.Repeat([]byte("old!"), 1000)
+	if r := rawPut(t, n, name, "/f.bin", bytes.NewReader(old), int64(len(old))); r.Status != http.StatusOK {
+		t.Fatalf("put = %d %s", r.Status, r.Body)
+	}
+	// The client promises 3 MiB and sends 2 MiB, then hangs up.
+	body := io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("n"), 2<<20)), failingReader{})
+	req, _ := http.NewRequest("PUT", n.URL+"/api/spaces/"+name+"/file?path=/f.bin", body)
+	req.ContentLength = 3 << 20
+	req.Header.Set("Authorization", "Bearer "+nodetest.Key)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if resp, err := n.HTTP.Do(req); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("a broken upload was accepted")
+		}
+	}
+	if r := n.Do(t, "GET", "/api/spaces/"+name+"/file?raw=true&path=/f.bin", nil); !bytes.Equal(r.Body, old) {
+		t.Fatalf("the old file changed: %d bytes", len(r.Body))
+	}
+	// A complete large replacement lands whole, with no temporary file left.
+	fresh := bytes.Repeat([]byte("new"), 1<<20)
+	if r := rawPut(t, n, name, "/f.bin", bytes.NewReader(fresh), int64(len(fresh))); r.Status != http.StatusOK {
+		t.Fatalf("put = %d %s", r.Status, r.Body)
+	}
+	if r := n.Do(t, "GET", "/api/spaces/"+name+"/file?raw=true&path=/f.bin", nil); !bytes.Equal(r.Body, fresh) {
+		t.Fatalf("replacement read back %d bytes", len(r.Body))
+	}
+	if out, _ := sh(t, n, name, "ls -A /workspace"); strings.Contains(out, "clawdspace-upload") {
+		t.Fatalf("temporary file left: %s", out)
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }

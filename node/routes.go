@@ -1,7 +1,9 @@
 package node
 
 import (
+	"net"
 	"net/http"
+	"strings"
 )
 
 // routes registers every route; it reads like the API table of docs/API.md.
@@ -44,7 +46,7 @@ func (s *Server) routes() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, errorBody{Error: "Cross-origin request refused"})
 	}))
-	return secureHeaders(cop.Handler(root))
+	return s.track(secureHeaders(s.checkHost(cop.Handler(root))))
 }
 
 // jsonNotFound answers unknown routes and wrong methods with JSON errors, as
@@ -92,6 +94,40 @@ func secureHeaders(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cache-Control", "no-store")
 		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// track counts requests in flight, so shutdown can wait for them.
+func (s *Server) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.inflight.Add(1)
+		defer s.inflight.Done()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkHost refuses, when auth is disabled, requests whose Host is not a
+// loopback name or an allowed host: a web page whose name was rebound to
+// 127.0.0.1 would otherwise count as same-origin and drive the node.
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	if !s.cfg.AuthDisabled {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(strings.ToLower(host), "[]")
+		ok := host == "localhost" || net.ParseIP(host).IsLoopback()
+		for _, a := range s.cfg.AllowedHosts {
+			ok = ok || strings.EqualFold(a, host)
+		}
+		if !ok {
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "Host not allowed: with auth disabled the node answers only to loopback names"})
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }

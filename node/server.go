@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/adam91holt/clawdspace/host"
@@ -42,6 +43,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxFileBytes bounds one raw file upload (default 10 GiB).
 	MaxFileBytes int64
+	// AllowedHosts are Host header values accepted when auth is disabled,
+	// besides loopback names (a guard against DNS rebinding).
+	AllowedHosts []string
 	// ShutdownGrace is how long requests in flight may finish when the
 	// node stops (default 10 s).
 	ShutdownGrace time.Duration
@@ -52,12 +56,13 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	clock   spaces.Clock
-	handler http.Handler
-	denials denialLog
-	terms   terminals
+	cfg      Config
+	log      *slog.Logger
+	clock    spaces.Clock
+	handler  http.Handler
+	denials  denialLog
+	inflight sync.WaitGroup
+	terms    terminals
 }
 
 // New builds a Server.
@@ -126,6 +131,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if err := s.terms.wait(sctx); err != nil {
 		s.log.Warn("terminals still closing at shutdown", "err", err)
+	}
+	// Handlers whose context just ended are killing their commands and
+	// writing their audit rows: let them finish before the store closes.
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownGrace):
+		s.log.Warn("requests still finishing at shutdown")
 	}
 	return nil
 }

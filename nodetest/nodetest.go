@@ -46,6 +46,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxFileBytes bounds raw uploads.
 	MaxFileBytes int64
+	// NoEgress starts the node as one that cannot enforce egress rules.
+	NoEgress bool
 	// ShutdownGrace is how long requests may finish when the node stops.
 	ShutdownGrace time.Duration
 	// GitTokenHosts receive env.GITHUB_TOKEN on clone (default github.com).
@@ -71,7 +73,12 @@ type Node struct {
 // exist. The engine must be running: .ci/run and `make test` start it.
 func Engine(tb testing.TB) *engine.Engine {
 	tb.Helper()
-	eng, err := engine.New(context.Background(), engine.Config{Egress: engine.EgressSupported() == nil})
+	return newEngine(tb, engine.EgressSupported() == nil)
+}
+
+func newEngine(tb testing.TB, egress bool) *engine.Engine {
+	tb.Helper()
+	eng, err := engine.New(context.Background(), engine.Config{Egress: egress})
 	if err != nil {
 		tb.Fatalf("no Docker engine (run docker/ensure-engine.sh as root): %v", err)
 	}
@@ -84,7 +91,7 @@ func Engine(tb testing.TB) *engine.Engine {
 // test ends.
 func Start(tb testing.TB, opt Options) *Node {
 	tb.Helper()
-	eng := Engine(tb)
+	eng := newEngine(tb, !opt.NoEgress && engine.EgressSupported() == nil)
 	n := &Node{Engine: eng, DataDir: opt.DataDir, HTTP: &http.Client{Timeout: 2 * time.Minute}}
 	if n.DataDir == "" {
 		n.DataDir = tb.TempDir()
@@ -217,6 +224,10 @@ func (n *Node) DoKey(tb testing.TB, key, method, path string, body any, headers 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if http.CanonicalHeaderKey(headers[i]) == "Host" {
+			req.Host = headers[i+1]
+			continue
+		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := n.HTTP.Do(req)

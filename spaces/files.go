@@ -208,7 +208,49 @@ func (s *Service) WriteFile(ctx context.Context, c Caller, name, p string, size 
 	if err != nil {
 		return err
 	}
+	// The content is all on the node by now (in memory or spooled), so the
+	// write goes on even if the client leaves: half a write is worse.
+	ctx = context.WithoutCancel(ctx)
+	if r.Exists && r.Info.Type == TypeFile && size > atomicWriteThreshold {
+		return s.replaceFile(ctx, name, r, size, content)
+	}
 	return s.writeResolved(ctx, name, r, 0, size, content)
+}
+
+// atomicWriteThreshold: larger files that replace an existing one go to a
+// temporary sibling first and are renamed over it, so a failure midway
+// (a full disk, say) leaves the old file as it was. The rename is an exec
+// (about as slow as a small write), hence only for large files.
+const atomicWriteThreshold = 1 << 20
+
+// replaceFile writes next to the file and renames over it with mv in the
+// space, as its user. Images without mv get a direct write.
+func (s *Service) replaceFile(ctx context.Context, name string, r resolved, size int64, content io.Reader) error {
+	var probe limitedBuffer
+	code, err := s.cfg.Engine.Exec(ctx, name, ExecSpec{Cmd: []string{"mv", "--help"}, Stdout: &probe, Stderr: &probe})
+	if err != nil {
+		return err
+	}
+	if code == 126 || code == 127 {
+		return s.writeResolved(ctx, name, r, 0, size, content)
+	}
+	dir, base := path.Dir(r.Path), path.Base(r.Path)
+	tmp := "." + base + ".clawdspace-upload"
+	w := FileWrite{Dir: dir, File: &FileContent{Name: tmp, Size: size, Mode: r.Info.Mode, Content: content}}
+	if err := s.cfg.Engine.WriteFiles(ctx, name, w); err != nil {
+		_ = s.cfg.Engine.RemovePath(ctx, name, dir+"/"+tmp)
+		return err
+	}
+	var stderr limitedBuffer
+	code, err = s.cfg.Engine.Exec(ctx, name, ExecSpec{Cmd: []string{"mv", "-f", "--", dir + "/" + tmp, r.Path}, Stderr: &stderr})
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		_ = s.cfg.Engine.RemovePath(ctx, name, dir+"/"+tmp)
+		return Errorf(ErrInvalid, "replacing %s: %s", DisplayPath(r.Path), strings.TrimSpace(stderr.String()))
+	}
+	return nil
 }
 
 // writeResolved writes a file at a resolved path: over an existing file

@@ -247,7 +247,10 @@ func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec
 		case err == nil:
 			tpl, tplName = t, DefaultTemplate
 		case errors.Is(err, ErrNotFound):
-			// The owner deleted the default template: node defaults apply.
+			// The owner deleted the default template: the built-in one's
+			// settings apply, its egress block list included.
+			tpl = BuiltinTemplates(s.cfg.GPUImage)[0]
+			tpl.Name = ""
 		default:
 			return ContainerSpec{}, Template{}, err
 		}

@@ -36,7 +36,11 @@ type serveOptions struct {
 	Name         string
 	TemplatesDir string
 	AuthDisabled bool
-	Verbose      bool
+	// InsecureEgress makes spaces whose template blocks addresses even when
+	// the node cannot enforce the block.
+	InsecureEgress bool
+	AllowedHosts   []string
+	Verbose        bool
 
 	IdleTimeout     time.Duration
 	HistoryInterval time.Duration
@@ -91,6 +95,9 @@ Without an API key a strong one is generated on first start and kept in the data
 	f.StringVar(&o.Name, "name", "", "node name shown in /api/nodes (default: the host name)")
 	f.BoolVar(&o.AuthDisabled, "auth-disabled", isTrue(getenv("CLAWDSPACE_AUTH_DISABLED")), "turn authentication off: development only ($CLAWDSPACE_AUTH_DISABLED)")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "log debug messages")
+	f.StringSliceVar(&o.AllowedHosts, "allowed-hosts", splitList(getenv("CLAWDSPACE_ALLOWED_HOSTS"), ""),
+		"Host names accepted besides loopback ones when auth is disabled ($CLAWDSPACE_ALLOWED_HOSTS)")
+	f.BoolVar(&o.InsecureEgress, "insecure-egress", false, "make spaces even when their template's egress block list cannot be enforced (node not root)")
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", idle, "pause spaces idle this long; 0 turns auto-sleep off ($IDLE_TIMEOUT_MS)")
 	f.DurationVar(&o.HistoryInterval, "history-interval", hist, "how often shell history is read into the audit log; 0 turns it off ($HISTORY_INGEST_MS)")
 	f.Int64Var(&o.MaxFileBytes, "max-file-bytes", maxFile, "largest file upload in bytes ($CLAWDSPACE_MAX_FILE_BYTES)")
@@ -197,10 +204,13 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	defer st.Close()
 
 	egressErr := engine.EgressSupported()
-	if egressErr != nil {
-		log.Warn("TEMPLATE EGRESS BLOCK LISTS ARE NOT ENFORCED: spaces can reach private and tailnet addresses. Run the node as root on the engine's host to enforce them.", "reason", egressErr)
+	switch {
+	case egressErr != nil && o.InsecureEgress:
+		log.Warn("TEMPLATE EGRESS BLOCK LISTS ARE NOT ENFORCED (--insecure-egress): spaces can reach private and tailnet addresses.", "reason", egressErr)
+	case egressErr != nil:
+		log.Warn("template egress block lists cannot be enforced: spaces from templates with one (default, gpu) will be refused. Run the node as root on the engine's host, or pass --insecure-egress.", "reason", egressErr)
 	}
-	eng, err := engine.New(ctx, engine.Config{Host: o.DockerHost, Logger: log, Egress: egressErr == nil})
+	eng, err := engine.New(ctx, engine.Config{Host: o.DockerHost, Logger: log, Egress: egressErr == nil, AllowUnenforcedEgress: o.InsecureEgress})
 	if err != nil {
 		return fmt.Errorf("%w\nIs the Docker engine installed and running? Run docker/ensure-engine.sh as root, or see docs/SETUP.md", err)
 	}
@@ -251,6 +261,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		APIKey: key, AuthDisabled: o.AuthDisabled,
 		Version: version, NodeName: o.Name, URL: url,
 		MaxFileBytes: o.MaxFileBytes, SpoolDir: filepath.Join(o.DataDir, "spool"),
+		AllowedHosts: o.AllowedHosts,
 	})
 	if err != nil {
 		ln.Close()
