@@ -97,6 +97,56 @@ func TestHistoryIngest(t *testing.T) {
 		"2023-11-14T22:16:41.000Z echo ok")...)
 }
 
+// TestHistoryIngestBoundsAFlood: a space that floods its history file gets
+// at most the per-pass bound of space.shell rows and one space.shell.skipped
+// row, and the next pass adds nothing.
+func TestHistoryIngestBoundsAFlood(t *testing.T) {
+	t.Parallel()
+	const size = 2 << 20 // 1 Mi commands "a"
+	n := nodetest.Start(t, nodetest.Options{})
+	name := newSpace(t, n, "histflood")
+	if out := execIn(t, n, name, []string{"sh", "-c", "yes a | head -c 2097152 > /workspace/.bash_history"}); out.ExitCode != 0 {
+		t.Fatalf("flooding the history: %+v", out)
+	}
+	count := func() (shell, skipped int, skip eventDoc) {
+		t.Helper()
+		for _, e := range auditEvents(t, n, "?limit=1000&space="+name) {
+			switch e.Type {
+			case spaces.EventShell:
+				shell++
+			case spaces.EventShellSkipped:
+				skipped, skip = skipped+1, e
+			}
+		}
+		return shell, skipped, skip
+	}
+
+	ingestHistory(t, n, name)
+	shell, skipped, skip := count()
+	if shell != spaces.DefaultPassCommands || skipped != 1 {
+		t.Fatalf("after the flood: %d space.shell and %d space.shell.skipped rows, want %d and 1",
+			shell, skipped, spaces.DefaultPassCommands)
+	}
+	wantBytes, wantCommands := float64(size-2*spaces.DefaultPassCommands), float64(size/2-spaces.DefaultPassCommands)
+	if skip.Actor != "shell" || skip.Meta["bytes"] != wantBytes || skip.Meta["commands"] != wantCommands {
+		t.Errorf("skip row = %+v, want actor shell, bytes %v, commands %v", skip, wantBytes, wantCommands)
+	}
+
+	ingestHistory(t, n, name)
+	if s2, k2, _ := count(); s2 != shell || k2 != skipped {
+		t.Errorf("the next pass added %d space.shell and %d space.shell.skipped rows", s2-shell, k2-skipped)
+	}
+
+	// What is typed after the flood is recorded as usual.
+	execIn(t, n, name, `printf '#1700000000\necho after the flood\n' >> /workspace/.bash_history`)
+	ingestHistory(t, n, name)
+	got := shellEvents(t, n, name)
+	if s3, k3, _ := count(); s3 != shell+1 || k3 != skipped || got[len(got)-1] != "2023-11-14T22:13:20.000Z echo after the flood" {
+		t.Errorf("after an append: %d space.shell rows (last %q) and %d skips, want %d, the append, and %d",
+			s3, got[len(got)-1], k3, shell+1, skipped)
+	}
+}
+
 func TestHistoryIngestSkipsPausedSpace(t *testing.T) {
 	t.Parallel()
 	n := nodetest.Start(t, nodetest.Options{})

@@ -40,22 +40,61 @@ func ParseHistory(data []byte) (entries []HistoryEntry, consumed int) {
 	return parseHistory(data, true)
 }
 
+// MaxHistoryBatch is the most events one SaveHistory may record: history is
+// written in transactions this small, so other writers get the store's one
+// write connection between them.
+const MaxHistoryBatch = 500
+
 // parseHistory is ParseHistory; when atEOF is false, more of the file
 // follows data, so the last timestamped entry may not be complete and is
 // left unconsumed.
 func parseHistory(data []byte, atEOF bool) (entries []HistoryEntry, consumed int) {
-	var (
-		open  bool // a timestamp line started an entry that is not closed yet
-		when  time.Time
-		lines []string
-	)
-	closeEntry := func(end int) {
+	return parseHistoryN(data, atEOF, -1)
+}
+
+// parseHistoryN is parseHistory that stops after limit entries (no limit
+// when limit is negative); consumed then ends with the last entry returned.
+func parseHistoryN(data []byte, atEOF bool, limit int) (entries []HistoryEntry, consumed int) {
+	if limit == 0 {
+		return nil, 0
+	}
+	consumed = scanHistory(data, atEOF, func(lines [][]byte, when time.Time) bool {
 		if cmd := joinCommand(lines); cmd != "" {
 			entries = append(entries, HistoryEntry{Command: cmd, Time: when})
 		}
-		consumed = end
-		open, lines = false, lines[:0]
-	}
+		return limit < 0 || len(entries) < limit
+	})
+	return entries, consumed
+}
+
+// countHistory is how many entries parseHistory would return for data, and
+// the bytes they account for, without keeping them: the ingester counts
+// what it skips without holding it.
+func countHistory(data []byte, atEOF bool) (n, consumed int) {
+	consumed = scanHistory(data, atEOF, func(lines [][]byte, _ time.Time) bool {
+		for _, l := range lines {
+			if len(bytes.TrimSpace(l)) > 0 {
+				n++
+				break
+			}
+		}
+		return true
+	})
+	return n, consumed
+}
+
+// scanHistory calls entry with the command lines and the time of each
+// complete entry of data, in order, until entry returns false; it returns
+// how many bytes of data the entries it called entry with account for. The
+// lines are slices of data, and the slice holding them is reused: entry
+// must not keep either.
+func scanHistory(data []byte, atEOF bool, entry func(lines [][]byte, when time.Time) bool) (consumed int) {
+	var (
+		open  bool // a timestamp line started an entry that is not closed yet
+		when  time.Time
+		lines [][]byte
+		one   = make([][]byte, 1)
+	)
 	pos := 0
 	for {
 		nl := bytes.IndexByte(data[pos:], '\n')
@@ -66,25 +105,31 @@ func parseHistory(data []byte, atEOF bool) (entries []HistoryEntry, consumed int
 		switch ts, isTS := timestampLine(line); {
 		case isTS:
 			if open {
-				closeEntry(pos)
+				consumed = pos
+				if !entry(lines, when) {
+					return consumed
+				}
+				lines = lines[:0]
 			}
 			open, when = true, ts
 		case open:
-			lines = append(lines, string(line))
+			lines = append(lines, line)
 		default:
-			if cmd := joinCommand([]string{string(line)}); cmd != "" {
-				entries = append(entries, HistoryEntry{Command: cmd})
-			}
 			consumed = next
+			one[0] = line
+			if !entry(one, time.Time{}) {
+				return consumed
+			}
 		}
 		pos = next
 	}
 	// The last entry is complete only at the end of the file, and not while
 	// a line of it is still being written.
 	if open && atEOF && pos == len(data) && len(lines) > 0 {
-		closeEntry(pos)
+		consumed = pos
+		entry(lines, when)
 	}
-	return entries, consumed
+	return consumed
 }
 
 // timestampLine reports whether line is "#<digits>", and its time: the zero
@@ -107,8 +152,8 @@ func timestampLine(line []byte) (time.Time, bool) {
 
 // joinCommand joins the lines of one command without the empty lines around
 // it; a command of only blanks is "".
-func joinCommand(lines []string) string {
-	cmd := strings.Trim(strings.Join(lines, "\n"), "\n")
+func joinCommand(lines [][]byte) string {
+	cmd := strings.Trim(string(bytes.Join(lines, []byte{'\n'})), "\n")
 	if strings.TrimSpace(cmd) == "" {
 		return ""
 	}

@@ -21,6 +21,11 @@ const (
 	// historyHeadBytes is how much of the file's start the cursor hashes to
 	// tell an appended file from a replaced one.
 	historyHeadBytes = 4096
+
+	// DefaultPassCommands is the default of IngesterConfig.PassCommands.
+	DefaultPassCommands = 500
+	// DefaultPassBytes is the default of IngesterConfig.PassBytes.
+	DefaultPassBytes = 1 << 20
 )
 
 // IngesterConfig holds every dependency of an Ingester.
@@ -33,26 +38,52 @@ type IngesterConfig struct {
 	Interval time.Duration
 	// Logger receives failures; nil: the service's logger.
 	Logger *slog.Logger
-	// ChunkBytes bounds the new part of a file held in memory and recorded
-	// in one transaction; 0: 1 MiB.
+	// ChunkBytes bounds the new part of a file held in memory at once (an
+	// entry longer than that is cut); 0: 1 MiB.
 	ChunkBytes int
 	// MaxFileBytes is the largest history file read; a larger one is skipped
-	// with a warning, since every pass that finds it changed reads it whole.
-	// 0: 64 MiB.
+	// with a warning, since every pass that finds it changed reads it up to
+	// the cursor. 0: 64 MiB.
 	MaxFileBytes int64
+
+	// PassCommands is the most commands one pass records of one space;
+	// 0: DefaultPassCommands (500).
+	PassCommands int
+	// PassBytes is the most new bytes (past the cursor) one pass reads of
+	// one space; 0: DefaultPassBytes (1 MiB).
+	PassBytes int64
+	// BatchEvents is the most events recorded in one transaction, each
+	// with the cursor after it; 0 or more than MaxHistoryBatch:
+	// MaxHistoryBatch (500).
+	BatchEvents int
 }
 
 // Ingester records the shell history of running spaces as space.shell audit
 // events. It reads /workspace/.bash_history through the engine's file API
 // (no process in the space) and keeps a cursor per space in the store.
+//
+// What code in a space writes to the file is bounded per pass: of each space
+// a pass reads at most PassBytes bytes past the cursor (1 MiB) and records at
+// most PassCommands commands (500), in transactions of at most BatchEvents
+// rows (500), so other writers of the store get its connection in between.
+// What lies beyond either bound, up to the file's size when the pass
+// started, is skipped, not queued: the cursor moves past it, and one
+// space.shell.skipped event (actor shell) records it, with meta "bytes" (how
+// many bytes were not recorded) and "commands" (an estimate of how many
+// commands they hold, from the commands per byte of what was read; omitted
+// when none is known). A file replaced or truncated every pass is read from
+// its start every pass, within the same bounds.
 type Ingester struct {
-	eng     Engine
-	st      Store
-	clock   Clock
-	log     *slog.Logger
-	every   time.Duration
-	chunk   int
-	maxFile int64
+	eng      Engine
+	st       Store
+	clock    Clock
+	log      *slog.Logger
+	every    time.Duration
+	chunk    int
+	maxFile  int64
+	passCmds int
+	passLen  int64
+	batch    int
 
 	pass sync.Mutex // one pass at a time, so a cursor is never read twice
 
@@ -69,13 +100,16 @@ func NewIngester(cfg IngesterConfig) *Ingester {
 		panic("spaces: IngesterConfig.Service is required")
 	}
 	in := &Ingester{
-		eng:     cfg.Service.cfg.Engine,
-		st:      cfg.Service.cfg.Store,
-		clock:   cfg.Clock,
-		log:     cfg.Logger,
-		every:   cfg.Interval,
-		chunk:   cfg.ChunkBytes,
-		maxFile: cfg.MaxFileBytes,
+		eng:      cfg.Service.cfg.Engine,
+		st:       cfg.Service.cfg.Store,
+		clock:    cfg.Clock,
+		log:      cfg.Logger,
+		every:    cfg.Interval,
+		chunk:    cfg.ChunkBytes,
+		maxFile:  cfg.MaxFileBytes,
+		passCmds: cfg.PassCommands,
+		passLen:  cfg.PassBytes,
+		batch:    cfg.BatchEvents,
 	}
 	if in.clock == nil {
 		in.clock = cfg.Service.clock
@@ -91,6 +125,15 @@ func NewIngester(cfg IngesterConfig) *Ingester {
 	}
 	if in.maxFile <= 0 {
 		in.maxFile = 64 << 20
+	}
+	if in.passCmds <= 0 {
+		in.passCmds = DefaultPassCommands
+	}
+	if in.passLen <= 0 {
+		in.passLen = DefaultPassBytes
+	}
+	if in.batch <= 0 || in.batch > MaxHistoryBatch {
+		in.batch = MaxHistoryBatch
 	}
 	return in
 }
@@ -131,9 +174,10 @@ func (in *Ingester) Close() {
 	in.wg.Wait()
 }
 
-// IngestOnce records what is new in the history of every running space.
-// Paused and stopped spaces are skipped. A failure in one space is logged and
-// does not stop the others; IngestOnce returns every failure, joined.
+// IngestOnce records what is new in the history of every running space,
+// within the bounds of one pass (see Ingester). Paused and stopped spaces
+// are skipped. A failure in one space is logged and does not stop the
+// others; IngestOnce returns every failure, joined.
 func (in *Ingester) IngestOnce(ctx context.Context) error {
 	in.pass.Lock()
 	defer in.pass.Unlock()
@@ -151,17 +195,17 @@ func (in *Ingester) IngestOnce(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, err := in.ingestSpace(ctx, sp.Name, now)
+		n, skipped, err := in.ingestSpace(ctx, sp.Name, now)
 		if err != nil {
 			in.log.Error("ingesting shell history", "space", sp.Name, "err", err)
 			errs = append(errs, fmt.Errorf("space %s: %w", sp.Name, err))
 		}
-		if n == 0 {
+		if n == 0 && skipped == 0 {
 			continue
 		}
 		in.log.Debug("recorded shell history", "space", sp.Name, "commands", n)
-		// Shell commands are activity, so the space is not put to sleep
-		// under someone typing into it.
+		// Shell commands (and a skipped flood of them) are activity, so
+		// the space is not put to sleep under someone typing into it.
 		if err := in.st.Touch(ctx, sp.Name, now); err != nil {
 			in.log.Error("recording activity", "space", sp.Name, "err", err)
 			errs = append(errs, fmt.Errorf("space %s: %w", sp.Name, err))
@@ -170,31 +214,38 @@ func (in *Ingester) IngestOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// ingestSpace records what is new in the history file of one space and
-// returns how many commands it recorded.
-func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time) (int, error) {
+// ingestSpace records what is new in the history file of one space, within
+// the bounds of one pass, and returns how many commands it recorded and how
+// many bytes it skipped.
+//
+// The pass takes the file as its stat found it: what is new is the bytes from
+// the cursor (or from 0, for a file truncated or replaced) up to the stat's
+// size, of which it reads passLen at most. Events are saved in batches of at
+// most batch rows, each with the cursor just past its last command, so a
+// failure or a restart part way neither loses nor repeats a command.
+func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time) (recorded int, skipped int64, err error) {
 	fi, err := in.eng.StatPath(ctx, name, HistoryFile)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return 0, nil // no history yet, or the space just went away
+		return 0, 0, nil // no history yet, or the space just went away
 	case err != nil:
-		return 0, fmt.Errorf("reading history file information: %w", err)
+		return 0, 0, fmt.Errorf("reading history file information: %w", err)
 	case fi.Type != TypeFile:
 		// A symlink or folder is not bash's doing; it is not followed.
-		return 0, nil
+		return 0, 0, nil
 	}
 	cur, err := in.st.HistoryCursor(ctx, name)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if fi.Size == cur.Size && fi.MTime.Equal(cur.MTime) {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if fi.Size > in.maxFile {
 		in.log.Warn("history file too large to ingest", "space", name, "size", fi.Size, "max", in.maxFile)
 		// Noted as read, so the warning comes again only when it changes.
 		cur.Size, cur.MTime = fi.Size, fi.MTime
-		return 0, in.st.SaveHistory(ctx, name, cur, nil)
+		return 0, 0, in.st.SaveHistory(ctx, name, cur, nil)
 	}
 	start := cur.Offset
 	if fi.Size < start {
@@ -203,22 +254,22 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time)
 
 	_, rc, err := in.eng.ReadFile(ctx, name, HistoryFile)
 	if errors.Is(err, ErrNotFound) {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("reading history file: %w", err)
+		return 0, 0, fmt.Errorf("reading history file: %w", err)
 	}
 	if rc == nil {
-		return 0, nil // replaced by something other than a file since the stat
+		return 0, 0, nil // replaced by something other than a file since the stat
 	}
 	defer rc.Close()
 
 	head := make([]byte, historyHeadBytes)
 	hn, err := io.ReadFull(rc, head)
 	head = head[:hn]
-	eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-	if err != nil && !eof {
-		return 0, fmt.Errorf("reading history file: %w", err)
+	headEOF := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	if err != nil && !headEOF {
+		return 0, 0, fmt.Errorf("reading history file: %w", err)
 	}
 	if start > 0 {
 		n := min(start, historyHeadBytes)
@@ -227,59 +278,173 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time)
 		}
 	}
 
-	// buf holds the unconsumed bytes from offset on.
-	var buf []byte
+	// window is how much of what is new this pass reads.
+	window := min(max(fi.Size-start, 0), in.passLen)
+	// buf holds the unconsumed bytes read, up to readEnd in the file.
+	var (
+		buf     []byte
+		readEnd = start
+		realEOF bool // the file ended before the window did
+	)
 	if start <= int64(len(head)) {
-		buf = append(make([]byte, 0, in.chunk), head[start:]...)
+		n := min(int64(len(head))-start, window)
+		buf = append(make([]byte, 0, max(min(int64(in.chunk), window), n)), head[start:start+n]...)
+		readEnd += n
+		realEOF = headEOF && readEnd == int64(len(head))
 	} else {
 		_, err := io.CopyN(io.Discard, rc, start-int64(len(head)))
 		switch {
 		case errors.Is(err, io.EOF):
-			return 0, nil // truncated since the stat: the next pass sees it
+			return 0, 0, nil // truncated since the stat: the next pass sees it
 		case err != nil:
-			return 0, fmt.Errorf("reading history file: %w", err)
+			return 0, 0, fmt.Errorf("reading history file: %w", err)
 		}
-		buf = make([]byte, 0, in.chunk)
+		buf = make([]byte, 0, min(int64(in.chunk), window))
 	}
-	offset, recorded := start, 0
+	lr := &io.LimitedReader{R: rc, N: start + window - readEnd}
+	done := realEOF || lr.N == 0 // nothing more of the window to read
+
+	var (
+		offset   = start // the end of what is recorded: the cursor's offset
+		pending  []Event // recorded at the next save, with offset
+		counting bool    // the command bound is reached: commands are counted, not recorded
+		counted  int     // complete commands found past the command bound
+		countedN int64   // the bytes they (and blank entries) take
+	)
+	cursorAt := func(off int64) HistoryCursor {
+		return HistoryCursor{Offset: off, Size: -1, HeadHash: headHash(head[:min(off, int64(len(head)))])}
+	}
+	flush := func() error {
+		if err := in.st.SaveHistory(ctx, name, cursorAt(offset), pending); err != nil {
+			return err
+		}
+		recorded += len(pending)
+		pending = nil
+		return nil
+	}
+	// take records the commands of data, up to the bounds, then counts
+	// the rest; it returns how many bytes of data it consumed.
+	take := func(data []byte, atEOF bool) (int, error) {
+		used := 0
+		for !counting {
+			left := in.passCmds - recorded - len(pending)
+			if left == 0 {
+				counting = true
+				break
+			}
+			entries, n := parseHistoryN(data[used:], atEOF, min(left, in.batch-len(pending)))
+			if n == 0 {
+				break
+			}
+			used += n
+			offset += int64(n)
+			for _, e := range entries {
+				pending = append(pending, shellEvent(name, e, now))
+			}
+			if len(pending) == in.batch {
+				if err := flush(); err != nil {
+					return used, err
+				}
+			}
+		}
+		if counting {
+			k, n := countHistory(data[used:], atEOF)
+			counted += k
+			countedN += int64(n)
+			used += n
+		}
+		return used, nil
+	}
+
 	for {
-		if !eof {
-			n, err := io.ReadFull(rc, buf[len(buf):cap(buf)])
+		if !done {
+			n, err := io.ReadFull(lr, buf[len(buf):cap(buf)])
 			buf = buf[:len(buf)+n]
+			readEnd += int64(n)
 			switch {
 			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-				eof = true
+				realEOF, done = lr.N > 0, true
 			case err != nil:
-				return recorded, fmt.Errorf("reading history file: %w", err)
+				return recorded, 0, fmt.Errorf("reading history file: %w", err)
 			}
+			done = done || lr.N == 0
 		}
-		entries, consumed := parseHistory(buf, eof)
-		if consumed == 0 && !eof && len(buf) == cap(buf) {
-			// One entry larger than a chunk: record what fits; the rest
+		// The last entry of the window is complete only where the file
+		// ends; where the byte bound cuts it, it is skipped.
+		final := realEOF || (done && readEnd == fi.Size)
+		n, err := take(buf, final)
+		if err != nil {
+			return recorded, 0, err
+		}
+		if n == 0 && !done && len(buf) == cap(buf) {
+			// One entry larger than a chunk: take what fits; the rest
 			// of it reads as commands without a time.
-			if entries, consumed = parseHistory(buf, true); consumed == 0 {
-				consumed = len(buf) // one line larger than a chunk: garbage
+			in.log.Warn("history entry larger than a chunk", "space", name, "offset", readEnd-int64(len(buf)), "chunk", len(buf))
+			if n, err = take(buf, true); err != nil {
+				return recorded, 0, err
 			}
-			in.log.Warn("history entry larger than a chunk", "space", name, "offset", offset, "chunk", len(buf))
+			if n == 0 {
+				n = len(buf) // one line larger than a chunk: garbage
+				if counting {
+					countedN += int64(n)
+				} else {
+					offset += int64(n)
+				}
+			}
 		}
-		offset += int64(consumed)
-		next := HistoryCursor{Offset: offset, Size: -1, HeadHash: headHash(head[:min(offset, int64(len(head)))])}
-		if eof {
-			next.Size, next.MTime = fi.Size, fi.MTime
+		buf = buf[:copy(buf, buf[n:])]
+		if done {
+			break
 		}
-		events := make([]Event, len(entries))
-		for i, e := range entries {
-			events[i] = shellEvent(name, e, now)
-		}
-		if err := in.st.SaveHistory(ctx, name, next, events); err != nil {
-			return recorded, err
-		}
-		recorded += len(events)
-		if eof {
-			return recorded, nil
-		}
-		buf = buf[:copy(buf, buf[consumed:])]
 	}
+
+	end := HistoryCursor{Offset: offset, Size: fi.Size, MTime: fi.MTime}
+	var beyond int64 // bytes of the file the byte bound left unread
+	if !realEOF {
+		beyond = max(fi.Size-readEnd, 0)
+	}
+	if beyond == 0 && counted == 0 {
+		end.HeadHash = headHash(head[:min(offset, int64(len(head)))])
+		if err := in.st.SaveHistory(ctx, name, end, pending); err != nil {
+			return recorded, 0, err
+		}
+		return recorded + len(pending), 0, nil
+	}
+
+	// Skipped: everything from offset on, up to the stat's size when bytes
+	// were left unread; else up to what was read, less a line still being
+	// written.
+	end.Offset = readEnd - int64(len(buf))
+	if beyond > 0 {
+		end.Offset = fi.Size
+	}
+	end.HeadHash = headHash(head[:min(end.Offset, int64(len(head)))])
+	skipped = end.Offset - offset
+	// Commands are counted up to where the bounds stopped the reading; the
+	// bytes past that (an entry the byte bound cut, and those not read)
+	// are taken to hold as many commands a byte as those before.
+	commands := int64(counted)
+	seen, seenN := int64(recorded+len(pending)+counted), offset-start+countedN
+	if rest := skipped - countedN; rest > 0 && seenN > 0 {
+		commands += rest * seen / seenN
+	}
+	meta := map[string]any{"bytes": skipped}
+	if commands > 0 {
+		meta["commands"] = commands
+	}
+	if len(pending)+1 > in.batch {
+		if err := flush(); err != nil {
+			return recorded, 0, err
+		}
+	}
+	skip := Event{Type: EventShellSkipped, Space: name, Actor: ShellActor, Time: now, Meta: meta}
+	if err := in.st.SaveHistory(ctx, name, end, append(pending, skip)); err != nil {
+		return recorded, 0, err
+	}
+	recorded += len(pending)
+	in.log.Warn("shell history past the bounds of a pass skipped", "space", name,
+		"bytes", skipped, "commands", commands, "maxCommands", in.passCmds, "maxBytes", in.passLen)
+	return recorded, skipped, nil
 }
 
 // shellEvent is the audit event of one history entry; an entry without a

@@ -120,24 +120,47 @@ func (c fixedClock) Now() time.Time { return c.t }
 
 var passTime = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// flakyStore fails the next failSaves calls of SaveHistory.
+// flakyStore fails the next failSaves calls of SaveHistory, after the next
+// okSaves calls, and notes how many events each call that succeeds records.
 type flakyStore struct {
 	*store.Store
 	mu        sync.Mutex
 	failSaves int
+	okSaves   int
+	batches   []int
 }
 
 func (s *flakyStore) SaveHistory(ctx context.Context, space string, cur spaces.HistoryCursor, events []spaces.Event) error {
 	s.mu.Lock()
-	fail := s.failSaves > 0
-	if fail {
+	fail := s.okSaves == 0 && s.failSaves > 0
+	switch {
+	case s.okSaves > 0:
+		s.okSaves--
+	case fail:
 		s.failSaves--
 	}
 	s.mu.Unlock()
 	if fail {
 		return errors.New("disk full")
 	}
-	return s.Store.SaveHistory(ctx, space, cur, events)
+	err := s.Store.SaveHistory(ctx, space, cur, events)
+	if err == nil {
+		s.mu.Lock()
+		s.batches = append(s.batches, len(events))
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// largestBatch is the most events one successful SaveHistory recorded.
+func (s *flakyStore) largestBatch() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, b := range s.batches {
+		n = max(n, b)
+	}
+	return n
 }
 
 type ingestEnv struct {
@@ -448,4 +471,294 @@ func TestIngesterStartAndClose(t *testing.T) {
 		t.Errorf("passes ran after Close: %d stats, was %d", again, stats)
 	}
 	wantLines(t, "events", env.shell(t, "a"), "1700000000 echo one")
+}
+
+// splitEvents returns the space.shell events of space as "time command"
+// lines, and its space.shell.skipped events.
+func (env *ingestEnv) splitEvents(t *testing.T, space string) (shell []string, skipped []spaces.Event) {
+	t.Helper()
+	events, err := env.st.Events(t.Context(), spaces.AuditQuery{Space: space, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Actor != spaces.ShellActor {
+			t.Errorf("%s event with actor %q, want %q", e.Type, e.Actor, spaces.ShellActor)
+		}
+		switch e.Type {
+		case spaces.EventShell:
+			shell = append(shell, fmt.Sprintf("%d %v", e.Time.Unix(), e.Meta["command"]))
+		case spaces.EventShellSkipped:
+			skipped = append(skipped, e)
+		default:
+			t.Errorf("unexpected %s event", e.Type)
+		}
+	}
+	return shell, skipped
+}
+
+// metaInt reads a number of an event's meta; -1 when it has none.
+func metaInt(t *testing.T, e spaces.Event, key string) int64 {
+	t.Helper()
+	switch v := e.Meta[key].(type) {
+	case nil:
+		return -1
+	case float64:
+		return int64(v)
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	default:
+		t.Fatalf("meta %s = %#v, want a number", key, v)
+		return 0
+	}
+}
+
+// wantSkip checks a space.shell.skipped event.
+func wantSkip(t *testing.T, e spaces.Event, bytes, commands int64) {
+	t.Helper()
+	if e.Type != spaces.EventShellSkipped || e.Actor != spaces.ShellActor || !e.Time.Equal(passTime) {
+		t.Errorf("skip event = %+v, want %s by %s at the pass time", e, spaces.EventShellSkipped, spaces.ShellActor)
+	}
+	if got := metaInt(t, e, "bytes"); got != bytes {
+		t.Errorf("skipped bytes = %d, want %d", got, bytes)
+	}
+	if got := metaInt(t, e, "commands"); got != commands {
+		t.Errorf("skipped commands = %d, want %d", got, commands)
+	}
+}
+
+func (env *ingestEnv) cursor(t *testing.T, space string) spaces.HistoryCursor {
+	t.Helper()
+	cur, err := env.st.HistoryCursor(t.Context(), space)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cur
+}
+
+// timedHistory is n timestamped entries from the first-th on, each command
+// padded to at least pad bytes, and the "time command" lines they record.
+func timedHistory(first, n, pad int) (string, []string) {
+	var b strings.Builder
+	var want []string
+	for i := first; i < first+n; i++ {
+		cmd := fmt.Sprintf("echo %03d", i)
+		if len(cmd) < pad {
+			cmd += " " + strings.Repeat("x", pad-len(cmd)-1)
+		}
+		fmt.Fprintf(&b, "#%d\n%s\n", 1700000000+i, cmd)
+		want = append(want, fmt.Sprintf("%d %s", 1700000000+i, cmd))
+	}
+	return b.String(), want
+}
+
+// TestIngesterBoundsAFlood: `yes a | head -c 8388608 > ~/.bash_history`
+// gives at most the bound of commands and one skipped event, and the next
+// pass adds nothing.
+func TestIngesterBoundsAFlood(t *testing.T) {
+	const size = 8 << 20
+	flood := strings.Repeat("a\n", size/2)
+	env := newIngestEnv(t, spaces.IngesterConfig{})
+	env.eng.set("a", flood)
+	began := time.Now()
+	env.ingest(t)
+	took := time.Since(began)
+
+	shell, skipped := env.splitEvents(t, "a")
+	if len(shell) != spaces.DefaultPassCommands {
+		t.Errorf("%d space.shell events, want the bound %d", len(shell), spaces.DefaultPassCommands)
+	}
+	for _, l := range shell {
+		if l != fmt.Sprintf("%d a", passTime.Unix()) {
+			t.Fatalf("event %q, want a at the pass time", l)
+		}
+	}
+	if len(skipped) != 1 {
+		t.Fatalf("%d space.shell.skipped events, want 1", len(skipped))
+	}
+	recorded := int64(2 * spaces.DefaultPassCommands)
+	wantSkip(t, skipped[0], size-recorded, size/2-spaces.DefaultPassCommands)
+	if b := env.st.largestBatch(); b > spaces.MaxHistoryBatch {
+		t.Errorf("%d events in one transaction, want at most %d", b, spaces.MaxHistoryBatch)
+	}
+	if cur := env.cursor(t, "a"); cur.Offset != size || cur.Size != size {
+		t.Errorf("cursor = %+v, want past the whole file", cur)
+	}
+	t.Logf("an 8 MiB flood took %v", took)
+
+	_, reads := env.eng.counts()
+	env.ingest(t)
+	again, skippedAgain := env.splitEvents(t, "a")
+	if len(again) != len(shell) || len(skippedAgain) != 1 {
+		t.Errorf("the next pass recorded %d commands and %d skips more", len(again)-len(shell), len(skippedAgain)-1)
+	}
+	if _, r := env.eng.counts(); r != reads {
+		t.Errorf("the skipped file was read again")
+	}
+
+	// What is written after the flood is recorded as usual.
+	env.eng.append("a", "#1700000000\necho after the flood\n")
+	env.ingest(t)
+	shell, skipped = env.splitEvents(t, "a")
+	if len(skipped) != 1 || len(shell) != spaces.DefaultPassCommands+1 || shell[len(shell)-1] != "1700000000 echo after the flood" {
+		t.Errorf("after an append: %d commands (last %q) and %d skips; want %d, the append, and 1",
+			len(shell), shell[len(shell)-1], len(skipped), spaces.DefaultPassCommands+1)
+	}
+}
+
+// TestIngesterBoundsAFileReplacedEveryPass: a file replaced or truncated
+// and filled again before every pass costs each pass at most the bounds.
+func TestIngesterBoundsAFileReplacedEveryPass(t *testing.T) {
+	env := newIngestEnv(t, spaces.IngesterConfig{PassCommands: 50, PassBytes: 64 << 10})
+	floods := []string{
+		strings.Repeat("yes one\n", 1<<18), // 2 MiB
+		strings.Repeat("yes two\n", 1<<18), // replaced
+		"",                                 // truncated
+		strings.Repeat("yes three\n", 1<<17),
+		"#1700000000\nls\n", // replaced by a small file: recorded whole
+	}
+	wantShell, wantSkips := 0, 0
+	for i, data := range floods {
+		env.eng.set("a", data)
+		env.ingest(t)
+		switch {
+		case len(data) > 64<<10:
+			wantShell, wantSkips = wantShell+50, wantSkips+1
+		case data != "":
+			wantShell++
+		}
+		shell, skipped := env.splitEvents(t, "a")
+		if len(shell) != wantShell || len(skipped) != wantSkips {
+			t.Fatalf("after file %d: %d commands and %d skips, want %d and %d", i, len(shell), len(skipped), wantShell, wantSkips)
+		}
+		if data != "" && len(data) > 64<<10 {
+			wantSkip(t, skipped[len(skipped)-1], int64(len(data)-50*len(data[:strings.IndexByte(data, '\n')+1])),
+				int64(strings.Count(data, "\n")-50))
+		}
+		if b := env.st.largestBatch(); b > 50+1 {
+			t.Errorf("%d events in one transaction, want at most 51", b)
+		}
+	}
+}
+
+// TestIngesterByteBound: what lies past the byte bound is skipped, the entry
+// it cuts included, and the cursor goes on from the end of the file.
+func TestIngesterByteBound(t *testing.T) {
+	data, want := timedHistory(0, 10, 0) // 10 entries of 21 bytes
+	env := newIngestEnv(t, spaces.IngesterConfig{PassBytes: 100})
+	env.eng.set("a", data)
+	env.ingest(t)
+	shell, skipped := env.splitEvents(t, "a")
+	// The first 100 bytes hold 4 entries and the start of the 5th.
+	wantLines(t, "first pass", shell, want[:4]...)
+	if len(skipped) != 1 {
+		t.Fatalf("%d skip events, want 1", len(skipped))
+	}
+	first4, _ := timedHistory(0, 4, 0)
+	wantSkip(t, skipped[0], int64(len(data)-len(first4)), 6)
+
+	more, wantMore := timedHistory(100, 3, 0)
+	env.eng.append("a", more)
+	env.ingest(t)
+	shell, skipped = env.splitEvents(t, "a")
+	wantLines(t, "after an append", shell, append(want[:4:4], wantMore...)...)
+	if len(skipped) != 1 {
+		t.Errorf("%d skip events, want still 1", len(skipped))
+	}
+	if cur := env.cursor(t, "a"); cur.Offset != int64(len(data)+len(more)) {
+		t.Errorf("cursor offset = %d, want %d", cur.Offset, len(data)+len(more))
+	}
+}
+
+// TestIngesterCommandBoundInBatches: the commands past the bound are
+// skipped and counted, and every transaction holds at most BatchEvents rows.
+func TestIngesterCommandBoundInBatches(t *testing.T) {
+	data, want := timedHistory(0, 25, 200) // over 5 KiB: read past the head, in chunks
+	env := newIngestEnv(t, spaces.IngesterConfig{PassCommands: 10, BatchEvents: 3, ChunkBytes: 512})
+	env.eng.set("a", data)
+	env.ingest(t)
+	shell, skipped := env.splitEvents(t, "a")
+	wantLines(t, "events", shell, want[:10]...)
+	if len(skipped) != 1 {
+		t.Fatalf("%d skip events, want 1", len(skipped))
+	}
+	first10, _ := timedHistory(0, 10, 200)
+	wantSkip(t, skipped[0], int64(len(data)-len(first10)), 15)
+	// The skip event goes with the last commands.
+	if got := fmt.Sprint(env.st.batches); got != "[3 3 3 2]" {
+		t.Errorf("events per transaction = %s, want [3 3 3 2]", got)
+	}
+	env.ingest(t)
+	if again, skips := env.splitEvents(t, "a"); len(again) != 10 || len(skips) != 1 {
+		t.Errorf("the next pass recorded %d commands and %d skips more", len(again)-10, len(skips)-1)
+	}
+}
+
+// TestIngesterCommandBoundReachedExactly: reaching the bound with nothing
+// past it but a line still being written is no skip.
+func TestIngesterCommandBoundReachedExactly(t *testing.T) {
+	env := newIngestEnv(t, spaces.IngesterConfig{PassCommands: 3})
+	env.eng.set("a", "#1700000000\necho one\n#1700000001\necho two\n#1700000002\necho three\n#1700000003\necho fo")
+	env.ingest(t)
+	shell, skipped := env.splitEvents(t, "a")
+	wantLines(t, "first pass", shell, "1700000000 echo one", "1700000001 echo two", "1700000002 echo three")
+	if len(skipped) != 0 {
+		t.Errorf("%d skip events, want none", len(skipped))
+	}
+	env.eng.append("a", "ur\n")
+	env.ingest(t)
+	shell, skipped = env.splitEvents(t, "a")
+	wantLines(t, "after the line ends", shell,
+		"1700000000 echo one", "1700000001 echo two", "1700000002 echo three", "1700000003 echo four")
+	if len(skipped) != 0 {
+		t.Errorf("%d skip events, want none", len(skipped))
+	}
+}
+
+// TestIngesterBatchesResumeAfterFailure: a pass that fails part way keeps
+// the batches saved before, and the next one (after a restart) goes on
+// from there without losing or repeating a command.
+func TestIngesterBatchesResumeAfterFailure(t *testing.T) {
+	data, want := timedHistory(0, 30, 150) // over 4 KiB
+	cfg := spaces.IngesterConfig{BatchEvents: 4, ChunkBytes: 300}
+	env := newIngestEnv(t, cfg)
+	env.eng.set("a", data)
+	env.st.okSaves, env.st.failSaves = 2, 1
+	if err := env.ingst.IngestOnce(t.Context()); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("IngestOnce = %v, want the save failure", err)
+	}
+	wantLines(t, "after the failure", env.shell(t, "a"), want[:8]...)
+	if cur := env.cursor(t, "a"); cur.Size != -1 {
+		t.Errorf("cursor = %+v part way, want size -1", cur)
+	}
+
+	env.st.Close()
+	env.open(t, cfg)
+	env.ingest(t)
+	wantLines(t, "after a restart", env.shell(t, "a"), want...)
+	if b := env.st.largestBatch(); b > 4 {
+		t.Errorf("%d events in one transaction, want at most 4", b)
+	}
+	if cur := env.cursor(t, "a"); cur.Offset != int64(len(data)) || cur.Size != int64(len(data)) {
+		t.Errorf("cursor = %+v, want offset and size %d", cur, len(data))
+	}
+}
+
+// TestIngesterEntryLargerThanAChunkPastTheHead: entries longer than a chunk
+// past the file's head end the pass, and what follows them is recorded once.
+func TestIngesterEntryLargerThanAChunkPastTheHead(t *testing.T) {
+	data, want := timedHistory(0, 30, 150) // over 4 KiB
+	env := newIngestEnv(t, spaces.IngesterConfig{ChunkBytes: 100})
+	env.eng.set("a", data+"#1700000999\necho "+strings.Repeat("x", 300)+"\n#1700001000\necho after\n")
+	env.ingest(t)
+	got := env.shell(t, "a")
+	if len(got) < 2 || got[len(got)-1] != "1700001000 echo after" || got[0] != want[0] {
+		t.Errorf("events = %q, want the first entry first and echo after last", got)
+	}
+	env.ingest(t)
+	if again := env.shell(t, "a"); len(again) != len(got) {
+		t.Errorf("a second pass recorded %d more events", len(again)-len(got))
+	}
 }

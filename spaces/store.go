@@ -13,6 +13,7 @@ const (
 	EventDestroy        = "space.destroy"
 	EventExec           = "space.exec"
 	EventShell          = "space.shell"
+	EventShellSkipped   = "space.shell.skipped"
 	EventFileWrite      = "space.file.write"
 	EventFileMkdir      = "space.file.mkdir"
 	EventFileDelete     = "space.file.delete"

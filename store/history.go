@@ -43,10 +43,16 @@ func (s *Store) HistoryCursor(ctx context.Context, space string) (spaces.History
 }
 
 // SaveHistory records events (each of space) and sets the cursor of space in
-// one transaction, so that a crash neither loses nor repeats a command.
+// one transaction, so that a crash neither loses nor repeats a command. It
+// takes at most spaces.MaxHistoryBatch events, so that one call holds the
+// single write connection only briefly: the ingester saves a long history
+// in several calls, each with the cursor after its events.
 func (s *Store) SaveHistory(ctx context.Context, space string, cur spaces.HistoryCursor, events []spaces.Event) error {
 	if space == "" {
 		return spaces.Errorf(spaces.ErrInvalid, "space is required")
+	}
+	if len(events) > spaces.MaxHistoryBatch {
+		return spaces.Errorf(spaces.ErrInvalid, "%d history events in one save, more than %d", len(events), spaces.MaxHistoryBatch)
 	}
 	if cur.Offset < 0 {
 		return spaces.Errorf(spaces.ErrInvalid, "history offset %d is negative", cur.Offset)

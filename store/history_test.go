@@ -173,3 +173,35 @@ func TestForgetKeepsHistoryCursor(t *testing.T) {
 		t.Errorf("cursor after Forget = %+v, %v; want it kept", cur, err)
 	}
 }
+
+// TestSaveHistoryBoundsABatch: one save records at most
+// spaces.MaxHistoryBatch events, so it holds the write connection briefly.
+func TestSaveHistoryBoundsABatch(t *testing.T) {
+	ctx := t.Context()
+	s := newTestStore(t)
+	batch := func(n int) []spaces.Event {
+		events := make([]spaces.Event, n)
+		for i := range events {
+			events[i] = shellEvent("a", "echo", t0)
+		}
+		return events
+	}
+	full := spaces.HistoryCursor{Offset: 10, Size: 10, MTime: t0}
+	if err := s.SaveHistory(ctx, "a", full, batch(spaces.MaxHistoryBatch)); err != nil {
+		t.Fatalf("SaveHistory of %d events: %v", spaces.MaxHistoryBatch, err)
+	}
+	over := spaces.HistoryCursor{Offset: 20, Size: 20, MTime: t0}
+	if err := s.SaveHistory(ctx, "a", over, batch(spaces.MaxHistoryBatch+1)); !errors.Is(err, spaces.ErrInvalid) {
+		t.Errorf("SaveHistory of %d events = %v, want ErrInvalid", spaces.MaxHistoryBatch+1, err)
+	}
+	if cur, err := s.HistoryCursor(ctx, "a"); err != nil || cur.Offset != 10 {
+		t.Errorf("cursor = %+v, %v after a refused save; want offset 10", cur, err)
+	}
+	evs, err := s.Events(ctx, spaces.AuditQuery{Space: "a", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != spaces.MaxHistoryBatch {
+		t.Errorf("%d events, want %d", len(evs), spaces.MaxHistoryBatch)
+	}
+}
