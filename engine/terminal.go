@@ -48,10 +48,12 @@ func (e *Engine) openTerminal(ctx context.Context, id string, spec spaces.Termin
 		return nil, err
 	}
 	att, err := e.c.ExecAttach(context.WithoutCancel(ctx), cr.ID, client.ExecAttachOptions{TTY: true, ConsoleSize: size})
-	runlock()
 	if err != nil {
+		runlock()
 		return nil, err
 	}
+	// The attach answers before the engine starts the process.
+	go e.releaseWhenStarted(cr.ID, sync.OnceFunc(runlock))
 	t := &terminal{e: e, containerID: id, execID: cr.ID, att: att.HijackedResponse, done: make(chan struct{})}
 	// Engines before API 1.42 ignore ConsoleSize; a resize works on all of
 	// them (the engine waits for the process to start).
