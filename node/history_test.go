@@ -175,7 +175,7 @@ func TestHistoryIngestRealBash(t *testing.T) {
 	const image = "clawdspace:latest"
 	n := nodetest.Start(t, nodetest.Options{})
 	if _, err := n.Raw().ImageInspect(t.Context(), image); cerrdefs.IsNotFound(err) {
-		t.Skipf("%s is not built (docker/build.sh)", image)
+		t.Fatalf("%s is not built (make test builds it)", image)
 	} else if err != nil {
 		t.Fatal(err)
 	}

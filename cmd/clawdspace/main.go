@@ -1,5 +1,5 @@
-// Command clawdspace runs a Clawdspace node (clawdspace serve) and, later,
-// the workstation CLI.
+// Command clawdspace runs a Clawdspace node (clawdspace serve) and is the
+// workstation CLI that talks to nodes (create, list, exec, shell, ...).
 package main
 
 import (
@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/adam91holt/clawdspace/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -15,10 +17,10 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd(os.Getenv, os.Stdout, os.Stderr).ExecuteContext(ctx)
+	err := buildRoot(os.Getenv, cli.SystemIO()).ExecuteContext(ctx)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "clawdspace:", err)
-		os.Exit(1)
+	if msg := cli.ErrorMessage(err); msg != "" {
+		fmt.Fprintln(os.Stderr, "clawdspace:", msg)
 	}
+	os.Exit(cli.ExitCode(err))
 }

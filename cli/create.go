@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// nodePicker chooses the node of a new space.
+type nodePicker interface {
+	Target(ctx context.Context, server string) (*Client, error)
+	GPUNode(ctx context.Context) (*Client, error)
+}
+
+// CreateOptions are the settings of `clawdspace create`.
+type CreateOptions struct {
+	IO      *IO
+	Printer *printer
+	Nodes   nodePicker
+
+	Name     string
+	Server   string
+	Template string
+	Memory   string
+	CPUs     float64
+	GPU      bool
+	Repo     string
+	Branch   string
+	Dest     string
+	Token    string
+
+	TokenStdin bool
+	// MemorySet, CPUsSet and GPUSet say which resources were given: the
+	// others are left to the template.
+	MemorySet, CPUsSet, GPUSet bool
+	JSON                       bool
+}
+
+// NewCmdCreate builds `clawdspace create`.
+func NewCmdCreate(d *Deps, runF func(*CreateOptions) error) *cobra.Command {
+	o := &CreateOptions{IO: d.IO}
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a space",
+		Long: `Create a space on a node: --server names it; --gpu picks a node that has a GPU;
+otherwise CLAWDSPACE_SERVER, else the first known node that answers.
+Memory, CPUs and GPU come from the template unless given.`,
+		Example: `  clawdspace create dev
+  clawdspace create ml --gpu --memory 16g --cpus 4
+  clawdspace create app --repo https://github.com/me/app.git --branch main --dest src
+  gh auth token | clawdspace create app --repo https://github.com/me/private.git --github-token-stdin`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Name = args[0]
+			f := cmd.Flags()
+			o.MemorySet, o.CPUsSet, o.GPUSet = f.Changed("memory"), f.Changed("cpus"), f.Changed("gpu")
+			fl, err := newFleet(d)
+			if err != nil {
+				return err
+			}
+			o.Nodes, o.Printer = fl, newPrinter(d.IO, fl.cfg)
+			if runF != nil {
+				return runF(o)
+			}
+			return createRun(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	addServerFlag(cmd, &o.Server)
+	f.StringVarP(&o.Template, "template", "t", "", "template to start from (default: the node's default template)")
+	f.StringVarP(&o.Memory, "memory", "m", "", "memory limit, e.g. 512m or 2g (default: the template's; 2g in the default template)")
+	f.Float64VarP(&o.CPUs, "cpus", "c", 0, "CPU limit, e.g. 0.5 or 2 (default: the template's; 1 in the default template)")
+	f.BoolVarP(&o.GPU, "gpu", "g", false, "give the space the node's GPUs; picks a node with a GPU unless --server is given")
+	f.StringVar(&o.Repo, "repo", "", "git repository to clone into the workspace (https://... or user@host:path)")
+	f.StringVar(&o.Branch, "branch", "", "branch or tag to clone (needs --repo)")
+	f.StringVar(&o.Dest, "dest", "", "folder to clone into, relative to /workspace (needs --repo; default repo)")
+	f.StringVar(&o.Token, "github-token", "", "GitHub token for a private repository, given to the space as GITHUB_TOKEN (prefer --github-token-stdin)")
+	f.BoolVar(&o.TokenStdin, "github-token-stdin", false, "read the GitHub token from stdin (never echoed)")
+	addJSONFlag(cmd, &o.JSON)
+	return cmd
+}
+
+// createBody is POST /api/spaces.
+type createBody struct {
+	Name       string            `json:"name"`
+	Template   string            `json:"template,omitempty"`
+	Memory     string            `json:"memory,omitempty"`
+	CPUs       *float64          `json:"cpus,omitempty"`
+	GPU        *bool             `json:"gpu,omitempty"`
+	RepoURL    string            `json:"repoUrl,omitempty"`
+	RepoBranch string            `json:"repoBranch,omitempty"`
+	RepoDest   string            `json:"repoDest,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+}
+
+func createRun(ctx context.Context, o *CreateOptions) error {
+	if o.TokenStdin && o.Token != "" {
+		return usageErrorf("give --github-token or --github-token-stdin, not both")
+	}
+	if o.Repo == "" && (o.Branch != "" || o.Dest != "") {
+		return usageErrorf("--branch and --dest need --repo")
+	}
+	if o.TokenStdin {
+		tok, err := readSecret(o.IO, "GitHub token: ")
+		if err != nil {
+			return fmt.Errorf("reading the GitHub token: %w", err)
+		}
+		o.Token = tok
+	}
+	body := createBody{Name: o.Name, Template: o.Template, RepoURL: o.Repo, RepoBranch: o.Branch, RepoDest: o.Dest}
+	if o.MemorySet {
+		body.Memory = o.Memory
+	}
+	if o.CPUsSet {
+		body.CPUs = &o.CPUs
+	}
+	if o.GPUSet {
+		body.GPU = &o.GPU
+	}
+	if o.Token != "" {
+		body.Env = map[string]string{"GITHUB_TOKEN": o.Token}
+	}
+
+	var c *Client
+	var err error
+	if o.Server == "" && o.GPU {
+		c, err = o.Nodes.GPUNode(ctx)
+	} else {
+		c, err = o.Nodes.Target(ctx, o.Server)
+	}
+	if err != nil {
+		return err
+	}
+	if o.IO.StderrTTY && !o.JSON {
+		fmt.Fprintf(o.IO.ErrOut, "Creating space %s on %s...\n", o.Name, c.Name)
+	}
+	var out struct {
+		Space rawObject `json:"space"`
+	}
+	if err := c.Do(ctx, http.MethodPost, "/spaces", nil, body, &out); err != nil {
+		return err
+	}
+	if o.JSON {
+		out.Space["node"], out.Space["nodeUrl"] = c.Name, c.BaseURL
+		return writeJSON(o.IO.Out, out.Space)
+	}
+	s := decodeAs[Space](out.Space)
+	details := []string{o.Printer.status(s.Status), humanBytes(float64(s.Memory)), formatCPUs(s.CPUs) + " CPU"}
+	if s.GPU {
+		details = append(details, "GPU")
+	}
+	if s.Template != "" {
+		details = append(details, "template "+s.Template)
+	}
+	_, err = fmt.Fprintf(o.IO.Out, "Created space %s on %s (%s)\n", s.Name, c.Name, strings.Join(details, ", "))
+	return err
+}
+
+// readSecret reads a secret: from the terminal without echo when stdin is
+// one, else the whole of stdin with its line ending trimmed.
+func readSecret(streams *IO, prompt string) (string, error) {
+	if streams.StdinTTY && streams.Term != nil {
+		fmt.Fprint(streams.ErrOut, prompt)
+		b, err := streams.Term.ReadPassword()
+		fmt.Fprintln(streams.ErrOut)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	if streams.In == nil {
+		return "", errors.New("no stdin")
+	}
+	b, err := io.ReadAll(io.LimitReader(streams.In, 64<<10))
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if strings.TrimSpace(s) == "" {
+		return "", errors.New("stdin is empty")
+	}
+	return strings.TrimSpace(s), nil
+}
+
+// addServerFlag adds --server/-s.
+func addServerFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVarP(p, "server", "s", "", "node to use: a name, host, host:port or URL (default: found automatically)")
+}
+
+// addJSONFlag adds --json.
+func addJSONFlag(cmd *cobra.Command, p *bool) {
+	cmd.Flags().BoolVar(p, "json", false, "print JSON for scripts")
+}
