@@ -60,6 +60,8 @@ func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (i
 	defer release()
 	go e.releaseWhenStarted(cr.ID, release)
 	defer att.Close()
+	// Output proves the process runs: that releases the gate at once.
+	spec.Stdout, spec.Stderr = firstWrite(spec.Stdout, release), firstWrite(spec.Stderr, release)
 
 	// When the caller goes away or the time is up, kill the process tree;
 	// closing the connection ends the copy below.
@@ -108,7 +110,13 @@ func (e *Engine) releaseWhenStarted(execID string, release func()) {
 	defer release()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for delay := time.Millisecond; ctx.Err() == nil; delay = min(delay*2, 50*time.Millisecond) {
+	// Most execs print or end within this; waiting first keeps the polls
+	// off the engine while it starts the process.
+	select {
+	case <-ctx.Done():
+	case <-time.After(20 * time.Millisecond):
+	}
+	for delay := 5 * time.Millisecond; ctx.Err() == nil; delay = min(delay*2, 50*time.Millisecond) {
 		ins, err := e.c.ExecInspect(ctx, execID, client.ExecInspectOptions{})
 		if err != nil || ins.Running || ins.PID > 0 {
 			return
@@ -118,6 +126,28 @@ func (e *Engine) releaseWhenStarted(execID string, release func()) {
 		case <-time.After(delay):
 		}
 	}
+}
+
+// firstWrite calls f before the first write to w.
+func firstWrite(w io.Writer, f func()) io.Writer {
+	if w == nil {
+		w = io.Discard
+	}
+	return &onFirstWrite{w: w, f: f}
+}
+
+type onFirstWrite struct {
+	w    io.Writer
+	f    func()
+	done bool
+}
+
+func (o *onFirstWrite) Write(p []byte) (int, error) {
+	if !o.done {
+		o.done = true
+		o.f()
+	}
+	return o.w.Write(p)
 }
 
 // Stats takes one sample; the engine collects a previous sample too, so the

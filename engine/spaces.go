@@ -291,7 +291,15 @@ func (e *Engine) Resume(ctx context.Context, name string) error {
 		if err == nil || !(cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "is not paused")) {
 			return mapErr(err, "resuming space")
 		}
-		// Not paused: start it (a running container answers 304, which is fine).
+		// Not paused: running already (the common case for file access),
+		// or stopped and to be started.
+		res, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil {
+			return mapErr(err, "inspecting space")
+		}
+		if st := res.Container.State; st != nil && st.Running && !st.Paused {
+			return nil
+		}
 		_, err = e.c.ContainerStart(ctx, id, client.ContainerStartOptions{})
 		if err != nil && cerrdefs.IsNotModified(err) {
 			return nil
@@ -301,7 +309,7 @@ func (e *Engine) Resume(ctx context.Context, name string) error {
 		}
 		// A new start is a new network namespace: put the rules back now
 		// rather than wait for the event.
-		res, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		res, err = e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 		if err != nil {
 			return mapErr(err, "inspecting space")
 		}
