@@ -43,7 +43,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		var c spaces.Caller
 		switch {
 		case s.cfg.AuthDisabled:
-			c = spaces.CallerLocal
+			c = spaces.CallerLocal()
 		default:
 			got := requestKey(r)
 			if got == "" || subtle.ConstantTimeCompare([]byte(got), key) != 1 {
@@ -56,7 +56,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				s.writeError(w, r, spaces.Errorf(spaces.ErrUnauthorized, "%s", msg))
 				return
 			}
-			c = spaces.CallerAPIKey
+			c = spaces.CallerAPIKey()
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 	})

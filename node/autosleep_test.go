@@ -64,8 +64,8 @@ func wantAutoSleepPause(t *testing.T, n *nodetest.Node, name string) {
 	if len(events) == 0 {
 		t.Fatalf("%s: no audit events", name)
 	}
-	if e := events[len(events)-1]; e.Type != spaces.EventPause || e.Actor != spaces.CallerAutoSleep.Actor {
-		t.Errorf("%s: newest audit event %s by %s, want %s by %s", name, e.Type, e.Actor, spaces.EventPause, spaces.CallerAutoSleep.Actor)
+	if e := events[len(events)-1]; e.Type != spaces.EventPause || e.Actor != spaces.CallerAutoSleep().Actor {
+		t.Errorf("%s: newest audit event %s by %s, want %s by %s", name, e.Type, e.Actor, spaces.EventPause, spaces.CallerAutoSleep().Actor)
 	}
 }
 

@@ -347,12 +347,12 @@ func TestTerminalClientCloseKillsShell(t *testing.T) {
 		t.Fatalf("%d terminal.open rows, want 2", len(open))
 	}
 	for _, e := range open {
-		if e.Actor != spaces.CallerAPIKey.Actor || e.Meta["cols"] != float64(80) || e.Meta["rows"] != float64(24) {
+		if e.Actor != spaces.CallerAPIKey().Actor || e.Meta["cols"] != float64(80) || e.Meta["rows"] != float64(24) {
 			t.Errorf("terminal.open = actor %q meta %v, want api-key with 80x24", e.Actor, e.Meta)
 		}
 	}
 	for _, e := range closed {
-		if _, ok := e.Meta["durationMs"].(float64); e.Actor != spaces.CallerAPIKey.Actor || !ok {
+		if _, ok := e.Meta["durationMs"].(float64); e.Actor != spaces.CallerAPIKey().Actor || !ok {
 			t.Errorf("terminal.close = actor %q meta %v, want api-key with durationMs", e.Actor, e.Meta)
 		}
 	}

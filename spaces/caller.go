@@ -7,9 +7,8 @@ type Caller struct {
 	Actor string
 }
 
-// Well-known actors.
-var (
-	CallerAPIKey    = Caller{Actor: "api-key"}
-	CallerLocal     = Caller{Actor: "local"}
-	CallerAutoSleep = Caller{Actor: "auto-sleep"}
-)
+// Well-known callers. Functions rather than variables, so nothing can
+// change what they mean.
+func CallerAPIKey() Caller    { return Caller{Actor: "api-key"} }
+func CallerLocal() Caller     { return Caller{Actor: "local"} }
+func CallerAutoSleep() Caller { return Caller{Actor: "auto-sleep"} }

@@ -121,11 +121,11 @@ func TestCreateResolvesTemplate(t *testing.T) {
 			eng := &fakeEngine{paused: map[string]bool{}}
 			svc, _ := newService(t, eng, false)
 			if tt.tplYAML != "" {
-				if _, err := svc.PutTemplate(t.Context(), spaces.CallerLocal, tt.tplYAML); err != nil {
+				if _, err := svc.PutTemplate(t.Context(), spaces.CallerLocal(), tt.tplYAML); err != nil {
 					t.Fatal(err)
 				}
 			}
-			_, err := svc.Create(t.Context(), spaces.CallerAPIKey, tt.req)
+			_, err := svc.Create(t.Context(), spaces.CallerAPIKey(), tt.req)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("Create() = %v, want %v", err, tt.wantErr)
@@ -156,7 +156,7 @@ func TestCreateResolvesTemplate(t *testing.T) {
 func TestGPUSpaceUsesGPUImage(t *testing.T) {
 	eng := &fakeEngine{paused: map[string]bool{}}
 	svc, _ := newService(t, eng, true)
-	if _, err := svc.Create(t.Context(), spaces.CallerAPIKey, spaces.CreateRequest{Name: "g", GPU: new(true)}); err != nil {
+	if _, err := svc.Create(t.Context(), spaces.CallerAPIKey(), spaces.CreateRequest{Name: "g", GPU: new(true)}); err != nil {
 		t.Fatal(err)
 	}
 	if got := eng.created[0]; !got.GPU || got.Image != "gpu:img" {
@@ -167,7 +167,7 @@ func TestGPUSpaceUsesGPUImage(t *testing.T) {
 func TestExecResumesPausedSpaceOnce(t *testing.T) {
 	eng := &fakeEngine{paused: map[string]bool{"p": true}}
 	svc, st := newService(t, eng, false)
-	res, err := svc.Exec(t.Context(), spaces.CallerAPIKey, "p", spaces.ExecRequest{Cmd: []string{"true"}})
+	res, err := svc.Exec(t.Context(), spaces.CallerAPIKey(), "p", spaces.ExecRequest{Cmd: []string{"true"}})
 	if err != nil || res.ExitCode != 5 || eng.resumes != 1 {
 		t.Fatalf("Exec() = %+v, %v after %d resumes", res, err, eng.resumes)
 	}
@@ -180,7 +180,7 @@ func TestExecResumesPausedSpaceOnce(t *testing.T) {
 func TestCreateNeverStoresEnvValues(t *testing.T) {
 	eng := &fakeEngine{paused: map[string]bool{}}
 	svc, st := newService(t, eng, false)
-	if _, err := svc.Create(t.Context(), spaces.CallerAPIKey, spaces.CreateRequest{Name: "s", Env: map[string]string{"GITHUB_TOKEN": "ghp_secret"}}); err != nil {
+	if _, err := svc.Create(t.Context(), spaces.CallerAPIKey(), spaces.CreateRequest{Name: "s", Env: map[string]string{"GITHUB_TOKEN": "ghp_secret"}}); err != nil {
 		t.Fatal(err)
 	}
 	events, _ := st.Events(t.Context(), spaces.AuditQuery{Limit: 10})

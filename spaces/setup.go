@@ -257,7 +257,9 @@ func (s *Service) writeInternal(ctx context.Context, name, abs string, mode uint
 // gitSafeConfig keeps the repository's own programs (hooks, credential
 // helpers, askpass, ssh commands) from running with the token in their
 // environment.
-var gitSafeConfig = []string{"-c", "core.hooksPath=/dev/null", "-c", "credential.helper=", "-c", "core.askPass=", "-c", "core.sshCommand=ssh"}
+func gitSafeConfig() []string {
+	return []string{"-c", "core.hooksPath=/dev/null", "-c", "credential.helper=", "-c", "core.askPass=", "-c", "core.sshCommand=ssh"}
+}
 
 // PushRequest is a git push from a repository in a space.
 type PushRequest struct {
@@ -313,7 +315,7 @@ func (s *Service) Push(ctx context.Context, c Caller, name string, req PushReque
 		return res, Errorf(ErrInvalid, "repoPath %s is not a folder", DisplayPath(abs))
 	}
 	// Hooks are the repository's own code: they do not run with the token.
-	cmd := append(append([]string{"git"}, gitSafeConfig...), "-C", r.Path, "push", "--", req.Remote)
+	cmd := append(append([]string{"git"}, gitSafeConfig()...), "-C", r.Path, "push", "--", req.Remote)
 	if req.Branch != "" {
 		cmd = append(cmd, req.Branch)
 	}

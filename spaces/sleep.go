@@ -115,7 +115,7 @@ func (s *Sleeper) Close() {
 	s.wg.Wait()
 }
 
-// Tick is one pass: it pauses, as CallerAutoSleep, every running space that
+// Tick is one pass: it pauses, as CallerAutoSleep(), every running space that
 // is not busy and whose last activity is at least IdleTimeout old. It lists
 // the spaces once; an error with one space is logged, joined into err and
 // does not stop the others. paused names the spaces it paused.
@@ -178,7 +178,7 @@ func (s *Service) sleepIfIdle(ctx context.Context, sp Space, now time.Time, idle
 		return false, nil
 	}
 	meta := map[string]any{"idleMs": now.Sub(sp.LastActivity).Milliseconds()}
-	if err := s.audit(ctx, CallerAutoSleep, sp.Name, EventPause, meta); err != nil {
+	if err := s.audit(ctx, CallerAutoSleep(), sp.Name, EventPause, meta); err != nil {
 		return false, err
 	}
 	if err := s.cfg.Engine.Pause(ctx, sp.Name); err != nil {
@@ -188,7 +188,7 @@ func (s *Service) sleepIfIdle(ctx context.Context, sp Space, now time.Time, idle
 	// lock; one that began between the check above and the pause would be
 	// frozen. Undo the pause for it.
 	if s.busy.busy(sp.Name) {
-		if err := s.audit(ctx, CallerAutoSleep, sp.Name, EventStart, map[string]any{"reason": "busy"}); err != nil {
+		if err := s.audit(ctx, CallerAutoSleep(), sp.Name, EventStart, map[string]any{"reason": "busy"}); err != nil {
 			return false, err
 		}
 		return false, s.resumeLocked(ctx, sp.Name)

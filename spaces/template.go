@@ -181,8 +181,10 @@ func (t Template) YAML() string {
 // privateRanges: private IPv4, the tailnet (CGNAT) range, link-local, and
 // their IPv6 counterparts (unique local, which holds Tailscale's, and
 // link-local).
-var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
-	"fc00::/7", "fe80::/10"}
+func privateRanges() []string {
+	return []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+		"fc00::/7", "fe80::/10"}
+}
 
 // BuiltinTemplates returns the four templates every node starts with.
 // Managed ones are rewritten at start-up; the others are created only when
@@ -193,14 +195,14 @@ func BuiltinTemplates(gpuImage string) []Template {
 			Name:        "default",
 			Description: "General-purpose sandbox: 2 GB, 1 CPU, internet but no private or tailnet ranges",
 			Resources:   TemplateResources{Memory: "2g", CPUs: ptr(1.0)},
-			Network:     TemplateNetwork{Mode: NetworkInternet, BlockCIDRs: append([]string(nil), privateRanges...)},
+			Network:     TemplateNetwork{Mode: NetworkInternet, BlockCIDRs: privateRanges()},
 		},
 		{
 			Name:        "gpu",
 			Description: "GPU sandbox: 8 GB, 4 CPUs, all GPUs of the node",
 			Managed:     true,
 			Resources:   TemplateResources{Memory: "8g", CPUs: ptr(4.0), GPU: true, Image: gpuImage},
-			Network:     TemplateNetwork{Mode: NetworkInternet, BlockCIDRs: append([]string(nil), privateRanges...)},
+			Network:     TemplateNetwork{Mode: NetworkInternet, BlockCIDRs: privateRanges()},
 		},
 		{
 			Name:        "offline",
