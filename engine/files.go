@@ -178,7 +178,7 @@ func (e *Engine) ListDir(ctx context.Context, name, dir string) ([]spaces.FileIn
 	if err != nil {
 		return nil, err
 	}
-	if code == 126 || code == 127 {
+	if spaces.MissingTool(code) {
 		return e.listDirFromArchive(ctx, name, dir)
 	}
 	entries := parseStatLines(dir, stdout.String())
@@ -279,7 +279,7 @@ func (e *Engine) RemovePath(ctx context.Context, name, p string) error {
 		return err
 	}
 	switch {
-	case code == 126 || code == 127:
+	case spaces.MissingTool(code):
 		return spaces.Errorf(spaces.ErrInvalid, "this space's image has no rm, so files cannot be deleted")
 	case code != 0 && strings.Contains(stderr.String(), "Permission denied"):
 		return spaces.Errorf(spaces.ErrForbidden, "%s: permission denied", spaces.DisplayPath(p))

@@ -13,6 +13,10 @@ import (
 // MaxExecTimeout bounds timeoutMs.
 const MaxExecTimeout = 24 * time.Hour
 
+// MissingTool reports whether an exit code says the command could not be
+// run at all (126: not executable, 127: not found): the image lacks it.
+func MissingTool(code int) bool { return code == 126 || code == 127 }
+
 // TimeoutExitCode is the exit code reported for a command killed at its
 // timeout, as timeout(1) does.
 const TimeoutExitCode = 124

@@ -231,7 +231,7 @@ func (s *Service) replaceFile(ctx context.Context, name string, r resolved, size
 	if err != nil {
 		return err
 	}
-	if code == 126 || code == 127 {
+	if MissingTool(code) {
 		return s.writeResolved(ctx, name, r, 0, size, content)
 	}
 	dir, base := path.Dir(r.Path), path.Base(r.Path)

@@ -228,7 +228,7 @@ func (s *Service) setUp(ctx context.Context, name string, env map[string]string,
 	}
 	if code != 0 {
 		msg := strings.TrimSpace(scrub(stderr.String(), token))
-		if code == 126 || code == 127 {
+		if MissingTool(code) {
 			msg = "this space's image has no git"
 		}
 		return Errorf(ErrInvalid, "cloning %s failed: %s", redactURL(repo.URL), msg)
@@ -347,7 +347,7 @@ func (s *Service) Push(ctx context.Context, c Caller, name string, req PushReque
 	res = PushResult{Stdout: scrub(stdout.String(), req.Token), Stderr: scrub(stderr.String(), req.Token), ExitCode: code}
 	if code != 0 {
 		msg := strings.TrimSpace(res.Stderr)
-		if code == 126 || code == 127 {
+		if MissingTool(code) {
 			msg = "this space's image has no git"
 		}
 		return res, Errorf(ErrInvalid, "git push failed: %s", msg)
@@ -373,7 +373,7 @@ func (s *Service) remoteHost(ctx context.Context, name, repo, remote string) (st
 	if err != nil {
 		return "", err
 	}
-	if code == 126 || code == 127 {
+	if MissingTool(code) {
 		return "", Errorf(ErrInvalid, "git push failed: this space's image has no git")
 	}
 	if code != 0 {
