@@ -87,10 +87,7 @@ type Ingester struct {
 
 	pass sync.Mutex // one pass at a time, so a cursor is never read twice
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	closed bool
-	wg     sync.WaitGroup
+	loop loop
 }
 
 // NewIngester returns an Ingester; it does nothing until Start or IngestOnce.
@@ -141,38 +138,12 @@ func NewIngester(cfg IngesterConfig) *Ingester {
 // Start runs a pass now and then every Interval, until Close or until ctx
 // ends. Starting a started or closed Ingester does nothing.
 func (in *Ingester) Start(ctx context.Context) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.cancel != nil || in.closed {
-		return
-	}
-	ctx, in.cancel = context.WithCancel(ctx)
-	in.wg.Add(1)
-	go func() {
-		defer in.wg.Done()
-		tick := time.NewTicker(in.every)
-		defer tick.Stop()
-		for {
-			_ = in.IngestOnce(ctx) // it logs its own failures
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	// IngestOnce logs its own failures; the next pass tries again.
+	in.loop.start(ctx, in.every, true, func(ctx context.Context) { _ = in.IngestOnce(ctx) })
 }
 
 // Close stops the loop of Start and waits for a pass under way to end.
-func (in *Ingester) Close() {
-	in.mu.Lock()
-	in.closed = true
-	if in.cancel != nil {
-		in.cancel()
-	}
-	in.mu.Unlock()
-	in.wg.Wait()
-}
+func (in *Ingester) Close() { in.loop.close() }
 
 // IngestOnce records what is new in the history of every running space,
 // within the bounds of one pass (see Ingester). Paused and stopped spaces

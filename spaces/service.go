@@ -131,11 +131,11 @@ func (s *Service) Get(ctx context.Context, name string) (Space, error) {
 	if err != nil {
 		return Space{}, err
 	}
-	act, err := s.cfg.Store.Activity(ctx)
+	act, err := s.cfg.Store.SpaceActivity(ctx, name)
 	if err != nil {
 		return Space{}, err
 	}
-	s.applyActivity(&sp, act[name])
+	s.applyActivity(&sp, act)
 	return sp, nil
 }
 

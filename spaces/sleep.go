@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 )
 
@@ -38,11 +37,7 @@ type Sleeper struct {
 	log      *slog.Logger
 	only     func(string) bool
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	loop loop
 }
 
 // NewSleeper returns a Sleeper; nothing runs until Start.
@@ -79,41 +74,15 @@ func (s *Sleeper) Interval() time.Duration { return s.interval }
 // Start runs Tick every Interval until ctx ends or Close is called. It does
 // nothing when auto-sleep is off, or on a second call.
 func (s *Sleeper) Start(ctx context.Context) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.Enabled() || s.started || s.closed {
+	if !s.Enabled() {
 		return
 	}
-	s.started = true
-	ctx, s.cancel = context.WithCancel(ctx)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(s.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				// Tick logs what goes wrong; the next pass tries again.
-				_, _ = s.Tick(ctx)
-			}
-		}
-	}()
+	// Tick logs what goes wrong; the next pass tries again.
+	s.loop.start(ctx, s.interval, false, func(ctx context.Context) { _, _ = s.Tick(ctx) })
 }
 
 // Close stops the loop and waits for a pass in progress to end.
-func (s *Sleeper) Close() {
-	s.mu.Lock()
-	s.closed = true
-	cancel := s.cancel
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-	s.wg.Wait()
-}
+func (s *Sleeper) Close() { s.loop.close() }
 
 // Tick is one pass: it pauses, as CallerAutoSleep(), every running space that
 // is not busy and whose last activity is at least IdleTimeout old. It lists
@@ -169,11 +138,11 @@ func (s *Service) sleepIfIdle(ctx context.Context, sp Space, now time.Time, idle
 	if s.busy.busy(sp.Name) {
 		return false, nil
 	}
-	act, err := s.cfg.Store.Activity(ctx)
+	act, err := s.cfg.Store.SpaceActivity(ctx, sp.Name)
 	if err != nil {
 		return false, err
 	}
-	s.applyActivity(&sp, act[sp.Name])
+	s.applyActivity(&sp, act)
 	if now.Sub(sp.LastActivity) < idle {
 		return false, nil
 	}

@@ -62,6 +62,12 @@ func (s *sleepStore) Activity(context.Context) (map[string]spaces.SpaceActivity,
 	return maps.Clone(s.act), nil
 }
 
+func (s *sleepStore) SpaceActivity(_ context.Context, space string) (spaces.SpaceActivity, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.act[space], nil
+}
+
 func (s *sleepStore) lastActivity(space string) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -73,6 +73,8 @@ type ActivityStore interface {
 	MarkStarted(ctx context.Context, space string, at time.Time) error
 	// Activity returns what is known of every space.
 	Activity(ctx context.Context) (map[string]SpaceActivity, error)
+	// SpaceActivity returns what is known of one space.
+	SpaceActivity(ctx context.Context, space string) (SpaceActivity, error)
 	Forget(ctx context.Context, space string) error
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,6 +22,7 @@ const (
 			started_at = excluded.started_at,
 			last_activity = max(coalesce(space_activity.last_activity, 0), excluded.last_activity)`
 	selectActivitySQL = `SELECT space, last_activity, started_at FROM space_activity`
+	selectOneSQL      = `SELECT last_activity, started_at FROM space_activity WHERE space = ?`
 	forgetSQL         = `DELETE FROM space_activity WHERE space = ?`
 )
 
@@ -72,6 +74,20 @@ func (s *Store) Activity(ctx context.Context) (map[string]spaces.SpaceActivity, 
 		return nil, fmt.Errorf("listing activity: %w", err)
 	}
 	return out, nil
+}
+
+// SpaceActivity returns the known activity of one space (zero times when
+// nothing is recorded), by its primary key.
+func (s *Store) SpaceActivity(ctx context.Context, space string) (spaces.SpaceActivity, error) {
+	var last, starts sql.NullInt64
+	err := s.ro.QueryRowContext(ctx, selectOneSQL, space).Scan(&last, &starts)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return spaces.SpaceActivity{}, nil
+	case err != nil:
+		return spaces.SpaceActivity{}, fmt.Errorf("reading activity of %q: %w", space, err)
+	}
+	return spaces.SpaceActivity{LastActivity: fromMillis(last), StartedAt: fromMillis(starts)}, nil
 }
 
 // Forget drops what is known of space, typically after it was destroyed.

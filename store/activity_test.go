@@ -103,3 +103,20 @@ func TestActivityRequiresSpace(t *testing.T) {
 		t.Errorf("MarkStarted(\"\") = %v, want ErrInvalid", err)
 	}
 }
+
+func TestSpaceActivityMatchesActivity(t *testing.T) {
+	s := newTestStore(t)
+	ctx := t.Context()
+	at := time.UnixMilli(1_700_000_000_123).UTC()
+	if err := s.MarkStarted(ctx, "one", at); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SpaceActivity(ctx, "one")
+	all, err2 := s.Activity(ctx)
+	if err != nil || err2 != nil || got != all["one"] || !got.StartedAt.Equal(at) {
+		t.Fatalf("SpaceActivity = %+v, %v; Activity = %+v, %v", got, err, all["one"], err2)
+	}
+	if none, err := s.SpaceActivity(ctx, "none"); err != nil || !none.LastActivity.IsZero() {
+		t.Fatalf("unknown space = %+v, %v", none, err)
+	}
+}
