@@ -165,8 +165,7 @@ func createRun(ctx context.Context, o *CreateOptions) error {
 // one, else the whole of stdin with its line ending trimmed.
 func readSecret(streams *IO, prompt string) (string, error) {
 	if streams.StdinTTY && streams.Term != nil {
-		fmt.Fprint(streams.ErrOut, prompt)
-		b, err := streams.Term.ReadPassword()
+		b, err := streams.Term.ReadPassword(func() { fmt.Fprint(streams.ErrOut, prompt) })
 		fmt.Fprintln(streams.ErrOut)
 		if err != nil {
 			return "", err

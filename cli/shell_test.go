@@ -251,8 +251,8 @@ func (f *fakeTerminal) Size() (int, int, error) {
 	return f.cols, f.rows, nil
 }
 
-func (f *fakeTerminal) Resizes() (<-chan struct{}, func()) { return f.resized, func() {} }
-func (f *fakeTerminal) ReadPassword() ([]byte, error)      { return nil, errors.New("not here") }
+func (f *fakeTerminal) Resizes() (<-chan struct{}, func())  { return f.resized, func() {} }
+func (f *fakeTerminal) ReadPassword(func()) ([]byte, error) { return nil, errors.New("not here") }
 
 func (f *fakeTerminal) resize(cols, rows int) {
 	f.mu.Lock()

@@ -14,8 +14,9 @@ type Terminal interface {
 	Size() (cols, rows int, err error)
 	// Resizes sends a value each time the window size changes, until stop.
 	Resizes() (ch <-chan struct{}, stop func())
-	// ReadPassword reads a line without echo.
-	ReadPassword() ([]byte, error)
+	// ReadPassword turns echo off, then shows the prompt (so nothing typed
+	// after the prompt appears can echo), and reads a line.
+	ReadPassword(prompt func()) ([]byte, error)
 }
 
 // SystemIO returns the process's streams, with what is a terminal.
@@ -50,8 +51,4 @@ func (t *fileTerminal) Size() (int, int, error) {
 		return term.GetSize(int(t.out.Fd()))
 	}
 	return term.GetSize(int(t.in.Fd()))
-}
-
-func (t *fileTerminal) ReadPassword() ([]byte, error) {
-	return term.ReadPassword(int(t.in.Fd()))
 }

@@ -3,9 +3,15 @@
 package cli
 
 import (
+	"bufio"
+	"errors"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 func (t *fileTerminal) Resizes() (<-chan struct{}, func()) {
@@ -27,4 +33,26 @@ func (t *fileTerminal) Resizes() (<-chan struct{}, func()) {
 		}
 	}()
 	return ch, func() { signal.Stop(sig); close(done) }
+}
+
+func (t *fileTerminal) ReadPassword(prompt func()) ([]byte, error) {
+	fd := int(t.in.Fd())
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, err
+	}
+	quiet := *old
+	quiet.Lflag &^= unix.ECHO
+	quiet.Lflag |= unix.ICANON | unix.ISIG
+	quiet.Iflag |= unix.ICRNL
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return nil, err
+	}
+	defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
+	prompt()
+	line, err := bufio.NewReader(t.in).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return nil, err
+	}
+	return []byte(strings.TrimRight(line, "\r\n")), nil
 }
