@@ -32,8 +32,18 @@ func requestKey(r *http.Request) string {
 		}
 		return ""
 	}
-	return r.URL.Query().Get("key")
+	if k := r.URL.Query().Get("key"); k != "" {
+		return k
+	}
+	if ck, err := r.Cookie(keyCookie); err == nil {
+		return ck.Value
+	}
+	return ""
 }
+
+// keyCookie carries the API key of a browser that signed in with a ?key=
+// link (HttpOnly, SameSite=Strict).
+const keyCookie = "clawdspace_key"
 
 // authenticate resolves the caller of every request and refuses requests
 // without one. Only the health route is open.
@@ -84,17 +94,57 @@ func (d *denialLog) allow(host string, now time.Time) bool {
 	return true
 }
 
-// recordDenial writes an auth.denied audit row with the reason.
+// recordDenial writes an auth.denied audit row for a request without a
+// caller.
 func (s *Server) recordDenial(r *http.Request, reason string) {
+	s.recordRefusal(r, spaces.Caller{Actor: "anonymous"}, "", reason, false)
+}
+
+// recordRefusal writes an auth.denied audit row with the reason, at most
+// one per remote host (and, for known callers, per caller and route) per
+// interval.
+func (s *Server) recordRefusal(r *http.Request, c spaces.Caller, space, reason string, known bool) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	if !s.denials.allow(host, s.clock.Now()) {
+	limit := host
+	if known {
+		limit += "|" + c.Actor + "|" + r.Method + " " + r.URL.Path
+	}
+	if !s.denials.allow(limit, s.clock.Now()) {
 		return
 	}
 	meta := map[string]any{"method": r.Method, "path": r.URL.Path, "remote": host, "reason": reason}
-	if err := s.cfg.Spaces.Record(r.Context(), spaces.Caller{Actor: "anonymous"}, "", spaces.EventDenied, meta); err != nil {
+	if err := s.cfg.Spaces.Record(r.Context(), c, space, spaces.EventDenied, meta); err != nil {
 		s.log.Error("recording denied request", "err", err)
 	}
+}
+
+// guard lets a request through when its caller may do one of acts to the
+// space named in the path (or, for routes without one, to some space or
+// the node), and otherwise answers 403 and records the refusal.
+func (s *Server) guard(h http.HandlerFunc, acts ...spaces.Action) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.allow(w, r, r.PathValue("name"), acts...) {
+			h(w, r)
+		}
+	})
+}
+
+// allow decides whether the caller of r may do one of acts to space,
+// logs the decision, and answers and audits a refusal.
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, space string, acts ...spaces.Action) bool {
+	c := callerOf(r)
+	for _, a := range acts {
+		if c.Access.Can(a, space) {
+			s.log.Debug("authorized", "actor", c.Actor, "device", c.Device, "action", a, "space", space, "path", r.URL.Path)
+			return true
+		}
+	}
+	err := spaces.Forbidden(c, acts[0], space)
+	s.log.Debug("forbidden", "actor", c.Actor, "device", c.Device, "actions", acts, "space", space, "path", r.URL.Path, "access", c.Access.String())
+	s.recordRefusal(r, c, space, err.Error(), true)
+	s.writeError(w, r, err)
+	return false
 }

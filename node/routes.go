@@ -4,42 +4,52 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/adam91holt/clawdspace/spaces"
 )
 
 // routes registers every route; it reads like the API table of docs/API.md.
 func (s *Server) routes() http.Handler {
 	api := http.NewServeMux()
-	api.HandleFunc("GET /api/system", s.handleSystem)
-	api.HandleFunc("GET /api/system/capabilities", s.handleCapabilities)
-	api.HandleFunc("GET /api/nodes", s.handleNodes)
+	read, exec, files := spaces.ActRead, spaces.ActExec, spaces.ActFiles
+	handle := func(pattern string, h http.HandlerFunc, acts ...spaces.Action) {
+		api.Handle(pattern, s.guard(h, acts...))
+	}
+	handle("GET /api/system", s.handleSystem, read, spaces.ActNode)
+	handle("GET /api/system/capabilities", s.handleCapabilities, read, spaces.ActNode)
+	handle("GET /api/nodes", s.handleNodes, read)
 
-	api.HandleFunc("GET /api/templates", s.handleTemplates)
-	api.HandleFunc("GET /api/templates/{name}", s.handleTemplate)
-	api.HandleFunc("PUT /api/templates", s.handlePutTemplate)
-	api.HandleFunc("DELETE /api/templates/{name}", s.handleDeleteTemplate)
+	handle("GET /api/templates", s.handleTemplates, read)
+	handle("GET /api/templates/{name}", s.handleTemplate, read)
+	handle("PUT /api/templates", s.handlePutTemplate, spaces.ActTemplates)
+	handle("DELETE /api/templates/{name}", s.handleDeleteTemplate, spaces.ActTemplates)
 
-	api.HandleFunc("GET /api/spaces", s.handleListSpaces)
-	api.HandleFunc("POST /api/spaces", s.handleCreateSpace)
-	api.HandleFunc("GET /api/spaces/{name}", s.handleGetSpace)
-	api.HandleFunc("DELETE /api/spaces/{name}", s.handleDestroySpace)
-	api.HandleFunc("POST /api/spaces/{name}/stop", s.handleStopSpace)
-	api.HandleFunc("POST /api/spaces/{name}/start", s.handleStartSpace)
-	api.HandleFunc("POST /api/spaces/{name}/exec", s.handleExec)
-	api.HandleFunc("GET /api/spaces/{name}/stats", s.handleStats)
-	api.HandleFunc("GET /api/spaces/{name}/files", s.handleListFiles)
-	api.HandleFunc("GET /api/spaces/{name}/file", s.handleReadFile)
-	api.HandleFunc("PUT /api/spaces/{name}/file", s.handleWriteFile)
-	api.HandleFunc("DELETE /api/spaces/{name}/file", s.handleDeleteFile)
-	api.HandleFunc("POST /api/spaces/{name}/mkdir", s.handleMkdir)
-	api.HandleFunc("POST /api/spaces/{name}/git/push", s.handleGitPush)
-	api.HandleFunc("GET /api/spaces/{name}/observability", s.handleObservability)
-	api.HandleFunc("GET /api/spaces/{name}/terminal", s.handleTerminal)
+	// The list shows only the spaces the caller may read; create checks
+	// the name from the body.
+	handle("GET /api/spaces", s.handleListSpaces, read, spaces.ActNode)
+	handle("POST /api/spaces", s.handleCreateSpace, spaces.ActCreate)
+	handle("GET /api/spaces/{name}", s.handleGetSpace, read)
+	handle("DELETE /api/spaces/{name}", s.handleDestroySpace, spaces.ActDestroy)
+	handle("POST /api/spaces/{name}/stop", s.handleStopSpace, exec)
+	handle("POST /api/spaces/{name}/start", s.handleStartSpace, exec)
+	handle("POST /api/spaces/{name}/exec", s.handleExec, exec)
+	handle("GET /api/spaces/{name}/stats", s.handleStats, read)
+	handle("GET /api/spaces/{name}/files", s.handleListFiles, files)
+	handle("GET /api/spaces/{name}/file", s.handleReadFile, files)
+	handle("PUT /api/spaces/{name}/file", s.handleWriteFile, files)
+	handle("DELETE /api/spaces/{name}/file", s.handleDeleteFile, files)
+	handle("POST /api/spaces/{name}/mkdir", s.handleMkdir, files)
+	handle("POST /api/spaces/{name}/git/push", s.handleGitPush, exec)
+	handle("GET /api/spaces/{name}/observability", s.handleObservability, read)
+	handle("GET /api/spaces/{name}/terminal", s.handleTerminal, spaces.ActTerminal)
 
-	api.HandleFunc("GET /api/audit", s.handleAudit)
+	// The audit of one space needs read on it (checked by the handler);
+	// the whole log needs admin.
+	handle("GET /api/audit", s.handleAudit, read, spaces.ActAdmin)
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /api/health", s.handleHealth)
-	root.HandleFunc("GET /{$}", s.handleIndex)
+	s.dashboardRoutes(root)
 	root.Handle("/api/", s.authenticate(jsonNotFound(api)))
 
 	cop := http.NewCrossOriginProtection()

@@ -63,9 +63,12 @@ func (s *Server) handleListSpaces(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	acc := callerOf(r).Access
 	out := make([]spaceJSON, 0, len(list))
 	for _, sp := range list {
-		out = append(out, toSpaceJSON(sp))
+		if acc.Can(spaces.ActRead, sp.Name) || acc.Can(spaces.ActNode, "") {
+			out = append(out, toSpaceJSON(sp))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"spaces": out})
 }
@@ -155,6 +158,9 @@ func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
 	var req createRequest
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if !s.allow(w, r, req.Name, spaces.ActCreate) {
 		return
 	}
 	sp, err := s.cfg.Spaces.Create(r.Context(), callerOf(r), spaces.CreateRequest{

@@ -2,7 +2,6 @@ package node
 
 import (
 	"fmt"
-	"html"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,18 +9,6 @@ import (
 	"github.com/adam91holt/clawdspace/host"
 	"github.com/adam91holt/clawdspace/spaces"
 )
-
-// handleIndex answers browsers at the node's root until the dashboard is
-// served there. It needs no key and says nothing about the spaces.
-func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'")
-	fmt.Fprintf(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>Clawdspace node</title><body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem">
-<h1>Clawdspace node</h1><p>This node is running (version %s). Its REST API is at <code>/api</code>;
-see <code>docs/API.md</code>. The web dashboard is not part of this version yet.</p></body></html>
-`, html.EscapeString(s.cfg.Version))
-}
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
@@ -235,6 +222,12 @@ type eventJSON struct {
 
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	q := spaces.AuditQuery{Space: r.URL.Query().Get("space"), Limit: 200}
+	if q.Space == "" && !s.allow(w, r, "", spaces.ActAdmin) {
+		return
+	}
+	if q.Space != "" && !s.allow(w, r, q.Space, spaces.ActRead, spaces.ActAdmin) {
+		return
+	}
 	if v := strings.TrimSpace(r.URL.Query().Get("limit")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {

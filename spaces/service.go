@@ -409,7 +409,7 @@ func (s *Service) touch(ctx context.Context, name string) {
 
 // audit writes one audit row before the action it describes.
 func (s *Service) audit(ctx context.Context, c Caller, space, typ string, meta map[string]any) error {
-	err := s.cfg.Store.Record(ctx, Event{Time: s.clock.Now(), Space: space, Type: typ, Actor: c.Actor, Meta: meta})
+	err := s.cfg.Store.Record(ctx, Event{Time: s.clock.Now(), Space: space, Type: typ, Actor: c.Actor, Meta: c.auditMeta(meta)})
 	if err != nil {
 		return fmt.Errorf("recording audit event %s: %w", typ, err)
 	}
