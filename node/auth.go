@@ -45,31 +45,42 @@ func requestKey(r *http.Request) string {
 // link (HttpOnly, SameSite=Strict).
 const keyCookie = "clawdspace_key"
 
-// authenticate resolves the caller of every request and refuses requests
-// without one. Only the health route is open.
+// authenticate resolves the caller of every API request and refuses
+// requests without one. Only the health route is open.
 func (s *Server) authenticate(next http.Handler) http.Handler {
-	key := []byte(s.cfg.APIKey)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var c spaces.Caller
-		switch {
-		case s.cfg.AuthDisabled:
-			c = spaces.CallerLocal()
-		default:
-			got := requestKey(r)
-			if got == "" || subtle.ConstantTimeCompare([]byte(got), key) != 1 {
-				msg := "Unauthorized: missing API key (send Authorization: Bearer KEY)"
-				if got != "" {
-					msg = "Unauthorized: wrong API key"
-				}
-				s.log.Debug("auth denied", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", msg)
-				s.recordDenial(r, msg)
-				s.writeError(w, r, spaces.Errorf(spaces.ErrUnauthorized, "%s", msg))
-				return
-			}
-			c = spaces.CallerAPIKey()
+		c, err := s.identify(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+		next.ServeHTTP(w, withCaller(r, c))
 	})
+}
+
+// withCaller returns r carrying its resolved caller.
+func withCaller(r *http.Request, c spaces.Caller) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+}
+
+// identify resolves who makes r: the API key (header, ?key= or the
+// browser's cookie), or auth disabled. A refusal is logged and audited and
+// comes back as an ErrUnauthorized error.
+func (s *Server) identify(r *http.Request) (spaces.Caller, error) {
+	if s.cfg.AuthDisabled {
+		return spaces.CallerLocal(), nil
+	}
+	got := requestKey(r)
+	if got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.APIKey)) == 1 {
+		return spaces.CallerAPIKey(), nil
+	}
+	msg := "Unauthorized: missing API key (send Authorization: Bearer KEY)"
+	if got != "" {
+		msg = "Unauthorized: wrong API key"
+	}
+	s.log.Debug("auth denied", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", msg)
+	s.recordDenial(r, msg)
+	return spaces.Caller{}, spaces.Errorf(spaces.ErrUnauthorized, "%s", msg)
 }
 
 // denialLog limits audit rows for refused requests to one per remote host

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/adam91holt/clawdspace/host"
 	"github.com/adam91holt/clawdspace/spaces"
@@ -142,18 +144,22 @@ type nodeJSON struct {
 
 // handleNodes answers with this node alone until fleet discovery exists.
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
+	nodes, updated := s.nodeList(r.Context())
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes, "lastUpdatedAt": updated.UnixMilli()})
+}
+
+// nodeList returns the nodes of the fleet and when their health was last
+// updated.
+func (s *Server) nodeList(ctx context.Context) ([]nodeJSON, time.Time) {
 	snap := s.cfg.Machine.Snapshot()
 	name := s.cfg.NodeName
 	if name == "" {
 		name = snap.Hostname
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"nodes": []nodeJSON{{
-			Name: name, URL: s.cfg.URL, Status: "online", Self: true,
-			Capabilities: s.capabilities(snap, true),
-		}},
-		"lastUpdatedAt": s.clock.Now().UnixMilli(),
-	})
+	return []nodeJSON{{
+		Name: name, URL: s.cfg.URL, Status: "online", Self: true,
+		Capabilities: s.capabilities(snap, true),
+	}}, s.clock.Now()
 }
 
 type templateSummary struct {
