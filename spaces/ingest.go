@@ -87,7 +87,7 @@ type Ingester struct {
 
 	pass sync.Mutex // one pass at a time, so a cursor is never read twice
 
-	loop loop
+	loop Loop
 }
 
 // NewIngester returns an Ingester; it does nothing until Start or IngestOnce.
@@ -139,11 +139,11 @@ func NewIngester(cfg IngesterConfig) *Ingester {
 // ends. Starting a started or closed Ingester does nothing.
 func (in *Ingester) Start(ctx context.Context) {
 	// IngestOnce logs its own failures; the next pass tries again.
-	in.loop.start(ctx, in.every, true, func(ctx context.Context) { _ = in.IngestOnce(ctx) })
+	in.loop.Start(ctx, in.every, true, func(ctx context.Context) { _ = in.IngestOnce(ctx) })
 }
 
 // Close stops the loop of Start and waits for a pass under way to end.
-func (in *Ingester) Close() { in.loop.close() }
+func (in *Ingester) Close() { in.loop.Close() }
 
 // IngestOnce records what is new in the history of every running space,
 // within the bounds of one pass (see Ingester). Paused and stopped spaces

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// loop runs a pass every interval until closed: the one background-loop
+// Loop runs a pass every interval until closed: the one background-loop
 // owner behind the Ingester and the Sleeper.
-type loop struct {
+type Loop struct {
 	mu      sync.Mutex
 	started bool
 	closed  bool
@@ -16,9 +16,9 @@ type loop struct {
 	wg      sync.WaitGroup
 }
 
-// start runs pass every interval (first at once when now is set) until
+// Start runs pass every interval (first at once when now is set) until
 // close or until ctx ends. Starting a started or closed loop does nothing.
-func (l *loop) start(ctx context.Context, every time.Duration, now bool, pass func(context.Context)) {
+func (l *Loop) Start(ctx context.Context, every time.Duration, now bool, pass func(context.Context)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.started || l.closed {
@@ -45,9 +45,9 @@ func (l *loop) start(ctx context.Context, every time.Duration, now bool, pass fu
 	}()
 }
 
-// close stops the loop and waits for a pass under way to end; it is safe
+// Close stops the loop and waits for a pass under way to end; it is safe
 // to call twice, or without start.
-func (l *loop) close() {
+func (l *Loop) Close() {
 	l.mu.Lock()
 	l.closed = true
 	cancel := l.cancel

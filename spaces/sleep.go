@@ -37,7 +37,7 @@ type Sleeper struct {
 	log      *slog.Logger
 	only     func(string) bool
 
-	loop loop
+	loop Loop
 }
 
 // NewSleeper returns a Sleeper; nothing runs until Start.
@@ -78,11 +78,11 @@ func (s *Sleeper) Start(ctx context.Context) {
 		return
 	}
 	// Tick logs what goes wrong; the next pass tries again.
-	s.loop.start(ctx, s.interval, false, func(ctx context.Context) { _, _ = s.Tick(ctx) })
+	s.loop.Start(ctx, s.interval, false, func(ctx context.Context) { _, _ = s.Tick(ctx) })
 }
 
 // Close stops the loop and waits for a pass in progress to end.
-func (s *Sleeper) Close() { s.loop.close() }
+func (s *Sleeper) Close() { s.loop.Close() }
 
 // Tick is one pass: it pauses, as CallerAutoSleep(), every running space that
 // is not busy and whose last activity is at least IdleTimeout old. It lists
