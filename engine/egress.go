@@ -197,15 +197,14 @@ func matchPrefix(p netip.Prefix, verdict expr.Any) []expr.Any {
 	}
 }
 
-// GuardEgress puts the block rules back on every space that starts, also
-// when the engine restarts it by itself (restart policy, daemon restart),
-// and on every running space now. It returns when ctx ends.
+// GuardEgress puts the block rules back on every space of this namespace
+// that starts, also when the engine restarts it by itself (restart policy,
+// daemon restart), and on every running one now. It returns when ctx ends.
 func (e *Engine) GuardEgress(ctx context.Context) {
 	if !e.egress {
 		return
 	}
-	filters := make(client.Filters).Add("type", "container").Add("event", "start").
-		Add("label", spaces.LabelKind+"="+spaces.LabelKindSpace)
+	filters := e.spaceFilters().Add("type", "container").Add("event", "start")
 	for ctx.Err() == nil {
 		e.watchStarts(ctx, filters)
 		select {
@@ -232,21 +231,22 @@ func (e *Engine) watchStarts(ctx context.Context, filters client.Filters) {
 			}
 			return
 		case m := <-res.Messages:
-			e.guardOne(ctx, m.Actor.ID)
+			// A container event's attributes hold its labels.
+			if e.owns(m.Actor.Attributes) {
+				e.guardOne(ctx, m.Actor.ID)
+			}
 		}
 	}
 }
 
 func (e *Engine) reconcileEgress(ctx context.Context) {
-	res, err := e.c.ContainerList(ctx, client.ContainerListOptions{
-		Filters: make(client.Filters).Add("label", spaces.LabelKind+"="+spaces.LabelKindSpace).Add("status", "running"),
-	})
+	res, err := e.c.ContainerList(ctx, client.ContainerListOptions{Filters: e.spaceFilters().Add("status", "running")})
 	if err != nil {
 		e.log.Warn("listing spaces for egress rules", "err", err)
 		return
 	}
 	for _, c := range res.Items {
-		if c.Labels[spaces.LabelNetworkBlock] != "" {
+		if e.owns(c.Labels) && c.Labels[spaces.LabelNetworkBlock] != "" {
 			e.guardOne(ctx, c.ID)
 		}
 	}
@@ -254,7 +254,7 @@ func (e *Engine) reconcileEgress(ctx context.Context) {
 
 func (e *Engine) guardOne(ctx context.Context, id string) {
 	res, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	if err != nil {
+	if err != nil || !e.isSpace(res.Container.Config) {
 		return
 	}
 	if err := e.enforceOrStop(ctx, res.Container); err != nil {

@@ -33,12 +33,18 @@ type Config struct {
 	// AllowUnenforcedEgress lets spaces whose template has a block list be
 	// made without Egress; by default such a create is refused.
 	AllowUnenforcedEgress bool
+	// Namespace lets several nodes share one engine: each sees and touches
+	// only the spaces of its own namespace (see ValidateNamespace for the
+	// form and namespace.go for the names). Empty is the default namespace,
+	// with the wire contract's names and the older node's spaces.
+	Namespace string
 }
 
 // Engine is a spaces.Engine backed by a Docker engine.
 type Engine struct {
-	c   *client.Client
-	log *slog.Logger
+	c     *client.Client
+	log   *slog.Logger
+	names names
 	// ids maps a space name to the ID of a container whose labels were
 	// checked, so hot paths act on a verified space without an inspect and
 	// never on a foreign container that happens to have the same name.
@@ -57,6 +63,9 @@ var _ spaces.Engine = (*Engine)(nil)
 // New connects to the engine and negotiates the API version, so it works with
 // Debian's Engine 20.10 (API 1.41) as well as current engines.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if err := ValidateNamespace(cfg.Namespace); err != nil {
+		return nil, err
+	}
 	opts := []client.Opt{client.WithAPIVersionNegotiation()}
 	if cfg.Host != "" {
 		opts = append(opts, client.WithHost(cfg.Host))
@@ -74,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		c.Close()
 		return nil, fmt.Errorf("reaching the Docker engine at %s: %w", c.DaemonHost(), err)
 	}
-	return &Engine{c: c, log: cfg.Logger, egress: cfg.Egress, allowUnenforced: cfg.AllowUnenforcedEgress}, nil
+	return &Engine{c: c, log: cfg.Logger, names: newNames(cfg.Namespace), egress: cfg.Egress, allowUnenforced: cfg.AllowUnenforcedEgress}, nil
 }
 
 // Client returns the underlying Docker client, for benchmarks that compare
@@ -83,9 +92,6 @@ func (e *Engine) Client() *client.Client { return e.c }
 
 // Close releases the client.
 func (e *Engine) Close() error { return e.c.Close() }
-
-func containerName(space string) string { return spaces.ContainerPrefix + space }
-func volumeName(space string) string    { return spaces.VolumePrefix + space }
 
 // mapErr turns engine errors into domain errors. what says what was being
 // done, for the log of real failures.
@@ -117,19 +123,15 @@ func (e *Engine) spaceID(ctx context.Context, name string) (id string, cached bo
 	if v, ok := e.ids.Load(name); ok {
 		return v.(string), true, nil
 	}
-	res, err := e.c.ContainerInspect(ctx, containerName(name), client.ContainerInspectOptions{})
+	res, err := e.c.ContainerInspect(ctx, e.ContainerName(name), client.ContainerInspectOptions{})
 	if err != nil {
 		return "", false, mapErr(err, "inspecting space")
 	}
-	if !isSpace(res.Container.Config) {
+	if !e.isSpace(res.Container.Config) {
 		return "", false, spaces.SpaceNotFound()
 	}
 	e.ids.Store(name, res.Container.ID)
 	return res.Container.ID, false, nil
-}
-
-func isSpace(c *container.Config) bool {
-	return c != nil && c.Labels[spaces.LabelKind] == spaces.LabelKindSpace
 }
 
 // onSpace runs op on the container of a space. When a cached ID turns out

@@ -18,19 +18,20 @@ import (
 
 const pidsLimit int64 = 512
 
-// List returns all spaces from one filtered list call. Spaces made by the
-// older node lack the resource labels; only those are inspected.
+// List returns the spaces of this namespace from one filtered list call.
+// Spaces made by the older node lack the resource labels; only those are
+// inspected.
 func (e *Engine) List(ctx context.Context) ([]spaces.Space, error) {
-	res, err := e.c.ContainerList(ctx, client.ContainerListOptions{
-		All:     true,
-		Filters: make(client.Filters).Add("label", spaces.LabelKind+"="+spaces.LabelKindSpace),
-	})
+	res, err := e.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: e.spaceFilters()})
 	if err != nil {
 		return nil, mapErr(err, "listing containers")
 	}
 	out := make([]spaces.Space, 0, len(res.Items))
 	for _, c := range res.Items {
-		sp, ok := fromSummary(c)
+		if !e.owns(c.Labels) {
+			continue // another namespace's
+		}
+		sp, ok := e.fromSummary(c)
 		e.ids.Store(sp.Name, c.ID)
 		if !ok {
 			full, err := e.Get(ctx, sp.Name)
@@ -44,17 +45,18 @@ func (e *Engine) List(ctx context.Context) ([]spaces.Space, error) {
 	return out, nil
 }
 
-func fromSummary(c container.Summary) (spaces.Space, bool) {
+func (e *Engine) fromSummary(c container.Summary) (spaces.Space, bool) {
 	l := c.Labels
+	name := e.spaceName(l, c.Names)
 	sp := spaces.Space{
-		Name:        spaceName(l, c.Names),
+		Name:        name,
 		ID:          shortID(c.ID),
 		Status:      statusOf(c.State),
 		Created:     time.Unix(c.Created, 0).UTC(),
 		Image:       c.Image,
 		Template:    l[spaces.LabelTemplate],
 		NetworkMode: l[spaces.LabelNetworkMode],
-		Volume:      volumeOf(l, spaceName(l, c.Names)),
+		Volume:      e.volumeOf(l, name),
 		GPU:         l[spaces.LabelGPU] == "true",
 	}
 	mem, err1 := strconv.ParseInt(l[spaces.LabelMemory], 10, 64)
@@ -66,37 +68,39 @@ func fromSummary(c container.Summary) (spaces.Space, bool) {
 	return sp, true
 }
 
-func spaceName(labels map[string]string, names []string) string {
+// spaceName is the space's label, else (older node) its container name
+// less the prefix.
+func (e *Engine) spaceName(labels map[string]string, names []string) string {
 	if n := labels[spaces.LabelSpace]; n != "" {
 		return n
 	}
 	for _, n := range names {
-		return strings.TrimPrefix(strings.TrimPrefix(n, "/"), spaces.ContainerPrefix)
+		return strings.TrimPrefix(strings.TrimPrefix(n, "/"), e.names.container)
 	}
 	return ""
 }
 
-func volumeOf(labels map[string]string, name string) string {
+func (e *Engine) volumeOf(labels map[string]string, name string) string {
 	if v := labels[spaces.LabelVolume]; v != "" {
 		return v
 	}
-	return volumeName(name)
+	return e.VolumeName(name)
 }
 
 // Get inspects one space by its container name.
 func (e *Engine) Get(ctx context.Context, name string) (spaces.Space, error) {
-	res, err := e.c.ContainerInspect(ctx, containerName(name), client.ContainerInspectOptions{})
+	res, err := e.c.ContainerInspect(ctx, e.ContainerName(name), client.ContainerInspectOptions{})
 	if err != nil {
 		return spaces.Space{}, mapErr(err, "inspecting space")
 	}
-	if !isSpace(res.Container.Config) {
+	if !e.isSpace(res.Container.Config) {
 		return spaces.Space{}, spaces.SpaceNotFound()
 	}
 	e.ids.Store(name, res.Container.ID)
-	return fromInspect(name, res.Container), nil
+	return e.fromInspect(name, res.Container), nil
 }
 
-func fromInspect(name string, c container.InspectResponse) spaces.Space {
+func (e *Engine) fromInspect(name string, c container.InspectResponse) spaces.Space {
 	l := c.Config.Labels
 	sp := spaces.Space{
 		Name:        name,
@@ -106,7 +110,7 @@ func fromInspect(name string, c container.InspectResponse) spaces.Space {
 		Image:       c.Config.Image,
 		Template:    l[spaces.LabelTemplate],
 		NetworkMode: l[spaces.LabelNetworkMode],
-		Volume:      volumeOf(l, name),
+		Volume:      e.volumeOf(l, name),
 	}
 	if c.State != nil {
 		sp.Status = statusOf(c.State.Status)
@@ -124,7 +128,10 @@ func fromInspect(name string, c container.InspectResponse) spaces.Space {
 // volume is made by the container's mount (with labels), so a create is one
 // inspect, one create and one start: no helper containers.
 func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spaces.Space, err error) {
-	cname, vname := containerName(spec.Name), volumeName(spec.Name)
+	if crossesNamespace(spec.Name) {
+		return sp, spaces.Errorf(spaces.ErrInvalid, "space name %q must not contain %q", spec.Name, nsSep)
+	}
+	cname, vname := e.ContainerName(spec.Name), e.VolumeName(spec.Name)
 	if len(spec.BlockCIDRs) > 0 && spec.NetworkMode == spaces.NetworkInternet && !e.egress && !e.allowUnenforced {
 		return sp, spaces.Errorf(spaces.ErrInvalid, "this node cannot enforce the template's egress block list (it must run as root on the engine's host); "+
 			"use a template without one (lan, offline) or start the node with --insecure-egress")
@@ -136,7 +143,7 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		return sp, mapErr(verr, "inspecting volume")
 	}
 
-	cfg, host := ContainerConfig(spec)
+	cfg, host := e.ContainerConfig(spec)
 	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: host})
 	if err != nil {
 		switch {
@@ -171,7 +178,7 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		return sp, fmt.Errorf("enforcing the egress block list: %w", err)
 	}
 	e.ids.Store(spec.Name, created.ID)
-	sp = fromInspect(spec.Name, c)
+	sp = e.fromInspect(spec.Name, c)
 	sp.VolumeCreated = !volumeExisted
 	return sp, nil
 }
@@ -226,6 +233,9 @@ func (e *Engine) removeVolume(existed bool, vname string) {
 // inspects first, so it never removes a container that is not a space; a
 // missing container with a volume left behind still has its volume removed.
 func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) error {
+	if crossesNamespace(name) {
+		return spaces.SpaceNotFound()
+	}
 	e.ids.Delete(name)
 	id, _, err := e.spaceID(ctx, name)
 	e.ids.Delete(name)
@@ -247,12 +257,12 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) err
 	}
 	if missing {
 		// Only a volume of a space: another container may hold it.
-		if _, cerr := e.c.ContainerInspect(ctx, containerName(name), client.ContainerInspectOptions{}); cerr == nil {
+		if _, cerr := e.c.ContainerInspect(ctx, e.ContainerName(name), client.ContainerInspectOptions{}); cerr == nil {
 			return spaces.SpaceNotFound()
 		}
 	}
 	// No Force: a forced remove reports success for a missing volume.
-	_, verr := e.c.VolumeRemove(ctx, volumeName(name), client.VolumeRemoveOptions{})
+	_, verr := e.c.VolumeRemove(ctx, e.VolumeName(name), client.VolumeRemoveOptions{})
 	switch {
 	case verr == nil:
 		return nil
@@ -317,11 +327,21 @@ func (e *Engine) Resume(ctx context.Context, name string) error {
 	})
 }
 
-// ContainerConfig returns the container and host configuration of a space,
-// with the names, labels and hardening of the wire contract. Benchmarks use
-// it to give the raw SDK baseline the same work.
+// ContainerConfig returns the container and host configuration of a space
+// in the default namespace, with the names, labels and hardening of the wire
+// contract. Benchmarks use it to give the raw SDK baseline the same work.
 func ContainerConfig(spec spaces.ContainerSpec) (*container.Config, *container.HostConfig) {
-	vname := volumeName(spec.Name)
+	return containerConfig(spec, newNames(""))
+}
+
+// ContainerConfig returns the container and host configuration of a space
+// in this engine's namespace.
+func (e *Engine) ContainerConfig(spec spaces.ContainerSpec) (*container.Config, *container.HostConfig) {
+	return containerConfig(spec, e.names)
+}
+
+func containerConfig(spec spaces.ContainerSpec, n names) (*container.Config, *container.HostConfig) {
+	vname := n.vol + spec.Name
 	labels := map[string]string{
 		spaces.LabelKind:        spaces.LabelKindSpace,
 		spaces.LabelSpace:       spec.Name,
@@ -334,6 +354,14 @@ func ContainerConfig(spec spaces.ContainerSpec) (*container.Config, *container.H
 	}
 	if len(spec.BlockCIDRs) > 0 && spec.NetworkMode == spaces.NetworkInternet {
 		labels[spaces.LabelNetworkBlock] = blockLabel(spec.BlockCIDRs)
+	}
+	volLabels := map[string]string{
+		spaces.LabelKind:  "volume",
+		spaces.LabelSpace: spec.Name,
+	}
+	if n.ns != "" {
+		labels[spaces.LabelNamespace] = n.ns
+		volLabels[spaces.LabelNamespace] = n.ns
 	}
 	cfg := &container.Config{
 		Image:      spec.Image,
@@ -348,13 +376,10 @@ func ContainerConfig(spec spaces.ContainerSpec) (*container.Config, *container.H
 	init := true
 	host := &container.HostConfig{
 		Mounts: []mount.Mount{{
-			Type:   mount.TypeVolume,
-			Source: vname,
-			Target: spaces.WorkspacePath,
-			VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{
-				spaces.LabelKind:  "volume",
-				spaces.LabelSpace: spec.Name,
-			}},
+			Type:          mount.TypeVolume,
+			Source:        vname,
+			Target:        spaces.WorkspacePath,
+			VolumeOptions: &mount.VolumeOptions{Labels: volLabels},
 		}},
 		Resources: container.Resources{
 			Memory:    spec.MemoryBytes,

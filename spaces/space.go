@@ -39,6 +39,9 @@ const (
 	// LabelNetworkBlock holds the template's egress block list (CIDRs,
 	// comma-separated), enforced whenever the container starts.
 	LabelNetworkBlock = "clawdspace.network.block"
+	// LabelNamespace names the engine namespace of a space's container and
+	// volume when nodes share one engine; the default namespace has none.
+	LabelNamespace = "clawdspace.namespace"
 )
 
 // Space is one sandbox: a container plus its workspace volume.
