@@ -23,6 +23,17 @@ func callerOf(r *http.Request) spaces.Caller {
 // requestKey returns the API key a request presents: a Bearer header, or the
 // key query parameter browsers use.
 func requestKey(r *http.Request) string {
+	if k := headerOrQueryKey(r); k != "" {
+		return k
+	}
+	if ck, err := r.Cookie(keyCookie); err == nil {
+		return ck.Value
+	}
+	return ""
+}
+
+// headerOrQueryKey returns the key of a Bearer header or of ?key=.
+func headerOrQueryKey(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); h != "" {
 		if k, ok := strings.CutPrefix(h, "Bearer "); ok {
 			return strings.TrimSpace(k)
@@ -32,13 +43,7 @@ func requestKey(r *http.Request) string {
 		}
 		return ""
 	}
-	if k := r.URL.Query().Get("key"); k != "" {
-		return k
-	}
-	if ck, err := r.Cookie(keyCookie); err == nil {
-		return ck.Value
-	}
-	return ""
+	return r.URL.Query().Get("key")
 }
 
 // keyCookie carries the API key of a browser that signed in with a ?key=
@@ -67,6 +72,9 @@ func withCaller(r *http.Request, c spaces.Caller) *http.Request {
 // browser's cookie), or auth disabled. A refusal is logged and audited and
 // comes back as an ErrUnauthorized error.
 func (s *Server) identify(r *http.Request) (spaces.Caller, error) {
+	if s.cfg.Tailnet != nil && viaTailnet(r) {
+		return s.identifyTailnet(r)
+	}
 	if s.cfg.AuthDisabled {
 		return spaces.CallerLocal(), nil
 	}
@@ -78,9 +86,7 @@ func (s *Server) identify(r *http.Request) (spaces.Caller, error) {
 	if got != "" {
 		msg = "Unauthorized: wrong API key"
 	}
-	s.log.Debug("auth denied", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", msg)
-	s.recordDenial(r, msg)
-	return spaces.Caller{}, spaces.Errorf(spaces.ErrUnauthorized, "%s", msg)
+	return spaces.Caller{}, s.refuseUnknown(r, msg)
 }
 
 // denialLog limits audit rows for refused requests to one per remote host

@@ -85,11 +85,20 @@ func pick(ok bool, a, b string) string {
 // readJSON decodes an optional JSON body into v. An empty body leaves v
 // as it is: the agent plugin posts empty bodies with a JSON content type.
 func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	data, err := io.ReadAll(body)
+	data, err := s.readBody(w, r)
 	if err != nil {
 		return err
 	}
+	return decodeJSON(data, v)
+}
+
+// readBody reads a request body of at most MaxBodyBytes.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+}
+
+// decodeJSON decodes an optional JSON body (empty leaves v as it is).
+func decodeJSON(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}

@@ -25,9 +25,9 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE /api/templates/{name}", s.handleDeleteTemplate, spaces.ActTemplates)
 
 	// The list shows only the spaces the caller may read; create checks
-	// the name from the body.
+	// the name from the body, on the node the body names.
 	handle("GET /api/spaces", s.handleListSpaces, read, spaces.ActNode)
-	handle("POST /api/spaces", s.handleCreateSpace, spaces.ActCreate)
+	api.HandleFunc("POST /api/spaces", s.handleCreateSpace)
 	handle("GET /api/spaces/{name}", s.handleGetSpace, read)
 	handle("DELETE /api/spaces/{name}", s.handleDestroySpace, spaces.ActDestroy)
 	handle("POST /api/spaces/{name}/stop", s.handleStopSpace, exec)
@@ -50,7 +50,7 @@ func (s *Server) routes() http.Handler {
 	root := http.NewServeMux()
 	root.HandleFunc("GET /api/health", s.handleHealth)
 	s.dashboardRoutes(root)
-	root.Handle("/api/", s.authenticate(jsonNotFound(api)))
+	root.Handle("/api/", s.authenticate(s.forward(jsonNotFound(api))))
 
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

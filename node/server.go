@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"tailscale.com/client/tailscale/apitype"
+
 	"github.com/adam91holt/clawdspace/host"
 	"github.com/adam91holt/clawdspace/spaces"
 )
@@ -52,6 +54,21 @@ type Config struct {
 	// SpoolDir holds large uploads until they are complete (default: the
 	// system's temporary folder).
 	SpoolDir string
+
+	// Tailnet is this node's device on the tailnet; nil in local mode.
+	// Requests that arrive on the tailnet listener are identified by WhoIs.
+	Tailnet Tailnet
+	// TrustTailnet gives every device that reaches the node on the tailnet
+	// full access, without grants: for personal tailnets only.
+	TrustTailnet bool
+	// Fleet knows the other nodes; nil means this node alone.
+	Fleet *Fleet
+}
+
+// Tailnet is what the node needs of its tailnet device.
+type Tailnet interface {
+	WhoIs(ctx context.Context, remoteAddr string) (*apitype.WhoIsResponse, error)
+	Dial(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Server serves the API.
@@ -99,24 +116,36 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the node's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Serve serves on ln until ctx ends, then shuts down: requests in flight
-// get a grace period, after which their contexts end, which kills the
-// commands they run in spaces.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+// Serve serves on the local listener ln and, in tailnet mode, on the
+// tailnet listener tln (nil otherwise) until ctx ends, then shuts down:
+// requests in flight get a grace period, after which their contexts end,
+// which kills the commands they run in spaces.
+func (s *Server) Serve(ctx context.Context, ln, tln net.Listener) error {
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
-	hs := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return base },
+	newServer := func(base context.Context) *http.Server {
+		return &http.Server{
+			Handler:           s.handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+			BaseContext:       func(net.Listener) context.Context { return base },
+		}
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	servers := []*http.Server{newServer(base)}
+	errc := make(chan error, 2)
+	go func() { errc <- fmt.Errorf("serving on %s: %w", ln.Addr(), servers[0].Serve(ln)) }()
+	if tln != nil {
+		ts := newServer(context.WithValue(base, viaTailnetKey{}, true))
+		servers = append(servers, ts)
+		go func() { errc <- fmt.Errorf("serving on the tailnet: %w", ts.Serve(tln)) }()
+	}
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
+		for _, hs := range servers {
+			_ = hs.Close()
+		}
+		return err
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
@@ -124,11 +153,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Shutdown neither ends nor waits for hijacked connections: end the
 	// open terminals here and wait for them below.
 	s.terms.shutdown()
-	if err := hs.Shutdown(sctx); err != nil {
-		s.log.Warn("requests still running at shutdown: ending them", "err", err)
-		cancelBase()
-		_ = hs.Close()
+	var wg sync.WaitGroup
+	for _, hs := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hs.Shutdown(sctx); err != nil {
+				s.log.Warn("requests still running at shutdown: ending them", "err", err)
+				cancelBase()
+				_ = hs.Close()
+			}
+		}()
 	}
+	wg.Wait()
 	if err := s.terms.wait(sctx); err != nil {
 		s.log.Warn("terminals still closing at shutdown", "err", err)
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -70,6 +71,13 @@ func (s *Server) handleListSpaces(w http.ResponseWriter, r *http.Request) {
 			out = append(out, toSpaceJSON(sp))
 		}
 	}
+	if all, err := boolParam(r, "all"); err != nil {
+		s.writeError(w, r, err)
+		return
+	} else if all {
+		s.listFleetSpaces(w, r, out)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"spaces": out})
 }
 
@@ -99,6 +107,8 @@ type createRequest struct {
 	RepoURL       string  `json:"repoUrl"`
 	RepoBranch    string  `json:"repoBranch"`
 	RepoDest      string  `json:"repoDest"`
+	// Node places the space on a node of the fleet: its name, or "auto".
+	Node string `json:"node"`
 }
 
 // flexString is a JSON string or number, kept as text.
@@ -156,9 +166,30 @@ func (f optNumber) ptr() *float64 {
 
 func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
 	var req createRequest
-	if err := s.readJSON(w, r, &req); err != nil {
+	body, err := s.readBody(w, r)
+	if err == nil {
+		err = decodeJSON(body, &req)
+	}
+	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if req.Node != "" && !s.isSelf(req.Node) {
+		target := req.Node
+		if target == "auto" {
+			gpu, err := s.wantsGPU(r.Context(), req)
+			if err == nil {
+				target, err = s.place(r.Context(), gpu)
+			}
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		if !s.isSelf(target) {
+			s.forwardCreate(w, r, body, target)
+			return
+		}
 	}
 	if !s.allow(w, r, req.Name, spaces.ActCreate) {
 		return
@@ -234,4 +265,20 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"stats": st})
+}
+
+// wantsGPU reports whether a create asks for a GPU, itself or through its
+// template.
+func (s *Server) wantsGPU(ctx context.Context, req createRequest) (bool, error) {
+	if req.GPU != nil {
+		return *req.GPU, nil
+	}
+	if req.Template == "" {
+		return false, nil
+	}
+	t, err := s.cfg.Spaces.Template(ctx, req.Template)
+	if err != nil {
+		return false, err
+	}
+	return t.Resources.GPU, nil
 }

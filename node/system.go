@@ -13,24 +13,14 @@ import (
 )
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version, "node": s.selfName()})
 }
 
-type capabilitiesJSON struct {
-	GPU       bool   `json:"gpu"`
-	GPUName   string `json:"gpuName,omitempty"`
-	GPUMemory string `json:"gpuMemory,omitempty"`
-	Arch      string `json:"arch"`
-	Platform  string `json:"platform"`
-	CPUs      int    `json:"cpus,omitempty"`
-	Memory    uint64 `json:"memory,omitempty"`
-	// MemoryFree and Spaces are extras that fleet placement uses.
-	MemoryFree uint64 `json:"memoryFree,omitempty"`
-}
-
-func (s *Server) capabilities(snap host.Snapshot, full bool) capabilitiesJSON {
+// capabilities are the contract's capabilities; full adds the extras that
+// fleet placement uses (CPUs, memory, free memory).
+func (s *Server) capabilities(snap host.Snapshot, full bool) spaces.NodeCapabilities {
 	g := s.cfg.Machine.GPU()
-	c := capabilitiesJSON{GPU: g.Present, GPUName: g.Name, GPUMemory: g.Memory, Arch: snap.Arch, Platform: snap.Platform}
+	c := spaces.NodeCapabilities{GPU: g.Present, GPUName: g.Name, GPUMemory: g.Memory, Arch: snap.Arch, Platform: snap.Platform}
 	if full {
 		c.CPUs, c.Memory, c.MemoryFree = snap.CPUs, snap.MemTotal, snap.MemFree
 	}
@@ -38,7 +28,18 @@ func (s *Server) capabilities(snap host.Snapshot, full bool) capabilitiesJSON {
 }
 
 func (s *Server) handleCapabilities(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.capabilities(s.cfg.Machine.Snapshot(), true))
+	c := s.capabilities(s.cfg.Machine.Snapshot(), true)
+	if list, err := s.cfg.Spaces.List(r.Context()); err == nil {
+		running := 0
+		for _, sp := range list {
+			if sp.Status == spaces.StatusRunning {
+				running++
+			}
+		}
+		total := len(list)
+		c.Spaces, c.SpacesRunning = &total, &running
+	}
+	writeJSON(w, http.StatusOK, c)
 }
 
 type memoryJSON struct {
@@ -65,16 +66,16 @@ type dockerJSON struct {
 }
 
 type systemJSON struct {
-	Hostname     string           `json:"hostname"`
-	Platform     string           `json:"platform"`
-	Arch         string           `json:"arch"`
-	CPUs         int              `json:"cpus"`
-	LoadAverage  [3]float64       `json:"loadAverage"`
-	Memory       memoryJSON       `json:"memory"`
-	Disk         *diskJSON        `json:"disk"`
-	Uptime       float64          `json:"uptime"`
-	Docker       dockerJSON       `json:"docker"`
-	Capabilities capabilitiesJSON `json:"capabilities"`
+	Hostname     string                  `json:"hostname"`
+	Platform     string                  `json:"platform"`
+	Arch         string                  `json:"arch"`
+	CPUs         int                     `json:"cpus"`
+	LoadAverage  [3]float64              `json:"loadAverage"`
+	Memory       memoryJSON              `json:"memory"`
+	Disk         *diskJSON               `json:"disk"`
+	Uptime       float64                 `json:"uptime"`
+	Docker       dockerJSON              `json:"docker"`
+	Capabilities spaces.NodeCapabilities `json:"capabilities"`
 }
 
 func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
@@ -134,32 +135,66 @@ func percent(part, whole uint64) string {
 }
 
 type nodeJSON struct {
-	Name         string           `json:"name"`
-	URL          string           `json:"url"`
-	Status       string           `json:"status"`
-	LatencyMs    int64            `json:"latencyMs"`
-	Capabilities capabilitiesJSON `json:"capabilities"`
-	Self         bool             `json:"self"`
+	Name         string                   `json:"name"`
+	URL          string                   `json:"url"`
+	Status       string                   `json:"status"`
+	LatencyMs    int64                    `json:"latencyMs"`
+	Capabilities *spaces.NodeCapabilities `json:"capabilities,omitempty"`
+	Self         bool                     `json:"self"`
+	Version      string                   `json:"version,omitempty"`
+	LastSeen     string                   `json:"lastSeen,omitempty"`
+	CheckedAt    string                   `json:"checkedAt,omitempty"`
+	Problem      string                   `json:"problem,omitempty"`
 }
 
-// handleNodes answers with this node alone until fleet discovery exists.
+// handleNodes answers from the fleet's cached health, at once.
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
-	nodes, updated := s.nodeList(r.Context())
+	nodes, updated, err := s.nodeList(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes, "lastUpdatedAt": updated.UnixMilli()})
 }
 
-// nodeList returns the nodes of the fleet and when their health was last
-// updated.
-func (s *Server) nodeList(ctx context.Context) ([]nodeJSON, time.Time) {
-	snap := s.cfg.Machine.Snapshot()
-	name := s.cfg.NodeName
-	if name == "" {
-		name = snap.Hostname
+// selfName is this node's name in the fleet.
+func (s *Server) selfName() string {
+	if s.cfg.NodeName != "" {
+		return s.cfg.NodeName
 	}
-	return []nodeJSON{{
-		Name: name, URL: s.cfg.URL, Status: "online", Self: true,
-		Capabilities: s.capabilities(snap, true),
-	}}, s.clock.Now()
+	return s.cfg.Machine.Snapshot().Hostname
+}
+
+// isSelf reports whether name is this node's.
+func (s *Server) isSelf(name string) bool { return strings.EqualFold(name, s.selfName()) }
+
+// nodeList returns this node, live, then the others from the cache, and
+// when their health was last refreshed.
+func (s *Server) nodeList(ctx context.Context) ([]nodeJSON, time.Time, error) {
+	snap := s.cfg.Machine.Snapshot()
+	caps := s.capabilities(snap, true)
+	now := s.clock.Now()
+	out := []nodeJSON{{
+		Name: s.selfName(), URL: s.cfg.URL, Status: spaces.NodeOnline, Self: true, Version: s.cfg.Version,
+		Capabilities: &caps, LastSeen: isoTime(now), CheckedAt: isoTime(now),
+	}}
+	if s.cfg.Fleet == nil {
+		return out, now, nil
+	}
+	nodes, updated, err := s.cfg.Fleet.Nodes(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	for _, n := range nodes {
+		out = append(out, nodeJSON{
+			Name: n.Name, URL: n.URL, Status: n.Status, LatencyMs: n.LatencyMs, Capabilities: n.Capabilities,
+			Version: n.Version, LastSeen: isoTime(n.LastSeen), CheckedAt: isoTime(n.CheckedAt), Problem: n.Problem,
+		})
+	}
+	if updated.IsZero() {
+		updated = now
+	}
+	return out, updated, nil
 }
 
 type templateSummary struct {

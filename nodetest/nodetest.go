@@ -131,7 +131,7 @@ func Start(tb testing.TB, opt Options) *Node {
 		tb.Fatalf("building server: %v", err)
 	}
 	n.done = make(chan error, 1)
-	go func() { n.done <- srv.Serve(ctx, ln) }()
+	go func() { n.done <- srv.Serve(ctx, ln, nil) }()
 	guardDone := make(chan struct{})
 	go func() { defer close(guardDone); eng.GuardEgress(ctx) }()
 	n.guardDone = guardDone

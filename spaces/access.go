@@ -58,8 +58,12 @@ var roleActions = map[string][]Action{
 	"node":     {ActNode},
 }
 
-// Grant is one value of the capability github.com/adam91holt/clawdspace/cap/spaces
-// in the tailnet policy file.
+// CapabilityName is the application capability of the tailnet policy file
+// whose values are Grants.
+const CapabilityName = "github.com/adam91holt/clawdspace/cap/spaces"
+
+// Grant is one value of the capability CapabilityName in the tailnet
+// policy file.
 type Grant struct {
 	// Role is viewer, operator, admin or node.
 	Role string `json:"role,omitempty"`

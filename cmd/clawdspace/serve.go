@@ -290,7 +290,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		in.Start(ctx)
 		defer in.Close()
 	}
-	return srv.Serve(ctx, ln)
+	return srv.Serve(ctx, ln, nil)
 }
 
 func keyPath(dataDir string) string { return filepath.Join(dataDir, "api-key") }

@@ -1,0 +1,333 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"tailscale.com/ipn/ipnstate"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// NodeStore caches the health of the fleet's nodes.
+type NodeStore interface {
+	Nodes(ctx context.Context) ([]spaces.NodeHealth, error)
+	PutNodes(ctx context.Context, nodes []spaces.NodeHealth) error
+}
+
+// Peers lists the devices of the tailnet.
+type Peers interface {
+	Status(ctx context.Context) (*ipnstate.Status, error)
+}
+
+// StaticNode is a node named in CLAWDSPACE_NODES.
+type StaticNode struct {
+	Name string
+	URL  string
+}
+
+// FleetConfig holds what a Fleet needs.
+type FleetConfig struct {
+	Store NodeStore
+	// Self is this node's name; it is never listed as a peer.
+	Self string
+	// Peers are searched for other nodes, unless Static is set.
+	Peers Peers
+	// Static replaces discovery with a fixed list of nodes.
+	Static []StaticNode
+	// Dial connects to other nodes (through the tailnet); nil means the
+	// host's network.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Port is where nodes serve their API on the tailnet (default 7777).
+	Port int
+	// Interval is the time between two refreshes (default 30 s).
+	Interval time.Duration
+	// ProbeTimeout bounds each probe of a node (default 5 s).
+	ProbeTimeout time.Duration
+	Clock        spaces.Clock
+	Logger       *slog.Logger
+}
+
+// Fleet finds the other nodes, probes their health and keeps it in the
+// store, from which /api/nodes answers at once.
+type Fleet struct {
+	cfg       FleetConfig
+	transport *http.Transport
+	client    *http.Client
+	loop      spaces.Loop
+	refreshMu sync.Mutex
+	refreshed atomic.Int64 // unix ms of the last completed refresh
+}
+
+// NewFleet builds a Fleet; Start runs its refresh loop.
+func NewFleet(cfg FleetConfig) (*Fleet, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("fleet: a store is required")
+	}
+	if cfg.Peers == nil && len(cfg.Static) == 0 {
+		return nil, errors.New("fleet: tailnet peers or a static node list are required")
+	}
+	if cfg.Port == 0 {
+		cfg.Port = 7777
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 30 * time.Second
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = 5 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = spaces.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	t := &http.Transport{
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	if cfg.Dial != nil {
+		t.DialContext = cfg.Dial
+	} else {
+		t.DialContext = (&net.Dialer{Timeout: cfg.ProbeTimeout}).DialContext
+	}
+	return &Fleet{cfg: cfg, transport: t, client: &http.Client{Transport: t}}, nil
+}
+
+// Start refreshes now and then every Interval until Close.
+func (f *Fleet) Start(ctx context.Context) {
+	f.loop.Start(ctx, f.cfg.Interval, true, func(ctx context.Context) {
+		if err := f.Refresh(ctx); err != nil && ctx.Err() == nil {
+			f.cfg.Logger.Warn("refreshing fleet health", "err", err)
+		}
+	})
+}
+
+// Close stops the loop and waits for a refresh under way.
+func (f *Fleet) Close() {
+	f.loop.Close()
+	f.transport.CloseIdleConnections()
+}
+
+// Nodes returns the cached health of the other nodes and when it was last
+// refreshed (zero when never).
+func (f *Fleet) Nodes(ctx context.Context) ([]spaces.NodeHealth, time.Time, error) {
+	nodes, err := f.cfg.Store.Nodes(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	updated := f.refreshed.Load()
+	for _, n := range nodes {
+		updated = max(updated, n.CheckedAt.UnixMilli())
+	}
+	var at time.Time
+	if updated > 0 {
+		at = time.UnixMilli(updated)
+	}
+	return nodes, at, nil
+}
+
+// Lookup returns the cached health of the node called name.
+func (f *Fleet) Lookup(ctx context.Context, name string) (spaces.NodeHealth, error) {
+	nodes, _, err := f.Nodes(ctx)
+	if err != nil {
+		return spaces.NodeHealth{}, err
+	}
+	for _, n := range nodes {
+		if strings.EqualFold(n.Name, name) {
+			return n, nil
+		}
+	}
+	return spaces.NodeHealth{}, spaces.Errorf(spaces.ErrNotFound, "Node not found: %s", name)
+}
+
+// candidate is a device that may run a node.
+type candidate struct {
+	name string // from CLAWDSPACE_NODES or the device's host name
+	url  string
+}
+
+// Refresh probes every candidate once and stores the results. Known
+// nodes that no longer answer, or left the tailnet, turn offline.
+func (f *Fleet) Refresh(ctx context.Context) error {
+	f.refreshMu.Lock()
+	defer f.refreshMu.Unlock()
+	cands, err := f.candidates(ctx)
+	if err != nil {
+		return err
+	}
+	known, err := f.cfg.Store.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	byURL := make(map[string]spaces.NodeHealth, len(known))
+	for _, n := range known {
+		byURL[n.URL] = n
+	}
+	results := make([]*spaces.NodeHealth, len(cands))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, c := range cands {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			prev, wasKnown := byURL[c.url]
+			results[i] = f.probe(ctx, c, prev, wasKnown)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	now := f.cfg.Clock.Now()
+	seen := make(map[string]bool)
+	var out []spaces.NodeHealth
+	for _, r := range results {
+		if r != nil && !seen[strings.ToLower(r.Name)] {
+			seen[strings.ToLower(r.Name)] = true
+			out = append(out, *r)
+		}
+	}
+	for _, n := range known {
+		if !seen[strings.ToLower(n.Name)] && n.Status != spaces.NodeOffline {
+			n.Status, n.Problem, n.CheckedAt = spaces.NodeOffline, "no longer found on the tailnet", now
+			out = append(out, n)
+		}
+	}
+	if err := f.cfg.Store.PutNodes(ctx, out); err != nil {
+		return err
+	}
+	f.refreshed.Store(now.UnixMilli())
+	return nil
+}
+
+func (f *Fleet) candidates(ctx context.Context) ([]candidate, error) {
+	if len(f.cfg.Static) > 0 {
+		out := make([]candidate, 0, len(f.cfg.Static))
+		for _, s := range f.cfg.Static {
+			if !strings.EqualFold(s.Name, f.cfg.Self) {
+				out = append(out, candidate{name: s.Name, url: strings.TrimSuffix(s.URL, "/")})
+			}
+		}
+		return out, nil
+	}
+	st, err := f.cfg.Peers.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading tailnet peers: %w", err)
+	}
+	var out []candidate
+	for _, p := range st.Peer {
+		if len(p.TailscaleIPs) == 0 {
+			continue
+		}
+		// Prefer the IPv4 address: it is what people read in the console.
+		ip := p.TailscaleIPs[0]
+		for _, a := range p.TailscaleIPs {
+			if a.Is4() {
+				ip = a
+				break
+			}
+		}
+		url := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(f.cfg.Port))
+		out = append(out, candidate{name: p.HostName, url: url})
+	}
+	return out, nil
+}
+
+type healthBody struct {
+	Status  string `json:"status"`
+	Version string `json:"version"`
+	Node    string `json:"node"`
+}
+
+// probe asks one candidate for its health and capabilities. It returns
+// nil for a device that is not a node and was never one.
+func (f *Fleet) probe(ctx context.Context, c candidate, prev spaces.NodeHealth, wasKnown bool) *spaces.NodeHealth {
+	now := f.cfg.Clock.Now()
+	offline := func(problem string) *spaces.NodeHealth {
+		if !wasKnown && len(f.cfg.Static) == 0 {
+			return nil
+		}
+		n := prev
+		if !wasKnown {
+			n = spaces.NodeHealth{Name: c.name, URL: c.url}
+		}
+		n.Status, n.Problem, n.CheckedAt = spaces.NodeOffline, problem, now
+		return &n
+	}
+	start := time.Now()
+	var h healthBody
+	if err := f.getJSON(ctx, c.url+"/api/health", &h); err != nil {
+		return offline(err.Error())
+	}
+	latency := time.Since(start)
+	if h.Status != "ok" || h.Node == "" {
+		return offline("not a Clawdspace node")
+	}
+	if strings.EqualFold(h.Node, f.cfg.Self) {
+		return nil
+	}
+	n := spaces.NodeHealth{
+		Name: h.Node, URL: c.url, Status: spaces.NodeOnline, Version: h.Version,
+		LatencyMs: latency.Milliseconds(), LastSeen: now, CheckedAt: now, Capabilities: prev.Capabilities,
+	}
+	var caps spaces.NodeCapabilities
+	if err := f.getJSON(ctx, c.url+"/api/system/capabilities", &caps); err != nil {
+		n.Problem = "capabilities: " + err.Error()
+	} else {
+		n.Capabilities = &caps
+	}
+	return &n
+}
+
+// getJSON GETs url as this node (no key: the target knows this node by
+// its tailnet identity) and decodes a 200 answer.
+func (f *Fleet) getJSON(ctx context.Context, url string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.ProbeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	res, err := f.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("no answer within %s", f.cfg.ProbeTimeout)
+		}
+		return errors.New("unreachable")
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("reading answer: %w", err)
+	}
+	if res.StatusCode != http.StatusOK {
+		var e errorBody
+		_ = json.Unmarshal(body, &e)
+		return fmt.Errorf("HTTP %d %s", res.StatusCode, e.Error)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return errors.New("answer is not JSON")
+	}
+	return nil
+}
+
+// Transport is the HTTP transport to other nodes, for forwarding.
+func (f *Fleet) Transport() http.RoundTripper { return f.transport }
+
+// Client is the HTTP client to other nodes.
+func (f *Fleet) Client() *http.Client { return f.client }

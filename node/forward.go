@@ -1,0 +1,265 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// nodeParam is the node a request names with ?node= or the
+// Clawdspace-Node header.
+func nodeParam(r *http.Request) string {
+	if n := r.URL.Query().Get("node"); n != "" {
+		return n
+	}
+	return r.Header.Get(headerNode)
+}
+
+// forward sends an API request that names another node to that node, over
+// the tailnet, streaming both ways (WebSocket upgrades included). The
+// target decides what the caller may do.
+func (s *Server) forward(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := nodeParam(r)
+		if target == "" || s.isSelf(target) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		s.proxyTo(w, r, target)
+	})
+}
+
+// proxyTo forwards r to the node called name.
+func (s *Server) proxyTo(w http.ResponseWriter, r *http.Request, name string) {
+	n, err := s.onlineNode(r.Context(), name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	c := callerOf(r)
+	key := requestKey(r)
+	if err := canVouch(c); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// The browser's origin is checked here, where the browser connected;
+	// the target sees a request from this node, without browser headers.
+	if r.Header.Get("Upgrade") != "" {
+		if err := sameOrigin(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	target, err := url.Parse(n.URL)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("node %s has a bad URL %q: %w", n.Name, n.URL, err))
+		return
+	}
+	s.log.Debug("forwarding", "node", n.Name, "method", r.Method, "path", r.URL.Path, "actor", c.Actor)
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			q := pr.In.URL.Query()
+			q.Del("node")
+			q.Del("key")
+			pr.Out.URL.RawQuery = q.Encode()
+			stripBrowserHeaders(pr.Out.Header)
+			vouch(pr.Out.Header, c, key)
+		},
+		Transport:     s.cfg.Fleet.Transport(),
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			s.log.Warn("forwarding failed", "node", n.Name, "path", r.URL.Path, "err", err)
+			writeJSON(w, http.StatusBadGateway, errorBody{Error: "Node " + n.Name + " did not answer"})
+		},
+	}
+	proxy.ServeHTTP(w, r)
+}
+
+// onlineNode returns the fleet node called name, when it is online.
+func (s *Server) onlineNode(ctx context.Context, name string) (spaces.NodeHealth, error) {
+	if s.cfg.Fleet == nil {
+		return spaces.NodeHealth{}, spaces.Errorf(spaces.ErrNotFound, "Node not found: %s (this node is not part of a fleet)", name)
+	}
+	n, err := s.cfg.Fleet.Lookup(ctx, name)
+	if err != nil {
+		return n, err
+	}
+	if n.Status != spaces.NodeOnline {
+		return n, spaces.Errorf(spaces.ErrUnavailable, "Node %s is offline", n.Name)
+	}
+	return n, nil
+}
+
+// canVouch says whether a request of c can be sent to another node: with
+// the key c presented, or as a tailnet identity this node vouches for.
+func canVouch(c spaces.Caller) error {
+	if c.Actor == spaces.CallerAPIKey().Actor || (c.Addr != "" && c.Via == "") {
+		return nil
+	}
+	return spaces.Errorf(spaces.ErrForbidden, "Forbidden: requests for other nodes need an API key or a tailnet identity")
+}
+
+// vouch adds the credentials of c to a request for another node.
+func vouch(h http.Header, c spaces.Caller, key string) {
+	if c.Actor == spaces.CallerAPIKey().Actor {
+		h.Set("Authorization", "Bearer "+key)
+		return
+	}
+	h.Set(headerForwardedFor, c.Addr)
+}
+
+// stripBrowserHeaders removes what must not travel to another node: the
+// caller's own credentials and claims, and browser headers checked here.
+func stripBrowserHeaders(h http.Header) {
+	for _, k := range []string{"Authorization", "Cookie", "Origin", "Referer", headerNode, headerForwardedFor,
+		"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User"} {
+		h.Del(k)
+	}
+}
+
+// fleetSpaceJSON is a Space with the node that holds it.
+type fleetSpaceJSON struct {
+	spaceJSON
+	Node string `json:"node"`
+}
+
+type nodeErrorJSON struct {
+	Node  string `json:"node"`
+	Error string `json:"error"`
+}
+
+// listFleetSpaces answers GET /api/spaces?all=true: the spaces of every
+// online node that the caller may see, each with its node's name.
+func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local []spaceJSON) {
+	out := make([]fleetSpaceJSON, 0, len(local))
+	for _, sp := range local {
+		out = append(out, fleetSpaceJSON{spaceJSON: sp, Node: s.selfName()})
+	}
+	errs := []nodeErrorJSON{}
+	c := callerOf(r)
+	if s.cfg.Fleet != nil {
+		nodes, _, err := s.cfg.Fleet.Nodes(r.Context())
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := canVouch(c); err != nil && len(nodes) > 0 {
+			s.writeError(w, r, err)
+			return
+		}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			if n.Status != spaces.NodeOnline {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				list, err := s.remoteSpaces(r.Context(), n, c, requestKey(r))
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, nodeErrorJSON{Node: n.Name, Error: err.Error()})
+					return
+				}
+				for _, sp := range list {
+					out = append(out, fleetSpaceJSON{spaceJSON: sp, Node: n.Name})
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"spaces": out, "errors": errs})
+}
+
+// remoteSpaces lists the spaces of another node as c.
+func (s *Server) remoteSpaces(ctx context.Context, n spaces.NodeHealth, c spaces.Caller, key string) ([]spaceJSON, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/api/spaces", nil)
+	if err != nil {
+		return nil, err
+	}
+	vouch(req.Header, c, key)
+	res, err := s.cfg.Fleet.Client().Do(req)
+	if err != nil {
+		return nil, errors.New("did not answer")
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 32<<20))
+	if err != nil {
+		return nil, errors.New("answer cut short")
+	}
+	if res.StatusCode != http.StatusOK {
+		var e errorBody
+		_ = json.Unmarshal(body, &e)
+		return nil, fmt.Errorf("HTTP %d: %s", res.StatusCode, e.Error)
+	}
+	var v struct {
+		Spaces []spaceJSON `json:"spaces"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, errors.New("answer is not a space list")
+	}
+	return v.Spaces, nil
+}
+
+// place picks the node for a space made with "node":"auto": a node with a
+// GPU when one is wanted, else the one with the most free memory. This
+// node wins ties.
+func (s *Server) place(ctx context.Context, gpu bool) (string, error) {
+	nodes, _, err := s.nodeList(ctx)
+	if err != nil {
+		return "", err
+	}
+	best, bestFree := "", uint64(0)
+	for _, n := range nodes {
+		if n.Status != spaces.NodeOnline || n.Capabilities == nil || (gpu && !n.Capabilities.GPU) {
+			continue
+		}
+		if best == "" || n.Capabilities.MemoryFree > bestFree {
+			best, bestFree = n.Name, n.Capabilities.MemoryFree
+		}
+	}
+	if best == "" {
+		if gpu {
+			return "", spaces.Errorf(spaces.ErrConflict, "No online node has a GPU")
+		}
+		return "", spaces.Errorf(spaces.ErrConflict, "No online node can take the space")
+	}
+	return best, nil
+}
+
+// forwardCreate sends a create to the node called name, with the body's
+// node set to that name so the target makes the space itself.
+func (s *Server) forwardCreate(w http.ResponseWriter, r *http.Request, body []byte, name string) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "invalid JSON body"))
+		return
+	}
+	m["node"], _ = json.Marshal(name)
+	nb, err := json.Marshal(m)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(nb))
+	r2.ContentLength = int64(len(nb))
+	r2.Header.Set("Content-Length", strconv.Itoa(len(nb)))
+	s.proxyTo(w, r2, name)
+}

@@ -1,0 +1,132 @@
+package node
+
+import (
+	"context"
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"strings"
+
+	"tailscale.com/client/tailscale/apitype"
+	"tailscale.com/tailcfg"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// Headers between nodes of a fleet.
+const (
+	// headerNode names the node a request is for (like ?node=).
+	headerNode = "Clawdspace-Node"
+	// headerForwardedFor carries the tailnet address of the caller a
+	// forwarding node vouches for. The receiving node trusts it only from
+	// a peer that holds the "node" action in its own view of the policy,
+	// and then looks the address up itself (see docs/POLICY.md).
+	headerForwardedFor = "Clawdspace-Forwarded-For"
+)
+
+type viaTailnetKey struct{}
+
+// viaTailnet reports whether r came in on the tailnet listener.
+func viaTailnet(r *http.Request) bool {
+	v, _ := r.Context().Value(viaTailnetKey{}).(bool)
+	return v
+}
+
+// identifyTailnet resolves the caller of a request that came in on the
+// tailnet: an API key when one is sent, else the device's identity with
+// its grants, or the caller a trusted node vouches for.
+func (s *Server) identifyTailnet(r *http.Request) (spaces.Caller, error) {
+	ctx := r.Context()
+	// Browsers on the tailnet are known by identity; a key cookie from
+	// local mode is ignored here.
+	if key := headerOrQueryKey(r); key != "" {
+		if subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) != 1 || s.cfg.APIKey == "" {
+			return spaces.Caller{}, s.refuseUnknown(r, "Unauthorized: wrong API key")
+		}
+		c := spaces.CallerAPIKey()
+		c.Addr = remoteIP(r.RemoteAddr)
+		return c, nil
+	}
+	peer, err := s.whoIs(ctx, r.RemoteAddr)
+	if err != nil {
+		s.log.Debug("whois failed", "remote", r.RemoteAddr, "err", err)
+		return spaces.Caller{}, s.refuseUnknown(r, "Unauthorized: unknown tailnet peer")
+	}
+	vouched := r.Header.Get(headerForwardedFor)
+	if vouched == "" {
+		return peer, nil
+	}
+	if !peer.Access.Can(spaces.ActNode, "") {
+		msg := "Forbidden: " + peer.Label() + " may not forward requests for other callers (it lacks the node role)"
+		s.log.Warn("refused a forwarded identity", "peer", peer.Label(), "addr", peer.Addr, "claimed", vouched)
+		s.recordRefusal(r, peer, "", msg, true)
+		return spaces.Caller{}, spaces.Errorf(spaces.ErrForbidden, "%s", msg)
+	}
+	c, err := s.whoIs(ctx, vouched)
+	if err != nil {
+		msg := "Forbidden: the forwarded caller " + vouched + " is not known on this node's tailnet"
+		s.recordRefusal(r, peer, "", msg, true)
+		return spaces.Caller{}, spaces.Errorf(spaces.ErrForbidden, "%s", msg)
+	}
+	c.Via = peer.Device
+	return c, nil
+}
+
+// refuseUnknown audits and returns a 401 for a request without a caller.
+func (s *Server) refuseUnknown(r *http.Request, msg string) error {
+	s.log.Debug("auth denied", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", msg)
+	s.recordDenial(r, msg)
+	return spaces.Errorf(spaces.ErrUnauthorized, "%s", msg)
+}
+
+// whoIs asks the tailnet who is at addr and what the policy grants them.
+// Grants are read on every request, so policy changes apply at once.
+func (s *Server) whoIs(ctx context.Context, addr string) (spaces.Caller, error) {
+	who, err := s.cfg.Tailnet.WhoIs(ctx, addr)
+	if err != nil {
+		return spaces.Caller{}, err
+	}
+	return s.callerFromWhoIs(who, remoteIP(addr)), nil
+}
+
+func (s *Server) callerFromWhoIs(who *apitype.WhoIsResponse, addr string) spaces.Caller {
+	c := spaces.Caller{Addr: addr}
+	if who.Node != nil {
+		c.Device = strings.SplitN(strings.TrimSuffix(who.Node.Name, "."), ".", 2)[0]
+		if c.Device == "" {
+			c.Device = who.Node.ComputedName
+		}
+		if who.Node.IsTagged() {
+			c.Actor = strings.Join(who.Node.Tags, ",")
+		}
+	}
+	if c.Actor == "" && who.UserProfile != nil {
+		c.Actor = who.UserProfile.LoginName
+	}
+	if c.Actor == "" {
+		c.Actor = c.Device
+	}
+	if s.cfg.TrustTailnet {
+		c.Access = spaces.FullAccess()
+		return c
+	}
+	grants, err := tailcfg.UnmarshalCapJSON[spaces.Grant](who.CapMap, spaces.CapabilityName)
+	if err != nil {
+		s.log.Warn("unreadable clawdspace grant in the tailnet policy", "actor", c.Actor, "err", err)
+	}
+	acc, errs := spaces.AccessFrom(grants)
+	for _, e := range errs {
+		s.log.Warn("ignoring a clawdspace grant in the tailnet policy", "actor", c.Actor, "err", e)
+	}
+	c.Access = acc
+	return c
+}
+
+// remoteIP returns the address part of ip:port (or the input when it has
+// no port).
+func remoteIP(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
