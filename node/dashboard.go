@@ -1,24 +1,284 @@
 package node
 
 import (
-	"fmt"
-	"html"
+	"bytes"
+	"errors"
 	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+
+	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/static"
+	"github.com/adam91holt/clawdspace/views"
 )
 
-// dashboardRoutes registers the pages people open in a browser.
+// pageCSP lets pages load scripts, styles and data from the node only. Style
+// attributes are allowed because xterm.js sets them on its own elements.
+const pageCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// keyCookieAge is how long a browser keeps the key after a ?key= link.
+const keyCookieAge = 30 * 24 * time.Hour
+
+// dashboardRoutes registers the pages people open in a browser. Every page
+// resolves its caller as the API does (identify); state-changing forms are
+// covered by the cross-origin protection that wraps the whole node.
 func (s *Server) dashboardRoutes(root *http.ServeMux) {
-	root.HandleFunc("GET /{$}", s.handleIndex)
+	page := func(pattern string, h http.HandlerFunc) { root.Handle(pattern, s.page(h)) }
+
+	root.Handle("GET /static/", s.staticFiles())
+	root.HandleFunc("POST /signin", s.handleSignIn)
+	root.HandleFunc("POST /signout", s.handleSignOut)
+
+	page("GET /{$}", s.handleOverview)
+	page("GET /live/overview", s.handleOverviewLive)
+	page("GET /spaces/new", s.handleCreateForm)
+	page("POST /spaces/new", s.handleCreateSubmit)
+	page("GET /spaces/{name}", s.handleSpacePage)
+	page("GET /spaces/{name}/observe", s.handleObservePart)
+	page("POST /spaces/{name}/pause", s.handlePausePage)
+	page("POST /spaces/{name}/start", s.handleStartPage)
+	page("GET /spaces/{name}/destroy", s.handleDestroyConfirm)
+	page("POST /spaces/{name}/destroy", s.handleDestroyPage)
+
+	page("GET /spaces/{name}/file", s.handleFilePage)
+	page("POST /spaces/{name}/file", s.handleFileSave)
+	page("POST /spaces/{name}/files/upload", s.handleUpload)
+	page("POST /spaces/{name}/files/delete", s.handleFileDelete)
+	page("POST /spaces/{name}/files/mkdir", s.handleMkdirPage)
+
+	page("GET /fleet", s.handleFleetPage)
+	page("GET /templates", s.handleTemplatesPage)
+	page("GET /templates/new", s.handleTemplateNew)
+	page("GET /templates/{name}", s.handleTemplatePage)
+	page("POST /templates", s.handleTemplateSave)
+	page("POST /templates/{name}/delete", s.handleTemplateDeletePage)
+	page("GET /audit", s.handleAuditPage)
+
+	// Anything else outside /api/ is a page that does not exist.
+	page("GET /", func(w http.ResponseWriter, r *http.Request) {
+		s.pageError(w, r, spaces.Errorf(spaces.ErrNotFound, "There is no page at %s.", r.URL.Path))
+	})
 }
 
-// handleIndex answers browsers at the node's root until the dashboard is
-// served there. It needs no key and says nothing about the spaces.
-func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+func (s *Server) staticFiles() http.Handler {
+	files := http.StripPrefix("/static/", http.FileServerFS(static.FS))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// page resolves the caller of a page request. A ?key= link stores the key
+// in an HttpOnly, SameSite=Strict cookie and sends the browser to the same
+// address without it; a browser without a valid key gets the sign-in page.
+func (s *Server) page(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if r.Method == http.MethodGet && q.Has("key") {
+			c, err := s.identify(r)
+			if err != nil {
+				s.renderSignIn(w, r, "wrong")
+				return
+			}
+			if c.Actor == spaces.CallerAPIKey().Actor {
+				setKeyCookie(w, r, q.Get("key"))
+			}
+			q.Del("key")
+			clean := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
+			s.redirectClean(w, r, clean.RequestURI())
+			return
+		}
+		c, err := s.identify(r)
+		if err != nil {
+			problem := "missing"
+			if requestKey(r) != "" {
+				problem = "wrong"
+				clearKeyCookie(w, r)
+			}
+			s.renderSignIn(w, r, problem)
+			return
+		}
+		h(w, withCaller(r, c))
+	})
+}
+
+// redirectClean sends the browser to target. A navigation that came from
+// another site would not carry the SameSite=Strict cookie through a
+// redirect, so it gets a page that moves on by itself (same-site) instead.
+func (s *Server) redirectClean(w http.ResponseWriter, r *http.Request, target string) {
+	if r.Header.Get("Sec-Fetch-Site") != "cross-site" {
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'")
-	fmt.Fprintf(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>Clawdspace node</title><body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem">
-<h1>Clawdspace node</h1><p>This node is running (version %s). Its REST API is at <code>/api</code>;
-see <code>docs/API.md</code>. The web dashboard is not part of this version yet.</p></body></html>
-`, html.EscapeString(s.cfg.Version))
+	w.Header().Set("Content-Security-Policy", pageCSP)
+	w.Header().Set("Refresh", "0; url="+target)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(`<!doctype html><meta charset="utf-8"><title>Signing in</title><p>Signed in. <a href="` +
+		templ.EscapeString(target) + `">Continue to the dashboard</a>.</p>`))
+}
+
+func setKeyCookie(w http.ResponseWriter, r *http.Request, key string) {
+	http.SetCookie(w, &http.Cookie{
+		Name: keyCookie, Value: key, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(keyCookieAge / time.Second),
+	})
+}
+
+func clearKeyCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name: keyCookie, Value: "", Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode, MaxAge: -1,
+	})
+}
+
+// handleSignIn takes the key from the sign-in form, checked by the same
+// rules as every request.
+func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	key := strings.TrimSpace(r.PostFormValue("key"))
+	probe := r.Clone(r.Context())
+	probe.Header.Del("Authorization")
+	probe.Header.Del("Cookie")
+	probe.URL.RawQuery = url.Values{"key": {key}}.Encode()
+	c, err := s.identify(probe)
+	if err != nil || key == "" {
+		s.renderSignIn(w, r, "wrong")
+		return
+	}
+	if c.Actor == spaces.CallerAPIKey().Actor {
+		setKeyCookie(w, r, key)
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
+	clearKeyCookie(w, r)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, problem string) {
+	ch := views.Chrome{Title: "Sign in", Node: s.selfName(), Version: s.cfg.Version}
+	s.render(w, r, http.StatusUnauthorized, views.SignInPage(views.SignIn{Chrome: ch, Problem: problem}))
+}
+
+// render writes a page: rendered into a buffer first, so a failing view
+// becomes a clean 500 instead of half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
+	var buf bytes.Buffer
+	if err := c.Render(r.Context(), &buf); err != nil {
+		s.log.Error("rendering page", "path", r.URL.Path, "err", err)
+		http.Error(w, "Internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("X-Frame-Options", "DENY")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// chrome is the layout's view model for the caller of r.
+func (s *Server) chrome(r *http.Request, title, nav string) views.Chrome {
+	c := callerOf(r)
+	user := c.Label()
+	if c.Actor == spaces.CallerAPIKey().Actor {
+		user = "API key"
+	}
+	_, err := r.Cookie(keyCookie)
+	return views.Chrome{
+		Title: title, Nav: nav, Node: s.selfName(), Version: s.cfg.Version,
+		User: user, Access: c.Access.String(), SignOut: err == nil, Notice: notice(r.URL.Query().Get("done")),
+	}
+}
+
+// notice turns the ?done= code of a redirect after an action into its
+// message; codes keep other sites from putting words on the page.
+func notice(code string) string {
+	return map[string]string{
+		"created":   "Space created.",
+		"paused":    "Space paused.",
+		"started":   "Space started.",
+		"destroyed": "Space destroyed.",
+		"saved":     "Saved.",
+		"uploaded":  "Uploaded.",
+		"deleted":   "Deleted.",
+		"folder":    "Folder created.",
+	}[code]
+}
+
+// pageAllow is allow for pages: a refusal is logged, audited and answered
+// with an HTML page.
+func (s *Server) pageAllow(w http.ResponseWriter, r *http.Request, space string, acts ...spaces.Action) bool {
+	c := callerOf(r)
+	for _, a := range acts {
+		if c.Access.Can(a, space) {
+			return true
+		}
+	}
+	err := spaces.Forbidden(c, acts[0], space)
+	s.log.Debug("forbidden", "actor", c.Actor, "actions", acts, "space", space, "path", r.URL.Path)
+	s.recordRefusal(r, c, space, err.Error(), true)
+	s.pageError(w, r, err)
+	return false
+}
+
+// pageError answers a failed page request with the status and message
+// writeError would use, as HTML.
+func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := s.classify(err)
+	if status >= 500 {
+		s.log.Error("page failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else {
+		s.log.Debug("page refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	heading := map[int]string{
+		http.StatusBadRequest: "That did not work", http.StatusForbidden: "Not allowed",
+		http.StatusNotFound: "Not found", http.StatusConflict: "Conflict",
+		http.StatusRequestEntityTooLarge: "Too large", http.StatusServiceUnavailable: "Unavailable",
+	}[status]
+	if heading == "" {
+		heading = "Something went wrong"
+	}
+	if status == http.StatusForbidden {
+		msg += ". Ask the node's owner for access."
+	}
+	s.render(w, r, status, views.ErrorView(views.ErrorPage{
+		Chrome: s.chrome(r, heading, ""), Status: status, Heading: heading, Message: msg,
+	}))
+}
+
+// backTo returns a same-site path to go back to, or def.
+func backTo(p, def string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+		return def
+	}
+	return p
+}
+
+// withDone adds ?done=code (or &done=) to a path.
+func withDone(p, code string) string {
+	u, err := url.Parse(p)
+	if err != nil {
+		return p
+	}
+	q := u.Query()
+	q.Set("done", code)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// userError returns the message of an error the user can fix (shown on
+// the form) rather than a failure of the node.
+func userError(err error) (string, bool) {
+	if errors.Is(err, spaces.ErrInvalid) || errors.Is(err, spaces.ErrNotFound) || errors.Is(err, spaces.ErrExists) || errors.Is(err, spaces.ErrTooLarge) {
+		msg, ok := spaces.Message(err)
+		return msg, ok
+	}
+	return "", false
 }

@@ -1,0 +1,237 @@
+package node
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/views"
+)
+
+func (s *Server) handleTemplatesPage(w http.ResponseWriter, r *http.Request) {
+	if !s.pageAllow(w, r, "", spaces.ActRead) {
+		return
+	}
+	list, err := s.cfg.Spaces.Templates(r.Context())
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	vm := views.TemplatesPage{Chrome: s.chrome(r, "Templates", views.NavTemplates), CanEdit: callerOf(r).Access.Can(spaces.ActTemplates, "")}
+	for _, t := range list {
+		vm.Templates = append(vm.Templates, views.TemplateRow{Name: t.Name, Description: t.Description, Managed: t.Managed})
+	}
+	s.render(w, r, http.StatusOK, views.TemplatesList(vm))
+}
+
+const newTemplateYAML = `name: my-template
+description: What spaces from this template are for
+resources:
+  memory: 2g
+  cpus: 1
+network:
+  mode: internet
+`
+
+func (s *Server) handleTemplateNew(w http.ResponseWriter, r *http.Request) {
+	if !s.pageAllow(w, r, "", spaces.ActTemplates) {
+		return
+	}
+	s.render(w, r, http.StatusOK, views.TemplateEdit(views.TemplatePage{
+		Chrome: s.chrome(r, "New template", views.NavTemplates), YAML: newTemplateYAML, CanEdit: true,
+	}))
+}
+
+func (s *Server) handleTemplatePage(w http.ResponseWriter, r *http.Request) {
+	if !s.pageAllow(w, r, "", spaces.ActRead) {
+		return
+	}
+	t, err := s.cfg.Spaces.Template(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, views.TemplateEdit(views.TemplatePage{
+		Chrome: s.chrome(r, "Template "+t.Name, views.NavTemplates), Name: t.Name, YAML: t.YAML(),
+		Managed: t.Managed, CanEdit: callerOf(r).Access.Can(spaces.ActTemplates, ""),
+	}))
+}
+
+// handleTemplateSave stores the YAML of the form; the service's validation
+// message is shown above the editor, with the text kept.
+func (s *Server) handleTemplateSave(w http.ResponseWriter, r *http.Request) {
+	if !s.pageAllow(w, r, "", spaces.ActTemplates) {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	src := strings.ReplaceAll(r.PostFormValue("yaml"), "\r\n", "\n")
+	t, err := s.cfg.Spaces.PutTemplate(r.Context(), callerOf(r), src)
+	if err != nil {
+		msg, ok := userError(err)
+		if !ok {
+			s.pageError(w, r, err)
+			return
+		}
+		status, _ := s.classify(err)
+		s.render(w, r, status, views.TemplateEdit(views.TemplatePage{
+			Chrome: s.chrome(r, "Template", views.NavTemplates), YAML: src, Error: msg, CanEdit: true,
+		}))
+		return
+	}
+	http.Redirect(w, r, "/templates/"+t.Name+"?done=saved", http.StatusSeeOther)
+}
+
+func (s *Server) handleTemplateDeletePage(w http.ResponseWriter, r *http.Request) {
+	if !s.pageAllow(w, r, "", spaces.ActTemplates) {
+		return
+	}
+	if err := s.cfg.Spaces.DeleteTemplate(r.Context(), callerOf(r), r.PathValue("name")); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/templates?done=deleted", http.StatusSeeOther)
+}
+
+const (
+	// auditWindow is how many of the newest events the audit page's
+	// filters look through (the store's largest page).
+	auditWindow   = 1000
+	auditPageSize = 50
+)
+
+// auditTypes are the event types the audit page offers as a filter.
+func auditTypes() []string {
+	return []string{
+		spaces.EventCreate, spaces.EventStart, spaces.EventPause, spaces.EventDestroy, spaces.EventExec,
+		spaces.EventShell, spaces.EventShellSkipped, spaces.EventFileWrite, spaces.EventFileMkdir, spaces.EventFileDelete,
+		spaces.EventGitPush, spaces.EventTerminalOpen, spaces.EventTerminalClose,
+		spaces.EventTemplateUpsert, spaces.EventTemplateDelete, spaces.EventDenied,
+	}
+}
+
+// handleAuditPage lists audit events newest first, filtered by space (in
+// the store), type and actor (among the newest auditWindow), and paged.
+func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	space, typ, actor := strings.TrimSpace(q.Get("space")), q.Get("type"), strings.TrimSpace(q.Get("actor"))
+	if space == "" && !s.pageAllow(w, r, "", spaces.ActAdmin) {
+		return
+	}
+	if space != "" && !s.pageAllow(w, r, space, spaces.ActRead, spaces.ActAdmin) {
+		return
+	}
+	page, _ := strconv.Atoi(q.Get("page"))
+	page = max(page, 1)
+	vm := views.AuditPage{
+		Chrome: s.chrome(r, "Audit", views.NavAudit), Space: space, Type: typ, Actor: actor,
+		Types: auditTypes(), Page: page, Window: auditWindow, Now: s.clock.Now(),
+	}
+	events, err := s.cfg.Spaces.Events(r.Context(), spaces.AuditQuery{Space: space, Limit: auditWindow})
+	if err != nil {
+		_, msg := s.classify(err)
+		vm.Error = "Could not read the audit log: " + msg
+		s.render(w, r, http.StatusOK, views.AuditView(vm))
+		return
+	}
+	var match []spaces.Event
+	for _, e := range slices.Backward(events) {
+		if typ != "" && e.Type != typ {
+			continue
+		}
+		if actor != "" && !strings.Contains(strings.ToLower(e.Actor), strings.ToLower(actor)) {
+			continue
+		}
+		match = append(match, e)
+	}
+	from := min((page-1)*auditPageSize, len(match))
+	to := min(from+auditPageSize, len(match))
+	for _, e := range match[from:to] {
+		vm.Events = append(vm.Events, eventRow(e))
+	}
+	link := func(p int) string {
+		v := url.Values{}
+		for k, val := range map[string]string{"space": space, "type": typ, "actor": actor} {
+			if val != "" {
+				v.Set(k, val)
+			}
+		}
+		if p > 1 {
+			v.Set("page", strconv.Itoa(p))
+		}
+		return "/audit?" + v.Encode()
+	}
+	if page > 1 {
+		vm.PrevURL = link(page - 1)
+	}
+	if to < len(match) {
+		vm.NextURL = link(page + 1)
+	}
+	s.render(w, r, http.StatusOK, views.AuditView(vm))
+}
+
+func eventRow(e spaces.Event) views.Event {
+	meta := ""
+	if len(e.Meta) > 0 {
+		if b, err := json.Marshal(e.Meta); err == nil {
+			meta = string(b)
+		}
+		if len(meta) > 400 {
+			meta = meta[:400] + "…"
+		}
+	}
+	return views.Event{ID: e.ID, Time: e.Time, Space: e.Space, Type: e.Type, Actor: e.Actor, Meta: meta}
+}
+
+// fleetNode is a node of GET /api/nodes as the fleet page reads it: through
+// the JSON contract, so fields the fleet adds (lastSeen) show up as they
+// come.
+type fleetNode struct {
+	Name         string    `json:"name"`
+	URL          string    `json:"url"`
+	Status       string    `json:"status"`
+	LatencyMs    int64     `json:"latencyMs"`
+	Self         bool      `json:"self"`
+	LastSeen     time.Time `json:"lastSeen"`
+	Version      string    `json:"version"`
+	Problem      string    `json:"problem"`
+	Capabilities struct {
+		GPU        bool   `json:"gpu"`
+		Arch       string `json:"arch"`
+		CPUs       int    `json:"cpus"`
+		Memory     uint64 `json:"memory"`
+		MemoryFree uint64 `json:"memoryFree"`
+	} `json:"capabilities"`
+}
+
+func (s *Server) handleFleetPage(w http.ResponseWriter, r *http.Request) {
+	if !s.pageAllow(w, r, "", spaces.ActRead) {
+		return
+	}
+	list, updated, err := s.nodeList(r.Context())
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	var nodes []fleetNode
+	if b, err := json.Marshal(list); err == nil {
+		if err := json.Unmarshal(b, &nodes); err != nil {
+			s.log.Error("reading the node list", "err", err)
+		}
+	}
+	vm := views.FleetPage{Chrome: s.chrome(r, "Fleet", views.NavFleet), UpdatedAt: updated, Now: s.clock.Now()}
+	vm.Chrome.Scripts = []string{"fleet.js"}
+	for _, n := range nodes {
+		vm.Nodes = append(vm.Nodes, views.NodeRow{
+			Name: n.Name, URL: n.URL, Online: n.Status == "online", LatencyMs: n.LatencyMs, Self: n.Self,
+			GPU: n.Capabilities.GPU, Arch: n.Capabilities.Arch, CPUs: n.Capabilities.CPUs,
+			Memory: n.Capabilities.Memory, MemFree: n.Capabilities.MemoryFree, LastSeen: n.LastSeen,
+			Version: n.Version, Problem: n.Problem,
+		})
+	}
+	s.render(w, r, http.StatusOK, views.FleetView(vm))
+}

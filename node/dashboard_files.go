@@ -1,0 +1,231 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/views"
+)
+
+// maxEditBytes is the largest file the dashboard opens in its editor.
+const maxEditBytes = 256 << 10
+
+// listFiles is the file browser's view of one folder of a space.
+func (s *Server) listFiles(r *http.Request, name, p string) views.Files {
+	if p == "" {
+		p = "/"
+	}
+	abs, entries, err := s.cfg.Spaces.ListFiles(r.Context(), callerOf(r), name, p)
+	if err != nil {
+		_, msg := s.classify(err)
+		return views.Files{Path: displayOf(p), Crumbs: crumbs(displayOf(p)), Error: msg}
+	}
+	dp := spaces.DisplayPath(abs)
+	f := views.Files{Path: dp, Crumbs: crumbs(dp)}
+	if dp != "/" {
+		f.Parent = path.Dir(dp)
+	}
+	for _, e := range entries {
+		f.Entries = append(f.Entries, views.FileEntry{
+			Name: e.Name, Path: spaces.DisplayPath(e.Path), Type: string(e.Type), Size: e.Size, MTime: e.MTime,
+		})
+	}
+	return f
+}
+
+// displayOf cleans a path as the user typed it, for messages.
+func displayOf(p string) string {
+	if abs, err := spaces.WorkspacePathOf(p); err == nil {
+		return spaces.DisplayPath(abs)
+	}
+	return "/"
+}
+
+// crumbs splits "/a/b" into workspace, a, b with their paths.
+func crumbs(p string) []views.Crumb {
+	out := []views.Crumb{{Name: "workspace", Path: "/"}}
+	cur := ""
+	for _, part := range strings.Split(strings.Trim(p, "/"), "/") {
+		if part == "" {
+			continue
+		}
+		cur += "/" + part
+		out = append(out, views.Crumb{Name: part, Path: cur})
+	}
+	return out
+}
+
+// handleFilePage shows a file: small UTF-8 text in an editor, anything
+// else as a download. With new=1 a missing file opens empty.
+func (s *Server) handleFilePage(w http.ResponseWriter, r *http.Request) {
+	name, p := r.PathValue("name"), r.URL.Query().Get("path")
+	if !s.pageAllow(w, r, name, spaces.ActFiles) {
+		return
+	}
+	dp := displayOf(p)
+	vm := views.FilePage{
+		Chrome: s.chrome(r, path.Base(dp), ""), Space: name, Path: dp, Dir: path.Dir(dp),
+		CanEdit: callerOf(r).Access.Can(spaces.ActFiles, name),
+	}
+	info, rc, err := s.cfg.Spaces.OpenFile(r.Context(), callerOf(r), name, p)
+	switch {
+	case err != nil && errors.Is(err, spaces.ErrNotFound) && r.URL.Query().Get("new") == "1" && strings.HasPrefix(dp, "/") && dp != "/":
+		if _, gerr := s.cfg.Spaces.Get(r.Context(), name); gerr != nil {
+			s.pageError(w, r, gerr)
+			return
+		}
+		vm.Editable = true
+	case err != nil:
+		s.pageError(w, r, err)
+		return
+	default:
+		defer rc.Close()
+		vm.Size = info.Size
+		data, rerr := io.ReadAll(io.LimitReader(rc, maxEditBytes+1))
+		switch {
+		case rerr != nil:
+			s.pageError(w, r, fmt.Errorf("reading file: %w", rerr))
+			return
+		case info.Size > maxEditBytes || len(data) > maxEditBytes:
+			vm.Why = fmt.Sprintf("This file is larger than %s, too large to edit here. Download it instead.", views.Bytes(int64(maxEditBytes)))
+		case !utf8.Valid(data) || strings.ContainsRune(string(data), 0):
+			vm.Why = "This file is not text. Download it instead."
+		default:
+			vm.Editable, vm.Text = true, string(data)
+		}
+	}
+	s.render(w, r, http.StatusOK, views.FileView(vm))
+}
+
+// handleFileSave writes the editor's text back. Browsers send a textarea's
+// line ends as CRLF; they are stored as LF.
+func (s *Server) handleFileSave(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !s.pageAllow(w, r, name, spaces.ActFiles) {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	p := r.PostFormValue("path")
+	text := strings.ReplaceAll(r.PostFormValue("content"), "\r\n", "\n")
+	if err := s.cfg.Spaces.WriteFile(r.Context(), callerOf(r), name, p, int64(len(text)), strings.NewReader(text)); err != nil {
+		if msg, ok := userError(err); ok {
+			dp := displayOf(p)
+			s.render(w, r, http.StatusBadRequest, views.FileView(views.FilePage{
+				Chrome: s.chrome(r, path.Base(dp), ""), Space: name, Path: dp, Dir: path.Dir(dp),
+				Text: text, Editable: true, CanEdit: true, Error: msg, Size: int64(len(text)),
+			}))
+			return
+		}
+		s.pageError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, withDone("/spaces/"+name+"/file?path="+views.Q(displayOf(p)), "saved"), http.StatusSeeOther)
+}
+
+// handleUpload streams the files of a multipart form into a folder of the
+// space, each through a spool file (the service needs the size first).
+func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !s.pageAllow(w, r, name, spaces.ActFiles) {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxFileBytes+1<<20)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		s.pageError(w, r, spaces.Errorf(spaces.ErrInvalid, "The upload must be a multipart form"))
+		return
+	}
+	dir, uploaded := "/", 0
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			s.pageError(w, r, uploadErr(err, s.cfg.MaxFileBytes))
+			return
+		}
+		switch part.FormName() {
+		case "dir":
+			b, _ := io.ReadAll(io.LimitReader(part, 4096))
+			dir = string(b)
+		case "file":
+			if part.FileName() == "" {
+				continue
+			}
+			target := path.Join(displayOf(dir), path.Base(part.FileName()))
+			if err := s.spoolAndWrite(r, name, target, part); err != nil {
+				s.pageError(w, r, err)
+				return
+			}
+			uploaded++
+		}
+		part.Close()
+	}
+	if uploaded == 0 {
+		s.pageError(w, r, spaces.Errorf(spaces.ErrInvalid, "Choose a file to upload"))
+		return
+	}
+	http.Redirect(w, r, withDone("/spaces/"+name+"?path="+views.Q(displayOf(dir)), "uploaded")+"#files", http.StatusSeeOther)
+}
+
+func (s *Server) spoolAndWrite(r *http.Request, name, target string, content io.Reader) error {
+	if err := os.MkdirAll(s.cfg.SpoolDir, 0o700); err != nil {
+		return fmt.Errorf("creating spool folder: %w", err)
+	}
+	f, err := os.CreateTemp(s.cfg.SpoolDir, "upload-*")
+	if err != nil {
+		return fmt.Errorf("creating spool file: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	n, err := io.Copy(f, io.LimitReader(content, s.cfg.MaxFileBytes+1))
+	if err != nil {
+		return uploadErr(err, s.cfg.MaxFileBytes)
+	}
+	if n > s.cfg.MaxFileBytes {
+		return spaces.Errorf(spaces.ErrTooLarge, "file is larger than this node's limit of %d bytes", s.cfg.MaxFileBytes)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("rewinding spool file: %w", err)
+	}
+	return s.cfg.Spaces.WriteFile(r.Context(), callerOf(r), name, target, n, f)
+}
+
+func (s *Server) handleFileDelete(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !s.pageAllow(w, r, name, spaces.ActFiles) {
+		return
+	}
+	p := r.PostFormValue("path")
+	if err := s.cfg.Spaces.DeleteFile(r.Context(), callerOf(r), name, p, true); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, withDone("/spaces/"+name+"?path="+views.Q(path.Dir(displayOf(p))), "deleted")+"#files", http.StatusSeeOther)
+}
+
+func (s *Server) handleMkdirPage(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !s.pageAllow(w, r, name, spaces.ActFiles) {
+		return
+	}
+	dir, folder := r.PostFormValue("dir"), strings.TrimSpace(r.PostFormValue("name"))
+	if folder == "" {
+		s.pageError(w, r, spaces.Errorf(spaces.ErrInvalid, "Give the new folder a name"))
+		return
+	}
+	target := path.Join(displayOf(dir), folder)
+	if err := s.cfg.Spaces.MakeDir(r.Context(), callerOf(r), name, target); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, withDone("/spaces/"+name+"?path="+views.Q(displayOf(target)), "folder")+"#files", http.StatusSeeOther)
+}

@@ -1,0 +1,315 @@
+package node
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/views"
+)
+
+func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) {
+	if !s.pageAllow(w, r, "", spaces.ActRead) {
+		return
+	}
+	vm := views.Overview{Chrome: s.chrome(r, "Spaces", views.NavOverview), Live: s.overviewLive(r)}
+	s.render(w, r, http.StatusOK, views.OverviewPage(vm))
+}
+
+// handleOverviewLive answers the overview's refresh with the live part only.
+func (s *Server) handleOverviewLive(w http.ResponseWriter, r *http.Request) {
+	if !s.pageAllow(w, r, "", spaces.ActRead) {
+		return
+	}
+	s.render(w, r, http.StatusOK, views.OverviewLivePart(s.overviewLive(r)))
+}
+
+func (s *Server) overviewLive(r *http.Request) views.OverviewLive {
+	acc := callerOf(r).Access
+	snap := s.cfg.Machine.Snapshot()
+	live := views.OverviewLive{
+		Now:       s.clock.Now(),
+		CanCreate: acc.Can(spaces.ActCreate, ""),
+		Stats: views.NodeStats{
+			Load: snap.Load, CPUs: snap.CPUs,
+			MemTotal: snap.MemTotal, MemUsed: snap.MemTotal - min(snap.MemFree, snap.MemTotal),
+		},
+	}
+	if d := snap.Disk; d != nil {
+		live.Stats.HasDisk, live.Stats.DiskUsed, live.Stats.DiskTotal = true, d.Used, d.Used+d.Available
+	}
+	list, err := s.cfg.Spaces.List(r.Context())
+	if err != nil {
+		_, msg := s.classify(err)
+		s.log.Error("listing spaces for the dashboard", "err", err)
+		live.Error = "Could not list the spaces: " + msg
+		return live
+	}
+	for _, sp := range list {
+		if !acc.Can(spaces.ActRead, sp.Name) && !acc.Can(spaces.ActNode, "") {
+			continue
+		}
+		switch sp.Status {
+		case spaces.StatusRunning:
+			live.Stats.Running++
+		case spaces.StatusPaused:
+			live.Stats.Paused++
+		default:
+			live.Stats.Stopped++
+		}
+		live.Spaces = append(live.Spaces, spaceRow(sp, acc))
+	}
+	return live
+}
+
+func spaceRow(sp spaces.Space, acc spaces.Access) views.SpaceRow {
+	return views.SpaceRow{
+		Name: sp.Name, ID: sp.ID, Status: string(sp.Status), Image: sp.Image,
+		Memory: sp.Memory, CPUs: sp.CPUs, GPU: sp.GPU, Template: sp.Template, NetworkMode: sp.NetworkMode,
+		Volume: sp.Volume, Created: sp.Created, Started: sp.Started, LastActivity: sp.LastActivity,
+		CanExec:     acc.Can(spaces.ActExec, sp.Name),
+		CanTerminal: acc.Can(spaces.ActTerminal, sp.Name),
+		CanFiles:    acc.Can(spaces.ActFiles, sp.Name),
+		CanDestroy:  acc.Can(spaces.ActDestroy, sp.Name),
+	}
+}
+
+func (s *Server) createForm(r *http.Request) views.Create {
+	vm := views.Create{Chrome: s.chrome(r, "New space", views.NavCreate), HasGPU: s.cfg.Spaces.HasGPU(), Errors: map[string]string{}}
+	vm.Templates = []views.Option{{Value: "", Label: "default"}}
+	if list, err := s.cfg.Spaces.Templates(r.Context()); err == nil {
+		vm.Templates = vm.Templates[:0]
+		for _, t := range list {
+			label := t.Name
+			if t.Description != "" {
+				label += " – " + t.Description
+			}
+			vm.Templates = append(vm.Templates, views.Option{Value: t.Name, Label: label})
+		}
+		vm.Values.Template = spaces.DefaultTemplate
+	}
+	return vm
+}
+
+func (s *Server) handleCreateForm(w http.ResponseWriter, r *http.Request) {
+	if !s.pageAllow(w, r, "", spaces.ActCreate) {
+		return
+	}
+	s.render(w, r, http.StatusOK, views.CreatePage(s.createForm(r)))
+}
+
+// handleCreateSubmit creates a space from the form. The service's rules
+// decide, as for POST /api/spaces; a refusal is shown next to its field.
+func (s *Server) handleCreateSubmit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		s.pageError(w, r, spaces.Errorf(spaces.ErrInvalid, "The form could not be read"))
+		return
+	}
+	f := r.PostForm
+	vm := s.createForm(r)
+	vm.Values = views.CreateValues{
+		Name: strings.TrimSpace(f.Get("name")), Template: f.Get("template"), Memory: strings.TrimSpace(f.Get("memory")),
+		CPUs: strings.TrimSpace(f.Get("cpus")), GPU: f.Get("gpu") == "true", Image: strings.TrimSpace(f.Get("image")),
+		RepoURL: strings.TrimSpace(f.Get("repoUrl")), RepoBranch: strings.TrimSpace(f.Get("repoBranch")),
+		RepoDest: strings.TrimSpace(f.Get("repoDest")), EnvFileText: f.Get("envFileText"), EnvFilePath: strings.TrimSpace(f.Get("envFilePath")),
+	}
+	if !s.pageAllow(w, r, vm.Values.Name, spaces.ActCreate) {
+		return
+	}
+	req := spaces.CreateRequest{
+		Name: vm.Values.Name, Template: vm.Values.Template, Memory: vm.Values.Memory, Image: vm.Values.Image,
+		RepoURL: vm.Values.RepoURL, RepoBranch: vm.Values.RepoBranch, RepoDest: vm.Values.RepoDest,
+		EnvFilePath: vm.Values.EnvFilePath,
+	}
+	if vm.Values.CPUs != "" {
+		c, err := strconv.ParseFloat(vm.Values.CPUs, 64)
+		if err != nil {
+			vm.Errors["cpus"] = "cpus must be a number"
+			s.render(w, r, http.StatusBadRequest, views.CreatePage(vm))
+			return
+		}
+		req.CPUs = &c
+	}
+	if vm.Values.GPU {
+		gpu := true
+		req.GPU = &gpu
+	}
+	if strings.TrimSpace(vm.Values.EnvFileText) != "" {
+		text := strings.ReplaceAll(vm.Values.EnvFileText, "\r\n", "\n")
+		req.EnvFileText = &text
+	}
+	sp, err := s.cfg.Spaces.Create(r.Context(), callerOf(r), req)
+	if err != nil {
+		msg, ok := userError(err)
+		if !ok {
+			s.pageError(w, r, err)
+			return
+		}
+		status, _ := s.classify(err)
+		if field := createField(msg); field != "" {
+			vm.Errors[field] = msg
+		} else {
+			vm.FormError = msg
+		}
+		s.render(w, r, status, views.CreatePage(vm))
+		return
+	}
+	http.Redirect(w, r, "/spaces/"+sp.Name+"?done=created", http.StatusSeeOther)
+}
+
+// createField names the form field a create error is about, from the
+// service's message (which names the API field), or "".
+func createField(msg string) string {
+	m := strings.ToLower(msg)
+	rules := []struct{ prefix, field string }{
+		{"name", "name"}, {"space already exists", "name"},
+		{"memory", "memory"}, {"cpus", "cpus"},
+		{"this node has no gpu", "gpu"},
+		{"image", "image"},
+		{"template", "template"},
+		{"repobranch and repodest", "repo"}, {"repourl", "repo"}, {"cloning", "repo"},
+		{"branch", "branch"}, {"repodest", "dest"},
+		{"envfilepath must", "envpath"}, {"envfilepath:", "envpath"},
+		{"envfile", "envfile"}, {"the env file", "envfile"}, {"give envfiletext", "envfile"},
+		{"env ", "envfile"},
+	}
+	for _, r := range rules {
+		if strings.HasPrefix(m, r.prefix) {
+			return r.field
+		}
+	}
+	if strings.Contains(m, "egress") || strings.Contains(m, "block list") {
+		return "template"
+	}
+	return ""
+}
+
+func (s *Server) handleSpacePage(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !s.pageAllow(w, r, name, spaces.ActRead) {
+		return
+	}
+	sp, err := s.cfg.Spaces.Get(r.Context(), name)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	acc := callerOf(r).Access
+	q := r.URL.Query()
+	vm := views.SpacePage{
+		Chrome: s.chrome(r, sp.Name, ""), Space: spaceRow(sp, acc), Now: s.clock.Now(),
+		Terminal: q.Get("terminal") == "1",
+	}
+	vm.Chrome.Scripts = []string{"vendor/xterm/xterm.js", "vendor/addon-fit/addon-fit.js", "space.js"}
+	vm.Chrome.Styles = []string{"vendor/xterm/xterm.css"}
+	if vm.Space.CanFiles {
+		if sp.Status != spaces.StatusRunning && q.Get("files") != "1" && q.Get("path") == "" {
+			vm.Files = views.Files{Paused: true, Path: "/"}
+		} else {
+			vm.Files = s.listFiles(r, name, q.Get("path"))
+		}
+	}
+	events, err := s.cfg.Spaces.Events(r.Context(), spaces.AuditQuery{Space: name, Limit: 20})
+	if err != nil {
+		s.log.Error("reading a space's audit trail", "space", name, "err", err)
+	}
+	vm.Events = eventRows(events)
+	s.render(w, r, http.StatusOK, views.SpaceView(vm))
+}
+
+// eventRows turns audit events (oldest first) into rows, newest first.
+func eventRows(events []spaces.Event) []views.Event {
+	out := make([]views.Event, 0, len(events))
+	for _, e := range slices.Backward(events) {
+		out = append(out, eventRow(e))
+	}
+	return out
+}
+
+func (s *Server) handleObservePart(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !s.pageAllow(w, r, name, spaces.ActRead) {
+		return
+	}
+	vm := views.Observe{Space: name, Now: s.clock.Now()}
+	sp, err := s.cfg.Spaces.Get(r.Context(), name)
+	var o spaces.Observability
+	if err == nil {
+		vm.Status = string(sp.Status)
+		o, err = s.cfg.Spaces.Observe(r.Context(), name)
+	}
+	if err != nil {
+		_, msg := s.classify(err)
+		vm.Error = "Could not read the space: " + msg
+		s.render(w, r, http.StatusOK, views.ObservePart(vm))
+		return
+	}
+	vm.CPUPercent, vm.MemUsed, vm.MemLimit, vm.PIDs = o.Stats.CPUPercent, o.Stats.MemoryUsageBytes, o.Stats.MemoryLimitBytes, o.Stats.PIDs
+	if d := o.WorkspaceDisk; d != nil {
+		vm.HasDisk, vm.DiskUsed, vm.DiskTotal, vm.DiskPercent = true, d.UsedBytes, d.TotalBytes, d.UsedPercent
+	}
+	if o.WorkspaceSizeBytes != nil {
+		vm.HasSize, vm.WorkspaceBytes = true, *o.WorkspaceSizeBytes
+	}
+	for _, p := range o.Top {
+		vm.Top = append(vm.Top, views.Process{PID: p.PID, CPU: p.CPU, Mem: p.Mem, Etime: p.Etime, Command: p.Command})
+	}
+	if o.BashHistoryTail != nil {
+		vm.HasHistory, vm.History = true, *o.BashHistoryTail
+	}
+	s.render(w, r, http.StatusOK, views.ObservePart(vm))
+}
+
+func (s *Server) handlePausePage(w http.ResponseWriter, r *http.Request) {
+	s.lifecyclePage(w, r, "paused", s.cfg.Spaces.Pause)
+}
+
+func (s *Server) handleStartPage(w http.ResponseWriter, r *http.Request) {
+	s.lifecyclePage(w, r, "started", s.cfg.Spaces.Start)
+}
+
+// lifecyclePage pauses or starts a space from a form and goes back to the
+// page the form was on.
+func (s *Server) lifecyclePage(w http.ResponseWriter, r *http.Request, done string, act func(context.Context, spaces.Caller, string) error) {
+	name := r.PathValue("name")
+	if !s.pageAllow(w, r, name, spaces.ActExec) {
+		return
+	}
+	if err := act(r.Context(), callerOf(r), name); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, withDone(backTo(r.PostFormValue("back"), "/"), done), http.StatusSeeOther)
+}
+
+func (s *Server) handleDestroyConfirm(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !s.pageAllow(w, r, name, spaces.ActDestroy) {
+		return
+	}
+	sp, err := s.cfg.Spaces.Get(r.Context(), name)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, views.DestroyConfirm(views.Confirm{
+		Chrome: s.chrome(r, "Destroy "+name, ""), Space: sp.Name, Status: string(sp.Status),
+	}))
+}
+
+func (s *Server) handleDestroyPage(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !s.pageAllow(w, r, name, spaces.ActDestroy) {
+		return
+	}
+	removeVolume := r.PostFormValue("removeVolume") == "true"
+	if err := s.cfg.Spaces.Destroy(r.Context(), callerOf(r), name, removeVolume); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/?done=destroyed", http.StatusSeeOther)
+}
