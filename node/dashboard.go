@@ -59,7 +59,7 @@ func (s *Server) dashboardRoutes(root *http.ServeMux) {
 	page("GET /audit", s.handleAuditPage)
 
 	// Anything else outside /api/ is a page that does not exist.
-	page("GET /", func(w http.ResponseWriter, r *http.Request) {
+	page("/", func(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, spaces.Errorf(spaces.ErrNotFound, "There is no page at %s.", r.URL.Path))
 	})
 }
