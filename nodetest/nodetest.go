@@ -27,6 +27,7 @@ import (
 	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/spaces"
 	"github.com/adam91holt/clawdspace/store"
+	"github.com/adam91holt/clawdspace/tailnet"
 )
 
 // Key is the API key of every test node.
@@ -52,6 +53,18 @@ type Options struct {
 	ShutdownGrace time.Duration
 	// GitTokenHosts receive env.GITHUB_TOKEN on clone (default github.com).
 	GitTokenHosts []string
+	// Namespace prefixes the node's container and volume names, so several
+	// test nodes share the engine without seeing each other's spaces.
+	Namespace string
+
+	// Tailnet joins the node to a test tailnet as Hostname.
+	Tailnet  *Control
+	Hostname string
+	// TrustTailnet gives every tailnet device full access.
+	TrustTailnet bool
+	// FleetInterval is the time between fleet refreshes (default: an hour,
+	// so tests refresh by hand with Node.Fleet.Refresh).
+	FleetInterval time.Duration
 }
 
 // Node is a running test node.
@@ -62,6 +75,12 @@ type Node struct {
 	Store   *store.Store
 	Engine  *engine.Engine
 	HTTP    *http.Client
+	// Name is the node's name (its tailnet hostname in tailnet mode).
+	Name string
+	// TS is the node's tailnet device and Fleet its fleet monitor, in
+	// tailnet mode.
+	TS    *tailnet.Node
+	Fleet *node.Fleet
 
 	cancel    context.CancelFunc
 	done      chan error
@@ -73,12 +92,12 @@ type Node struct {
 // exist. The engine must be running: .ci/run and `make test` start it.
 func Engine(tb testing.TB) *engine.Engine {
 	tb.Helper()
-	return newEngine(tb, engine.EgressSupported() == nil)
+	return newEngine(tb, engine.EgressSupported() == nil, "")
 }
 
-func newEngine(tb testing.TB, egress bool) *engine.Engine {
+func newEngine(tb testing.TB, egress bool, namespace string) *engine.Engine {
 	tb.Helper()
-	eng, err := engine.New(context.Background(), engine.Config{Egress: egress})
+	eng, err := engine.New(context.Background(), engine.Config{Egress: egress, Namespace: namespace})
 	if err != nil {
 		tb.Fatalf("no Docker engine (run docker/ensure-engine.sh as root): %v", err)
 	}
@@ -91,7 +110,7 @@ func newEngine(tb testing.TB, egress bool) *engine.Engine {
 // test ends.
 func Start(tb testing.TB, opt Options) *Node {
 	tb.Helper()
-	eng := newEngine(tb, !opt.NoEgress && engine.EgressSupported() == nil)
+	eng := newEngine(tb, !opt.NoEgress && engine.EgressSupported() == nil, opt.Namespace)
 	n := &Node{Engine: eng, DataDir: opt.DataDir, HTTP: &http.Client{Timeout: 2 * time.Minute}}
 	if n.DataDir == "" {
 		n.DataDir = tb.TempDir()
@@ -121,17 +140,45 @@ func Start(tb testing.TB, opt Options) *Node {
 		tb.Fatalf("listening: %v", err)
 	}
 	n.URL = "http://" + ln.Addr().String()
-	srv, err := node.New(node.Config{
+	n.Name = opt.Hostname
+	if n.Name == "" {
+		n.Name = "test-node"
+	}
+	cfg := node.Config{
 		Spaces: svc, Machine: host.New(ctx, host.Config{DiskPath: n.DataDir}), Logger: log, Clock: opt.Clock,
 		APIKey: Key, AuthDisabled: opt.AuthDisabled, Version: "test", URL: n.URL, MaxBodyBytes: opt.MaxBodyBytes,
 		MaxFileBytes: opt.MaxFileBytes, SpoolDir: filepath.Join(n.DataDir, "spool"),
-		ShutdownGrace: opt.ShutdownGrace,
-	})
+		ShutdownGrace: opt.ShutdownGrace, NodeName: n.Name, TrustTailnet: opt.TrustTailnet,
+	}
+	var tln net.Listener
+	if opt.Tailnet != nil {
+		n.TS = opt.Tailnet.Join(tb, n.Name)
+		if tln, err = n.TS.Listen(":7777"); err != nil {
+			tb.Fatalf("listening on the tailnet: %v", err)
+		}
+		interval := opt.FleetInterval
+		if interval == 0 {
+			interval = time.Hour
+		}
+		n.Fleet, err = node.NewFleet(node.FleetConfig{
+			Store: st, Self: n.Name, Peers: n.TS, Dial: n.TS.Dial, Interval: interval,
+			ProbeTimeout: 3 * time.Second, Clock: opt.Clock, Logger: log,
+		})
+		if err != nil {
+			tb.Fatalf("building fleet: %v", err)
+		}
+		cfg.Tailnet, cfg.Fleet = n.TS, n.Fleet
+		cfg.URL = "http://" + n.TS.Addr() + ":7777"
+	}
+	srv, err := node.New(cfg)
 	if err != nil {
 		tb.Fatalf("building server: %v", err)
 	}
 	n.done = make(chan error, 1)
-	go func() { n.done <- srv.Serve(ctx, ln, nil) }()
+	go func() { n.done <- srv.Serve(ctx, ln, tln) }()
+	if n.Fleet != nil {
+		n.Fleet.Start(ctx)
+	}
 	guardDone := make(chan struct{})
 	go func() { defer close(guardDone); eng.GuardEgress(ctx) }()
 	n.guardDone = guardDone
@@ -145,6 +192,12 @@ func (n *Node) Stop() {
 		n.cancel()
 		<-n.done
 		<-n.guardDone
+		if n.Fleet != nil {
+			n.Fleet.Close()
+		}
+		if n.TS != nil {
+			n.TS.Close()
+		}
 		n.Store.Close()
 	})
 }

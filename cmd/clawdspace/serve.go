@@ -23,6 +23,7 @@ import (
 	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/spaces"
 	"github.com/adam91holt/clawdspace/store"
+	"github.com/adam91holt/clawdspace/tailnet"
 )
 
 // serveOptions is everything `serve` reads from flags and the environment.
@@ -46,6 +47,16 @@ type serveOptions struct {
 	HistoryInterval time.Duration
 	MaxFileBytes    int64
 	GitTokenHosts   []string
+	Namespace       string
+
+	// Tailnet mode.
+	Tailnet      bool
+	TSAuthKey    string
+	Hostname     string
+	ControlURL   string
+	TrustTailnet bool
+	Nodes        string
+	NodesRefresh time.Duration
 }
 
 func newServeCmd(getenv func(string) string) *cobra.Command {
@@ -58,8 +69,13 @@ func newServeCmd(getenv func(string) string) *cobra.Command {
 Settings come from flags, else from the environment: PORT, API_KEY, CLAWDSPACE_DATA_DIR,
 CLAWDSPACE_IMAGE, CLAWDSPACE_GPU_IMAGE, CLAWDSPACE_AUTH_DISABLED, CLAWDSPACE_TEMPLATES_DIR,
 IDLE_TIMEOUT_MS, HISTORY_INGEST_MS, CLAWDSPACE_MAX_FILE_BYTES, CLAWDSPACE_GIT_TOKEN_HOSTS
-("none" for no host) and DOCKER_HOST.
-Without an API key a strong one is generated on first start and kept in the data folder.`,
+("none" for no host), CLAWDSPACE_NAMESPACE and DOCKER_HOST.
+Without an API key a strong one is generated on first start and kept in the data folder.
+
+Tailnet mode (an auth key in TS_AUTHKEY or --ts-authkey, or --tailnet with a saved login)
+joins the tailnet as its own device and serves the API there on :7777 too; people are known
+by their tailnet identity and act by the grants of the policy file (docs/POLICY.md).
+TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS apply there.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd.Context(), o, cmd.ErrOrStderr())
@@ -68,15 +84,22 @@ Without an API key a strong one is generated on first start and kept in the data
 	idle, idleErr := envMillis(getenv, "IDLE_TIMEOUT_MS", 10*time.Minute)
 	hist, histErr := envMillis(getenv, "HISTORY_INGEST_MS", 15*time.Second)
 	maxFile, maxErr := envInt(getenv, "CLAWDSPACE_MAX_FILE_BYTES", 10<<30)
+	refresh, refreshErr := envMillis(getenv, "NODES_REFRESH_MS", 30*time.Second)
 	cmd.PreRunE = func(c *cobra.Command, _ []string) error {
 		var errs []error
-		for flag, err := range map[string]error{"idle-timeout": idleErr, "history-interval": histErr, "max-file-bytes": maxErr} {
+		for flag, err := range map[string]error{"idle-timeout": idleErr, "history-interval": histErr, "max-file-bytes": maxErr, "nodes-refresh": refreshErr} {
 			if err != nil && !c.Flags().Changed(flag) {
 				errs = append(errs, err)
 			}
 		}
 		if o.MaxFileBytes <= 0 {
 			errs = append(errs, errors.New("--max-file-bytes must be positive"))
+		}
+		if o.NodesRefresh < time.Second {
+			errs = append(errs, errors.New("--nodes-refresh must be at least 1s"))
+		}
+		if _, err := parseNodes(o.Nodes); err != nil {
+			errs = append(errs, err)
 		}
 		return errors.Join(errs...)
 	}
@@ -103,7 +126,30 @@ Without an API key a strong one is generated on first start and kept in the data
 	f.Int64Var(&o.MaxFileBytes, "max-file-bytes", maxFile, "largest file upload in bytes ($CLAWDSPACE_MAX_FILE_BYTES)")
 	f.StringSliceVar(&o.GitTokenHosts, "git-token-hosts", splitList(getenv("CLAWDSPACE_GIT_TOKEN_HOSTS"), "github.com"),
 		"hosts that get env.GITHUB_TOKEN when a create clones over https ($CLAWDSPACE_GIT_TOKEN_HOSTS)")
+	f.StringVar(&o.Namespace, "namespace", getenv("CLAWDSPACE_NAMESPACE"), "prefix of this node's container and volume names, for several nodes on one engine ($CLAWDSPACE_NAMESPACE)")
+	f.BoolVar(&o.Tailnet, "tailnet", false, "join the tailnet with the login saved in the data folder (implied by an auth key)")
+	f.StringVar(&o.TSAuthKey, "ts-authkey", getenv("TS_AUTHKEY"), "tailnet auth key for the first start ($TS_AUTHKEY)")
+	f.StringVar(&o.Hostname, "hostname", "", "device name on the tailnet and node name (default: --name, else the machine's name)")
+	f.StringVar(&o.ControlURL, "control-url", getenv("TS_CONTROL_URL"), "tailnet control server, for self-hosted ones ($TS_CONTROL_URL)")
+	f.BoolVar(&o.TrustTailnet, "trust-tailnet", isTrue(getenv("CLAWDSPACE_TRUST_TAILNET")),
+		"give every tailnet device that reaches the node full access, without grants: personal tailnets only ($CLAWDSPACE_TRUST_TAILNET)")
+	f.StringVar(&o.Nodes, "nodes", getenv("CLAWDSPACE_NODES"), "fixed fleet instead of discovery: name=http://host:7777,... ($CLAWDSPACE_NODES)")
+	f.DurationVar(&o.NodesRefresh, "nodes-refresh", refresh, "time between two fleet health probes ($NODES_REFRESH_MS)")
 	return cmd
+}
+
+// parseNodes reads CLAWDSPACE_NODES: name=http://host:7777,other=http://host2:7777.
+func parseNodes(v string) ([]node.StaticNode, error) {
+	var out []node.StaticNode
+	for _, item := range splitList(v, "") {
+		name, u, ok := strings.Cut(item, "=")
+		name, u = strings.TrimSpace(name), strings.TrimSpace(u)
+		if !ok || name == "" || !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
+			return nil, fmt.Errorf("CLAWDSPACE_NODES entry %q: want name=http://host:7777", item)
+		}
+		out = append(out, node.StaticNode{Name: name, URL: u})
+	}
+	return out, nil
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -210,7 +256,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	case egressErr != nil:
 		log.Warn("template egress block lists cannot be enforced: spaces from templates with one (default, gpu) will be refused. Run the node as root on the engine's host, or pass --insecure-egress.", "reason", egressErr)
 	}
-	eng, err := engine.New(ctx, engine.Config{Host: o.DockerHost, Logger: log, Egress: egressErr == nil, AllowUnenforcedEgress: o.InsecureEgress})
+	eng, err := engine.New(ctx, engine.Config{Host: o.DockerHost, Logger: log, Egress: egressErr == nil, AllowUnenforcedEgress: o.InsecureEgress, Namespace: o.Namespace})
 	if err != nil {
 		return fmt.Errorf("%w\nIs the Docker engine installed and running? Run docker/ensure-engine.sh as root, or see docs/SETUP.md", err)
 	}
@@ -256,16 +302,39 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 			return err
 		}
 	}
-	srv, err := node.New(node.Config{
-		Spaces: svc, Machine: machine, Logger: log,
-		APIKey: key, AuthDisabled: o.AuthDisabled,
-		Version: version, NodeName: o.Name, URL: url,
-		MaxFileBytes: o.MaxFileBytes, SpoolDir: filepath.Join(o.DataDir, "spool"),
-		AllowedHosts: o.AllowedHosts,
-	})
+	name := nodeName(o, machine.Snapshot().Hostname)
+	tn, tln, err := startTailnet(ctx, o, name, log)
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if tn != nil {
+		defer tn.Close()
+		url = "http://" + net.JoinHostPort(tn.Addr(), "7777")
+	}
+	fleet, err := newFleet(o, name, st, tn, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	cfg := node.Config{
+		Spaces: svc, Machine: machine, Logger: log,
+		APIKey: key, AuthDisabled: o.AuthDisabled,
+		Version: version, NodeName: name, URL: url,
+		MaxFileBytes: o.MaxFileBytes, SpoolDir: filepath.Join(o.DataDir, "spool"),
+		AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet, Fleet: fleet,
+	}
+	if tn != nil {
+		cfg.Tailnet = tn
+	}
+	srv, err := node.New(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if fleet != nil {
+		fleet.Start(ctx)
+		defer fleet.Close()
 	}
 	switch {
 	case o.AuthDisabled:
@@ -290,7 +359,71 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		in.Start(ctx)
 		defer in.Close()
 	}
+	if tln != nil {
+		fmt.Fprintf(stderr, "On the tailnet as %s: http://%s:7777 (%s)\n", name, tn.Addr(), accessMode(o))
+		return srv.Serve(ctx, ln, tln)
+	}
 	return srv.Serve(ctx, ln, nil)
+}
+
+// nodeName is the node's name in the fleet and its device name.
+func nodeName(o serveOptions, machine string) string {
+	for _, n := range []string{o.Hostname, o.Name, machine} {
+		if n != "" {
+			return n
+		}
+	}
+	return "clawdspace"
+}
+
+func accessMode(o serveOptions) string {
+	if o.TrustTailnet {
+		return "every tailnet device has full access: --trust-tailnet"
+	}
+	return "access by the grants of the tailnet policy"
+}
+
+// startTailnet joins the tailnet when an auth key or --tailnet asks for
+// it, and listens on :7777 there.
+func startTailnet(ctx context.Context, o serveOptions, name string, log *slog.Logger) (*tailnet.Node, net.Listener, error) {
+	if o.TSAuthKey == "" && !o.Tailnet {
+		if o.TrustTailnet {
+			return nil, nil, errors.New("--trust-tailnet needs tailnet mode (an auth key or --tailnet)")
+		}
+		return nil, nil, nil
+	}
+	tn, err := tailnet.Start(ctx, tailnet.Config{
+		Dir: filepath.Join(o.DataDir, "tailnet"), Hostname: name, AuthKey: o.TSAuthKey,
+		ControlURL: o.ControlURL, Logger: log, Verbose: o.Verbose,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	tln, err := tn.Listen(":7777")
+	if err != nil {
+		tn.Close()
+		return nil, nil, fmt.Errorf("listening on the tailnet: %w", err)
+	}
+	if o.TrustTailnet {
+		log.Warn("TRUSTED TAILNET: every device that can reach this node on the tailnet has full access (--trust-tailnet)")
+	}
+	return tn, tln, nil
+}
+
+// newFleet builds the fleet monitor: tailnet peers, or CLAWDSPACE_NODES.
+func newFleet(o serveOptions, self string, st *store.Store, tn *tailnet.Node, log *slog.Logger) (*node.Fleet, error) {
+	static, err := parseNodes(o.Nodes)
+	if err != nil {
+		return nil, err
+	}
+	if tn == nil && len(static) == 0 {
+		return nil, nil
+	}
+	cfg := node.FleetConfig{Store: st, Self: self, Static: static, Interval: o.NodesRefresh, Logger: log}
+	if tn != nil {
+		cfg.Peers, cfg.Dial = tn, tn.Dial
+	}
+	return node.NewFleet(cfg)
 }
 
 func keyPath(dataDir string) string { return filepath.Join(dataDir, "api-key") }
