@@ -33,8 +33,22 @@ type Control struct {
 	grants map[string][]spaces.Grant // caller address -> grants
 }
 
-// StartControl starts a test tailnet that lives until the test ends.
+// StartControl starts a test tailnet that lives until the test ends. It
+// accepts only its own auth key, on every login.
 func StartControl(tb testing.TB) *Control {
+	tb.Helper()
+	return startControl(tb, true)
+}
+
+// StartControlAnyKey starts a test tailnet that accepts any auth key and
+// lets devices log in again with their saved state and no key, as a real
+// control server does (StartControl's asks for the key every time).
+func StartControlAnyKey(tb testing.TB) *Control {
+	tb.Helper()
+	return startControl(tb, false)
+}
+
+func startControl(tb testing.TB, requireKey bool) *Control {
 	tb.Helper()
 	netns.SetEnabled(false)
 	tb.Cleanup(func() { netns.SetEnabled(true) })
@@ -44,8 +58,10 @@ func StartControl(tb testing.TB) *Control {
 		DERPMap:        derpMap,
 		DNSConfig:      &tailcfg.DNSConfig{Proxied: true},
 		MagicDNSDomain: "tail-scale.ts.net",
-		RequireAuthKey: c.AuthKey,
 		Logf:           logger.Discard,
+	}
+	if requireKey {
+		c.Server.RequireAuthKey = c.AuthKey
 	}
 	c.Server.HTTPTestServer = httptest.NewUnstartedServer(c.Server)
 	c.Server.HTTPTestServer.Start()
