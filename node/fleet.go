@@ -326,6 +326,10 @@ func (f *Fleet) getJSON(ctx context.Context, url string, v any) error {
 	return nil
 }
 
+// Discovers reports whether the fleet is found among tailnet peers (not
+// set by CLAWDSPACE_NODES).
+func (f *Fleet) Discovers() bool { return len(f.cfg.Static) == 0 }
+
 // Transport is the HTTP transport to other nodes, for forwarding.
 func (f *Fleet) Transport() http.RoundTripper { return f.transport }
 

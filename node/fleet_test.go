@@ -358,4 +358,18 @@ func TestTailnetGrants(t *testing.T) {
 	// On a trusted tailnet, every device has full access.
 	r = carol.do(t, open, "GET", "/api/audit", nil)
 	wantCode(t, r, 200, "trusted tailnet")
+
+	// A device that answers like a node but holds no node role is never
+	// sent requests, keys or bodies.
+	if err := n.Fleet.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Fleet.Lookup(t.Context(), "open"); err != nil {
+		t.Fatalf("node open not discovered: %v", err)
+	}
+	r = carol.do(t, n, "GET", "/api/spaces?node=open", nil, "Authorization", "Bearer "+nodetest.Key)
+	wantCode(t, r, 403, "forwarding to a device without the node role")
+	if !strings.Contains(string(r.Body), "not a trusted node") {
+		t.Fatalf("body %s", r.Body)
+	}
 }

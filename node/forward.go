@@ -99,7 +99,25 @@ func (s *Server) onlineNode(ctx context.Context, name string) (spaces.NodeHealth
 	if n.Status != spaces.NodeOnline {
 		return n, spaces.Errorf(spaces.ErrUnavailable, "Node %s is offline", n.Name)
 	}
-	return n, nil
+	return n, s.trustedNode(ctx, n)
+}
+
+// trustedNode checks that a discovered node is one the tailnet policy
+// names as a node before requests, keys and bodies go to it: any device
+// can answer /api/health. Nodes of CLAWDSPACE_NODES are trusted as set.
+func (s *Server) trustedNode(ctx context.Context, n spaces.NodeHealth) error {
+	if s.cfg.Tailnet == nil || !s.cfg.Fleet.Discovers() {
+		return nil
+	}
+	u, err := url.Parse(n.URL)
+	if err == nil {
+		var peer spaces.Caller
+		if peer, err = s.whoIs(ctx, u.Hostname()); err == nil && peer.Access.Can(spaces.ActNode, "") {
+			return nil
+		}
+	}
+	s.log.Warn("not forwarding to a device the policy does not name as a node", "node", n.Name, "url", n.URL, "err", err)
+	return spaces.Errorf(spaces.ErrForbidden, "Forbidden: %s is not a trusted node (the tailnet policy gives it no node role on this node)", n.Name)
 }
 
 // canVouch says whether a request of c can be sent to another node: with
@@ -169,6 +187,9 @@ func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local [
 			go func() {
 				defer wg.Done()
 				list, err := s.remoteSpaces(r.Context(), n, c, requestKey(r))
+				if errors.Is(err, spaces.ErrForbidden) {
+					return // not a node of this fleet
+				}
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -187,6 +208,9 @@ func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local [
 
 // remoteSpaces lists the spaces of another node as c.
 func (s *Server) remoteSpaces(ctx context.Context, n spaces.NodeHealth, c spaces.Caller, key string) ([]spaceJSON, error) {
+	if err := s.trustedNode(ctx, n); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/api/spaces", nil)

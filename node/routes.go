@@ -125,6 +125,10 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if viaTailnet(r) {
+			next.ServeHTTP(w, r) // identified by WhoIs, whatever the name
+			return
+		}
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
