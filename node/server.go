@@ -132,9 +132,10 @@ func (s *Server) Serve(ctx context.Context, ln, tln net.Listener) error {
 			BaseContext:       func(net.Listener) context.Context { return base },
 		}
 	}
-	servers := []*http.Server{newServer(base)}
+	local := newServer(base)
+	servers := []*http.Server{local}
 	errc := make(chan error, 2)
-	go func() { errc <- fmt.Errorf("serving on %s: %w", ln.Addr(), servers[0].Serve(ln)) }()
+	go func() { errc <- fmt.Errorf("serving on %s: %w", ln.Addr(), local.Serve(ln)) }()
 	if tln != nil {
 		ts := newServer(context.WithValue(base, viaTailnetKey{}, true))
 		servers = append(servers, ts)
