@@ -22,7 +22,9 @@
     });
     if (values.length < 2) return;
     var pts = values.map(function (v, i) {
-      var x = 300 - (values.length - 1 - i) * (300 / (MAX_SAMPLES - 1));
+      // The window grows to five minutes, so the first samples show.
+      var span = Math.max(20, values.length) - 1;
+      var x = 300 - (values.length - 1 - i) * (300 / span);
       var y = 58 - Math.min(1, v / top) * 56;
       return x.toFixed(1) + "," + y.toFixed(1);
     });
@@ -112,7 +114,7 @@
     ws.onopen = function () {
       if (retries) term.write("\r\n\x1b[2m[reconnected: a new shell]\x1b[0m\r\n");
       retries = 0;
-      setStatus("Connected: bash in " + space + ". Closing this page ends the shell.", "ok");
+      setStatus("Connected to a shell in " + space + ". Closing this page ends it.", "ok");
       box.setAttribute("data-connected", "true");
       term.focus();
       pingTimer = setInterval(function () { send({ type: "ping" }); }, 25000);

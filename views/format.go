@@ -95,17 +95,6 @@ func StatusIcon(status string) string {
 	return "?"
 }
 
-// FileIcon marks an entry's type in the file browser.
-func FileIcon(typ string) string {
-	switch typ {
-	case "dir":
-		return "📁"
-	case "symlink":
-		return "↪"
-	}
-	return "📄"
-}
-
 // Title joins a page's title and the node's name.
 func Title(c Chrome) string {
 	parts := []string{}
