@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/adam91holt/clawdspace/engine"
+	"github.com/adam91holt/clawdspace/nodetest/testimage"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -26,7 +27,7 @@ func newEngine(t *testing.T, ns string) *engine.Engine {
 		t.Fatalf("no Docker engine (run docker/ensure-engine.sh as root): %v", err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	ensureImage(t, eng.Client())
+	testimage.Ensure(t, eng.Client())
 	return eng
 }
 
@@ -58,7 +59,7 @@ func cleanup(t *testing.T, name string, engines ...*engine.Engine) {
 
 func create(t *testing.T, e *engine.Engine, name string) spaces.Space {
 	t.Helper()
-	sp, err := e.Create(t.Context(), spaces.ContainerSpec{Name: name, Image: testImage,
+	sp, err := e.Create(t.Context(), spaces.ContainerSpec{Name: name, Image: testimage.TestImage,
 		MemoryBytes: 64 << 20, CPUs: 0.5, NetworkMode: spaces.NetworkNone, Template: "offline"})
 	if err != nil {
 		t.Fatalf("creating %s in namespace %q: %v", name, e.Namespace(), err)
@@ -222,7 +223,7 @@ func TestDefaultNamespaceIgnoresNamespaced(t *testing.T) {
 	if err := def.Remove(ctx, "t2."+name, true); !errors.Is(err, spaces.ErrNotFound) {
 		t.Errorf("default Remove of t2's kept volume = %v, want not found", err)
 	}
-	if _, err := def.Create(ctx, spaces.ContainerSpec{Name: "t2." + name, Image: testImage, MemoryBytes: 64 << 20, CPUs: 0.5,
+	if _, err := def.Create(ctx, spaces.ContainerSpec{Name: "t2." + name, Image: testimage.TestImage, MemoryBytes: 64 << 20, CPUs: 0.5,
 		NetworkMode: spaces.NetworkNone}); !errors.Is(err, spaces.ErrInvalid) {
 		t.Errorf("default Create on t2's volume = %v, want invalid", err)
 	}
@@ -242,7 +243,7 @@ func TestOlderNodeSpaceStaysDefault(t *testing.T) {
 	raw := def.Client()
 	cr, err := raw.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: spaces.ContainerPrefix + name,
-		Config: &container.Config{Image: testImage, Cmd: []string{"sleep", "infinity"},
+		Config: &container.Config{Image: testimage.TestImage, Cmd: []string{"sleep", "infinity"},
 			Labels: map[string]string{spaces.LabelKind: spaces.LabelKindSpace, spaces.LabelSpace: name}},
 	})
 	if err != nil {
