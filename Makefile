@@ -25,8 +25,12 @@ image: engine ## Build the sandbox image $(IMAGE) when it is missing (FORCE=1 re
 	else echo "image $(IMAGE) is present (make image FORCE=1 rebuilds it)"; fi
 
 .PHONY: generate
-generate: ## Regenerate generated code
+generate: ## Regenerate generated code (the dashboard's templ views)
 	$(GO) generate ./...
+
+.PHONY: assets
+assets: ## Refresh the vendored front-end files in static/vendor from npm (pinned versions)
+	static/update-vendor.sh
 
 .PHONY: build
 build: ## Build bin/clawdspace
@@ -37,9 +41,10 @@ run: image build ## Set up this machine (engine, image) and run a node on 127.0.
 	$(BIN) serve
 
 .PHONY: test-deps
-test-deps: engine ## Install what the tests need besides the engine (busybox-static for the test image)
+test-deps: engine ## Install what the tests need besides the engine (busybox-static for the test image, Chromium for the dashboard)
 	@test -x /bin/busybox || { command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq busybox-static; } \
 		|| { echo "The tests need /bin/busybox (a static busybox): install busybox-static"; exit 1; }
+	@docker/ensure-chromium.sh
 
 .PHONY: test
 test: test-deps image ## Run every test against the real engine
