@@ -46,6 +46,10 @@ type FleetConfig struct {
 	Peers Peers
 	// Static replaces discovery with a fixed list of nodes.
 	Static []StaticNode
+	// APIKey is sent to Static nodes only (configured, hence trusted, and
+	// sharing the fleet's key), for their capabilities. Discovered devices
+	// never get it.
+	APIKey string
 	// Dial connects to other nodes (through the tailnet); nil means the
 	// host's network.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -294,14 +298,17 @@ func (f *Fleet) probe(ctx context.Context, c candidate, prev spaces.NodeHealth, 
 	return &n
 }
 
-// getJSON GETs url as this node (no key: the target knows this node by
-// its tailnet identity) and decodes a 200 answer.
+// getJSON GETs url as this node (by its tailnet identity, or with the key
+// for configured nodes) and decodes a 200 answer.
 func (f *Fleet) getJSON(ctx context.Context, url string, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.ProbeTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
+	}
+	if !f.Discovers() && f.cfg.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+f.cfg.APIKey)
 	}
 	res, err := f.client.Do(req)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"tailscale.com/tailcfg"
 
+	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/nodetest"
 	"github.com/adam91holt/clawdspace/spaces"
 	"github.com/adam91holt/clawdspace/tailnet"
@@ -371,5 +372,46 @@ func TestTailnetGrants(t *testing.T) {
 	wantCode(t, r, 403, "forwarding to a device without the node role")
 	if !strings.Contains(string(r.Body), "not a trusted node") {
 		t.Fatalf("body %s", r.Body)
+	}
+}
+
+// TestStaticFleet checks CLAWDSPACE_NODES without a tailnet: nodes listed
+// by URL, sharing the API key.
+func TestStaticFleet(t *testing.T) {
+	b := nodetest.Start(t, nodetest.Options{Hostname: "static-b", Namespace: "sb"})
+	a := nodetest.Start(t, nodetest.Options{Hostname: "static-a", Namespace: "sa",
+		Nodes: []node.StaticNode{{Name: "static-a", URL: "http://127.0.0.1:1"}, {Name: "static-b", URL: b.URL}}})
+	if err := a.Fleet.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r := a.Do(t, "GET", "/api/nodes", nil)
+	var v struct {
+		Nodes []struct {
+			Name, Status string
+			Capabilities *struct {
+				CPUs int `json:"cpus"`
+			} `json:"capabilities"`
+		} `json:"nodes"`
+	}
+	r.JSON(t, &v)
+	if len(v.Nodes) != 2 || v.Nodes[1].Name != "static-b" || v.Nodes[1].Status != "online" ||
+		v.Nodes[1].Capabilities == nil || v.Nodes[1].Capabilities.CPUs == 0 {
+		t.Fatalf("nodes = %s, want self and static-b online with capabilities (self listed once)", r.Body)
+	}
+	name := nodetest.Name(t, b.Engine, "static")
+	r = a.Do(t, "POST", "/api/spaces?node=static-b", map[string]any{"name": name})
+	wantCode(t, r, 201, "create through the static fleet")
+	r = a.Do(t, "GET", "/api/spaces?all=true", nil)
+	if !strings.Contains(string(r.Body), `"node":"static-b"`) {
+		t.Fatalf("all=true: %s", r.Body)
+	}
+	b.Stop()
+	if err := a.Fleet.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r = a.Do(t, "GET", "/api/nodes", nil)
+	r.JSON(t, &v)
+	if v.Nodes[1].Status != "offline" {
+		t.Fatalf("after static-b stopped: %s", r.Body)
 	}
 }

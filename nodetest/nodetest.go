@@ -62,6 +62,8 @@ type Options struct {
 	Hostname string
 	// TrustTailnet gives every tailnet device full access.
 	TrustTailnet bool
+	// Nodes is a fixed fleet (CLAWDSPACE_NODES), without the tailnet.
+	Nodes []node.StaticNode
 	// FleetInterval is the time between fleet refreshes (default: an hour,
 	// so tests refresh by hand with Node.Fleet.Refresh).
 	FleetInterval time.Duration
@@ -169,6 +171,15 @@ func Start(tb testing.TB, opt Options) *Node {
 		}
 		cfg.Tailnet, cfg.Fleet = n.TS, n.Fleet
 		cfg.URL = "http://" + n.TS.Addr() + ":7777"
+	} else if len(opt.Nodes) > 0 {
+		n.Fleet, err = node.NewFleet(node.FleetConfig{
+			Store: st, Self: n.Name, Static: opt.Nodes, APIKey: Key, Interval: time.Hour,
+			ProbeTimeout: 3 * time.Second, Clock: opt.Clock, Logger: log,
+		})
+		if err != nil {
+			tb.Fatalf("building fleet: %v", err)
+		}
+		cfg.Fleet = n.Fleet
 	}
 	srv, err := node.New(cfg)
 	if err != nil {

@@ -312,7 +312,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		defer tn.Close()
 		url = "http://" + net.JoinHostPort(tn.Addr(), "7777")
 	}
-	fleet, err := newFleet(o, name, st, tn, log)
+	fleet, err := newFleet(o, name, key, st, tn, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -411,7 +411,7 @@ func startTailnet(ctx context.Context, o serveOptions, name string, log *slog.Lo
 }
 
 // newFleet builds the fleet monitor: tailnet peers, or CLAWDSPACE_NODES.
-func newFleet(o serveOptions, self string, st *store.Store, tn *tailnet.Node, log *slog.Logger) (*node.Fleet, error) {
+func newFleet(o serveOptions, self, key string, st *store.Store, tn *tailnet.Node, log *slog.Logger) (*node.Fleet, error) {
 	static, err := parseNodes(o.Nodes)
 	if err != nil {
 		return nil, err
@@ -419,7 +419,7 @@ func newFleet(o serveOptions, self string, st *store.Store, tn *tailnet.Node, lo
 	if tn == nil && len(static) == 0 {
 		return nil, nil
 	}
-	cfg := node.FleetConfig{Store: st, Self: self, Static: static, Interval: o.NodesRefresh, Logger: log}
+	cfg := node.FleetConfig{Store: st, Self: self, Static: static, APIKey: key, Interval: o.NodesRefresh, Logger: log}
 	if tn != nil {
 		cfg.Peers, cfg.Dial = tn, tn.Dial
 	}
