@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
@@ -127,6 +128,29 @@ func (u *ui) submit(what, click, sel string) {
 	)
 }
 
+// shootDark saves the current page at desktop width with the system set
+// to dark mode.
+func (u *ui) shootDark(name string) {
+	u.t.Helper()
+	setScheme := func(v string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: v}},
+			})
+			return err
+		})
+	}
+	u.do("dark mode", setScheme("dark"))
+	png, err := chromedp.Run(u.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		u.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(u.shots, name+"-dark-desktop.png"), png, 0o644); err != nil {
+		u.t.Fatal(err)
+	}
+	u.do("light mode", setScheme(""))
+}
+
 // eval returns the value of a JavaScript expression.
 func (u *ui) eval(expr string) string {
 	u.t.Helper()
@@ -205,6 +229,7 @@ func TestBrowserDashboard(t *testing.T) {
 	u.waitFor("stats samples for the charts", `+(document.querySelector('[data-stats]')?.dataset.samples || 0) >= 2`, 30*time.Second)
 	u.waitFor("the observability panel", `!!document.querySelector('[data-testid="observe"]')`, 30*time.Second)
 	u.shoot("space-terminal")
+	u.shootDark("space-terminal")
 
 	// Upload a file, then download it back.
 	dl := t.TempDir()

@@ -65,11 +65,20 @@ func TestDeniedRequestsAreAudited(t *testing.T) {
 	}
 }
 
+// TestRootPage: the dashboard at / asks a browser without a key to sign
+// in, and says nothing about the spaces; with the key it is the overview.
 func TestRootPage(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options{})
 	r := n.DoKey(t, "", "GET", "/", nil)
-	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), "Clawdspace node") {
-		t.Fatalf("GET / = %d %s", r.Status, r.Body)
+	if r.Status != http.StatusUnauthorized || !strings.Contains(string(r.Body), "Sign in to this node") {
+		t.Fatalf("GET / without a key = %d %s", r.Status, r.Body)
+	}
+	if strings.Contains(string(r.Body), `data-testid="spaces-table"`) {
+		t.Errorf("the sign-in page shows spaces")
+	}
+	r = n.Do(t, "GET", "/", nil)
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `data-testid="overview-live"`) {
+		t.Fatalf("GET / with the key = %d %s", r.Status, r.Body)
 	}
 }
 
