@@ -139,11 +139,15 @@ func (s *Server) recordRefusal(r *http.Request, c spaces.Caller, space, reason s
 }
 
 // guard lets a request through when its caller may do one of acts to the
-// space named in the path (or, for routes without one, to some space or
-// the node), and otherwise answers 403 and records the refusal.
-func (s *Server) guard(h http.HandlerFunc, acts ...spaces.Action) http.Handler {
+// space named in the path of a space route (or, for other routes, to some
+// space or the node), and otherwise answers 403 and records the refusal.
+func (s *Server) guard(h http.HandlerFunc, spaceRoute bool, acts ...spaces.Action) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.allow(w, r, r.PathValue("name"), acts...) {
+		space := ""
+		if spaceRoute {
+			space = r.PathValue("name")
+		}
+		if s.allow(w, r, space, acts...) {
 			h(w, r)
 		}
 	})

@@ -110,9 +110,16 @@ func (s *Server) callerFromWhoIs(who *apitype.WhoIsResponse, addr string) spaces
 		c.Access = spaces.FullAccess()
 		return c
 	}
-	grants, err := tailcfg.UnmarshalCapJSON[spaces.Grant](who.CapMap, spaces.CapabilityName)
-	if err != nil {
-		s.log.Warn("unreadable clawdspace grant in the tailnet policy", "actor", c.Actor, "err", err)
+	// Each value is read on its own, so one bad value costs only itself.
+	var grants []spaces.Grant
+	for _, raw := range who.CapMap[spaces.CapabilityName] {
+		one := tailcfg.PeerCapMap{spaces.CapabilityName: {raw}}
+		gs, err := tailcfg.UnmarshalCapJSON[spaces.Grant](one, spaces.CapabilityName)
+		if err != nil {
+			s.log.Warn("ignoring an unreadable clawdspace grant in the tailnet policy", "actor", c.Actor, "err", err)
+			continue
+		}
+		grants = append(grants, gs...)
 	}
 	acc, errs := spaces.AccessFrom(grants)
 	for _, e := range errs {

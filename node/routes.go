@@ -13,7 +13,9 @@ func (s *Server) routes() http.Handler {
 	api := http.NewServeMux()
 	read, exec, files := spaces.ActRead, spaces.ActExec, spaces.ActFiles
 	handle := func(pattern string, h http.HandlerFunc, acts ...spaces.Action) {
-		api.Handle(pattern, s.guard(h, acts...))
+		// Only space routes have a space in their path; {name} of a
+		// template route names a template.
+		api.Handle(pattern, s.guard(h, strings.Contains(pattern, "/api/spaces/{name}"), acts...))
 	}
 	handle("GET /api/system", s.handleSystem, read, spaces.ActNode)
 	handle("GET /api/system/capabilities", s.handleCapabilities, read, spaces.ActNode)
@@ -26,7 +28,7 @@ func (s *Server) routes() http.Handler {
 
 	// The list shows only the spaces the caller may read; create checks
 	// the name from the body, on the node the body names.
-	handle("GET /api/spaces", s.handleListSpaces, read, spaces.ActNode)
+	handle("GET /api/spaces", s.handleListSpaces, read)
 	api.HandleFunc("POST /api/spaces", s.handleCreateSpace)
 	handle("GET /api/spaces/{name}", s.handleGetSpace, read)
 	handle("DELETE /api/spaces/{name}", s.handleDestroySpace, spaces.ActDestroy)
@@ -117,30 +119,38 @@ func (s *Server) track(next http.Handler) http.Handler {
 	})
 }
 
-// checkHost refuses, when auth is disabled, requests whose Host is not a
-// loopback name or an allowed host: a web page whose name was rebound to
-// 127.0.0.1 would otherwise count as same-origin and drive the node.
+// checkHost guards against DNS rebinding: a web page whose name was
+// pointed at the node would otherwise count as same-origin and drive it
+// with the visitor's credentials. On the tailnet, where the visitor's
+// device is the credential, the Host must be one of the node's own
+// tailnet names or addresses (or an allowed host); on loopback with auth
+// disabled, a loopback name (or an allowed host).
 func (s *Server) checkHost(next http.Handler) http.Handler {
-	if !s.cfg.AuthDisabled {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if viaTailnet(r) {
-			next.ServeHTTP(w, r) // identified by WhoIs, whatever the name
-			return
-		}
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
-		host = strings.Trim(strings.ToLower(host), "[]")
-		ok := host == "localhost" || net.ParseIP(host).IsLoopback()
-		for _, a := range s.cfg.AllowedHosts {
-			ok = ok || strings.EqualFold(a, host)
+		host = strings.TrimSuffix(strings.Trim(strings.ToLower(host), "[]"), ".")
+		allowed := func(names []string) bool {
+			for _, a := range append(names, s.cfg.AllowedHosts...) {
+				if strings.EqualFold(a, host) {
+					return true
+				}
+			}
+			return false
 		}
-		if !ok {
-			writeJSON(w, http.StatusForbidden, errorBody{Error: "Host not allowed: with auth disabled the node answers only to loopback names"})
-			return
+		switch {
+		case viaTailnet(r):
+			if !allowed(s.cfg.TailnetHosts) {
+				writeJSON(w, http.StatusForbidden, errorBody{Error: "Host not allowed: on the tailnet the node answers only to its own names and addresses"})
+				return
+			}
+		case s.cfg.AuthDisabled:
+			if host != "localhost" && !net.ParseIP(host).IsLoopback() && !allowed(nil) {
+				writeJSON(w, http.StatusForbidden, errorBody{Error: "Host not allowed: with auth disabled the node answers only to loopback names"})
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -58,6 +58,10 @@ type Config struct {
 	// Tailnet is this node's device on the tailnet; nil in local mode.
 	// Requests that arrive on the tailnet listener are identified by WhoIs.
 	Tailnet Tailnet
+	// TailnetHosts are the Host names the tailnet listener answers to:
+	// the node's tailnet addresses and MagicDNS names (a guard against DNS
+	// rebinding; AllowedHosts adds others).
+	TailnetHosts []string
 	// TrustTailnet gives every device that reaches the node on the tailnet
 	// full access, without grants: for personal tailnets only.
 	TrustTailnet bool

@@ -67,7 +67,7 @@ func (s *Server) handleListSpaces(w http.ResponseWriter, r *http.Request) {
 	acc := callerOf(r).Access
 	out := make([]spaceJSON, 0, len(list))
 	for _, sp := range list {
-		if acc.Can(spaces.ActRead, sp.Name) || acc.Can(spaces.ActNode, "") {
+		if acc.Can(spaces.ActRead, sp.Name) {
 			out = append(out, toSpaceJSON(sp))
 		}
 	}

@@ -169,7 +169,7 @@ func Start(tb testing.TB, opt Options) *Node {
 		if err != nil {
 			tb.Fatalf("building fleet: %v", err)
 		}
-		cfg.Tailnet, cfg.Fleet = n.TS, n.Fleet
+		cfg.Tailnet, cfg.Fleet, cfg.TailnetHosts = n.TS, n.Fleet, n.TS.Hosts()
 		cfg.URL = "http://" + n.TS.Addr() + ":7777"
 	} else if len(opt.Nodes) > 0 {
 		n.Fleet, err = node.NewFleet(node.FleetConfig{

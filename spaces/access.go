@@ -1,6 +1,8 @@
 package spaces
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"path"
 	"slices"
@@ -72,6 +74,20 @@ type Grant struct {
 	// Spaces limits space actions to names matching one of these patterns
 	// (path.Match syntax: "alice-*"); empty means every space.
 	Spaces []string `json:"spaces,omitempty"`
+}
+
+// UnmarshalJSON refuses unknown fields: a misspelt "spaces" must not
+// widen a grant to every space.
+func (g *Grant) UnmarshalJSON(b []byte) error {
+	type plain Grant
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var p plain
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("grant %s: %w", b, err)
+	}
+	*g = Grant(p)
+	return nil
 }
 
 // Validate reports what is wrong with a grant, so a typo in the policy

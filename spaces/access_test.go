@@ -87,3 +87,14 @@ func TestAccessFromSkipsBadGrants(t *testing.T) {
 		})
 	}
 }
+
+func TestGrantJSONIsStrict(t *testing.T) {
+	var g spaces.Grant
+	err := json.Unmarshal([]byte(`{"role":"operator","space":["alice-*"]}`), &g)
+	if err == nil || !strings.Contains(err.Error(), `unknown field "space"`) {
+		t.Fatalf("a misspelt field gave %v, want an error naming it", err)
+	}
+	if err := json.Unmarshal([]byte(`{"role":"operator","spaces":["alice-*"]}`), &g); err != nil || len(g.Spaces) != 1 {
+		t.Fatalf("a good grant: %+v, %v", g, err)
+	}
+}

@@ -167,6 +167,19 @@ func (n *Node) DNSName() string {
 	return strings.TrimSuffix(n.status.Self.DNSName, ".")
 }
 
+// Hosts are the names and addresses this device answers to on the
+// tailnet: its addresses, its MagicDNS name and that name's first label.
+func (n *Node) Hosts() []string {
+	var out []string
+	for _, ip := range n.status.TailscaleIPs {
+		out = append(out, ip.String())
+	}
+	if d := n.DNSName(); d != "" {
+		out = append(out, d, strings.SplitN(d, ".", 2)[0])
+	}
+	return out
+}
+
 // Server is the underlying tsnet server (tests wait on its DERP state).
 func (n *Node) Server() *tsnet.Server { return n.srv }
 

@@ -325,7 +325,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet, Fleet: fleet,
 	}
 	if tn != nil {
-		cfg.Tailnet = tn
+		cfg.Tailnet, cfg.TailnetHosts = tn, tn.Hosts()
 	}
 	srv, err := node.New(cfg)
 	if err != nil {
