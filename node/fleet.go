@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"tailscale.com/client/tailscale/apitype"
 	"tailscale.com/ipn/ipnstate"
 
 	"github.com/adam91holt/clawdspace/spaces"
@@ -26,9 +28,10 @@ type NodeStore interface {
 	PutNodes(ctx context.Context, nodes []spaces.NodeHealth) error
 }
 
-// Peers lists the devices of the tailnet.
+// Peers lists the devices of the tailnet and says who they are.
 type Peers interface {
 	Status(ctx context.Context) (*ipnstate.Status, error)
+	WhoIs(ctx context.Context, addr string) (*apitype.WhoIsResponse, error)
 }
 
 // StaticNode is a node named in CLAWDSPACE_NODES.
@@ -42,8 +45,10 @@ type FleetConfig struct {
 	Store NodeStore
 	// Self is this node's name; it is never listed as a peer.
 	Self string
-	// Peers are searched for other nodes, unless Static is set.
-	Peers Peers
+	// Peers are searched for other nodes, unless Static is set: only
+	// those the policy gives the node role (or all, with TrustTailnet).
+	Peers        Peers
+	TrustTailnet bool
 	// Static replaces discovery with a fixed list of nodes.
 	Static []StaticNode
 	// APIKey is sent to Static nodes only (configured, hence trusted, and
@@ -107,7 +112,12 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	} else {
 		t.DialContext = (&net.Dialer{Timeout: cfg.ProbeTimeout}).DialContext
 	}
-	return &Fleet{cfg: cfg, transport: t, client: &http.Client{Transport: t}}, nil
+	client := &http.Client{
+		Transport: t,
+		// A node answers; it never sends this node elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &Fleet{cfg: cfg, transport: t, client: client}, nil
 }
 
 // Start refreshes now and then every Interval until Close.
@@ -159,8 +169,10 @@ func (f *Fleet) Lookup(ctx context.Context, name string) (spaces.NodeHealth, err
 
 // candidate is a device that may run a node.
 type candidate struct {
-	name string // from CLAWDSPACE_NODES or the device's host name
-	url  string
+	name   string // from CLAWDSPACE_NODES or the device's host name
+	url    string
+	static bool // from CLAWDSPACE_NODES: keeps its configured name
+	online bool // as the control server sees it
 }
 
 // Refresh probes every candidate once and stores the results. Known
@@ -198,16 +210,26 @@ func (f *Fleet) Refresh(ctx context.Context) error {
 		return ctx.Err()
 	}
 	now := f.cfg.Clock.Now()
-	seen := make(map[string]bool)
+	// One row per name: an online answer wins over an offline one (a node
+	// that came back on a new address), else the first in URL order.
+	best := make(map[string]int)
 	var out []spaces.NodeHealth
 	for _, r := range results {
-		if r != nil && !seen[strings.ToLower(r.Name)] {
-			seen[strings.ToLower(r.Name)] = true
+		if r == nil {
+			continue
+		}
+		key := strings.ToLower(r.Name)
+		i, dup := best[key]
+		switch {
+		case !dup:
+			best[key] = len(out)
 			out = append(out, *r)
+		case out[i].Status != spaces.NodeOnline && r.Status == spaces.NodeOnline:
+			out[i] = *r
 		}
 	}
 	for _, n := range known {
-		if !seen[strings.ToLower(n.Name)] && n.Status != spaces.NodeOffline {
+		if _, seen := best[strings.ToLower(n.Name)]; !seen && n.Status != spaces.NodeOffline {
 			n.Status, n.Problem, n.CheckedAt = spaces.NodeOffline, "no longer found on the tailnet", now
 			out = append(out, n)
 		}
@@ -224,7 +246,7 @@ func (f *Fleet) candidates(ctx context.Context) ([]candidate, error) {
 		out := make([]candidate, 0, len(f.cfg.Static))
 		for _, s := range f.cfg.Static {
 			if !strings.EqualFold(s.Name, f.cfg.Self) {
-				out = append(out, candidate{name: s.Name, url: strings.TrimSuffix(s.URL, "/")})
+				out = append(out, candidate{name: s.Name, url: strings.TrimSuffix(s.URL, "/"), static: true, online: true})
 			}
 		}
 		return out, nil
@@ -246,9 +268,16 @@ func (f *Fleet) candidates(ctx context.Context) ([]candidate, error) {
 				break
 			}
 		}
+		// Only devices the policy names as nodes are asked: others
+		// never see this node's probes, and cannot pose as a node.
+		who, err := f.cfg.Peers.WhoIs(ctx, ip.String())
+		if err != nil || !callerFromWhoIs(who, ip.String(), f.cfg.TrustTailnet, f.cfg.Logger).Access.Can(spaces.ActNode, "") {
+			continue
+		}
 		url := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(f.cfg.Port))
-		out = append(out, candidate{name: p.HostName, url: url})
+		out = append(out, candidate{name: p.HostName, url: url, online: p.Online})
 	}
+	slices.SortFunc(out, func(a, b candidate) int { return strings.Compare(a.url, b.url) })
 	return out, nil
 }
 
@@ -273,6 +302,9 @@ func (f *Fleet) probe(ctx context.Context, c candidate, prev spaces.NodeHealth, 
 		n.Status, n.Problem, n.CheckedAt = spaces.NodeOffline, problem, now
 		return &n
 	}
+	if !c.online {
+		return offline("offline on the tailnet")
+	}
 	start := time.Now()
 	var h healthBody
 	if err := f.getJSON(ctx, c.url+"/api/health", &h); err != nil {
@@ -282,16 +314,23 @@ func (f *Fleet) probe(ctx context.Context, c candidate, prev spaces.NodeHealth, 
 	if h.Status != "ok" || h.Node == "" {
 		return offline("not a Clawdspace node")
 	}
-	if strings.EqualFold(h.Node, f.cfg.Self) {
+	name, problem := h.Node, ""
+	if c.static && !strings.EqualFold(h.Node, c.name) {
+		name, problem = c.name, "the node calls itself "+h.Node
+	}
+	if strings.EqualFold(name, f.cfg.Self) {
+		if !c.static {
+			f.cfg.Logger.Warn("another node has this node's name: give each node its own --hostname", "name", name, "url", c.url)
+		}
 		return nil
 	}
 	n := spaces.NodeHealth{
-		Name: h.Node, URL: c.url, Status: spaces.NodeOnline, Version: h.Version,
+		Name: name, URL: c.url, Status: spaces.NodeOnline, Version: h.Version, Problem: problem,
 		LatencyMs: latency.Milliseconds(), LastSeen: now, CheckedAt: now, Capabilities: prev.Capabilities,
 	}
 	var caps spaces.NodeCapabilities
 	if err := f.getJSON(ctx, c.url+"/api/system/capabilities", &caps); err != nil {
-		n.Problem = "capabilities: " + err.Error()
+		n.Problem = strings.TrimPrefix(problem+"; ", "; ") + "capabilities: " + err.Error()
 	} else {
 		n.Capabilities = &caps
 	}

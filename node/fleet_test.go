@@ -47,6 +47,10 @@ func (c caller) do(t *testing.T, n *nodetest.Node, method, path string, body any
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i] == "Host" {
+			req.Host = headers[i+1]
+			continue
+		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	res, err := c.c.Do(req)
@@ -105,8 +109,12 @@ func TestFleet(t *testing.T) {
 	ctl.Grant(t, alice.dev, serving, spaces.Grant{Role: "operator"})
 
 	t.Run("discovery", func(t *testing.T) {
-		if err := n1.Fleet.Refresh(t.Context()); err != nil {
-			t.Fatal(err)
+		// The first refreshes ran before the grants: the nodes knew no
+		// devices with the node role yet.
+		for _, n := range nodes {
+			if err := n.Fleet.Refresh(t.Context()); err != nil {
+				t.Fatal(err)
+			}
 		}
 		r := alice.do(t, n1, "GET", "/api/nodes", nil)
 		wantCode(t, r, 200, "nodes")
@@ -196,6 +204,35 @@ func TestFleet(t *testing.T) {
 		}
 	})
 
+	t.Run("forwarding goes one hop", func(t *testing.T) {
+		r := alice.do(t, n1, "GET", "/api/spaces?node=node-2&all=true", nil)
+		wantCode(t, r, 200, "all=true forwarded")
+		if strings.Contains(string(r.Body), `"node":`) || !strings.Contains(string(r.Body), name) {
+			t.Fatalf("node-2 answered %s: want its own list, not a fleet-wide one", r.Body)
+		}
+	})
+
+	t.Run("browser checks on the tailnet", func(t *testing.T) {
+		// A page whose name was pointed at the node (DNS rebinding) is
+		// not the node, whatever it says about its origin.
+		rebind := nodetest.Name(t, n1.Engine, "rebind")
+		r := alice.do(t, n1, "POST", "/api/spaces", map[string]any{"name": rebind},
+			"Host", "evil.example:7777", "Origin", "http://evil.example:7777", "Sec-Fetch-Site", "same-origin")
+		wantCode(t, r, 403, "rebound host")
+		// The node's MagicDNS names are its own.
+		r = alice.do(t, n1, "GET", "/api/spaces", nil, "Host", n1.TS.DNSName()+":7777")
+		wantCode(t, r, 200, "MagicDNS name")
+		// A terminal forwarded from another origin's page is refused by
+		// the node the browser talks to.
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		_, res, err := websocket.Dial(ctx, "ws://"+n1.TS.Addr()+":7777/api/spaces/"+name+"/terminal?node=node-2",
+			&websocket.DialOptions{HTTPClient: alice.c, HTTPHeader: http.Header{"Origin": {"http://evil.example"}}})
+		if err == nil || res == nil || res.StatusCode != 403 {
+			t.Fatalf("cross-origin forwarded terminal: %v, %v; want 403", err, res)
+		}
+	})
+
 	t.Run("terminal through another node", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		defer cancel()
@@ -237,8 +274,17 @@ func TestFleet(t *testing.T) {
 		if on != 1 {
 			t.Fatalf("auto space is on %d nodes, want 1", on)
 		}
-		r = alice.do(t, n1, "POST", "/api/spaces", map[string]any{"name": auto + "-gpu", "node": "auto", "gpu": true})
-		wantCode(t, r, 409, "auto create with a GPU on a fleet without one")
+		// A GPU space goes to a node with a GPU, or nowhere.
+		gpuNodes := 0
+		for _, n := range nodes {
+			if n.Service.HasGPU() {
+				gpuNodes++
+			}
+		}
+		if gpuNodes == 0 {
+			r = alice.do(t, n1, "POST", "/api/spaces", map[string]any{"name": auto + "-gpu", "node": "auto", "gpu": true})
+			wantCode(t, r, 409, "auto create with a GPU on a fleet without one")
+		}
 	})
 
 	t.Run("a person without a grant is refused and audited", func(t *testing.T) {
@@ -253,6 +299,14 @@ func TestFleet(t *testing.T) {
 		ev = lastEvent(t, n2, name, spaces.EventDenied)
 		if ev.Meta["device"] != "bob-laptop" || ev.Meta["via"] != "node-1" {
 			t.Fatalf("denial audit on node-2 = %+v", ev)
+		}
+	})
+
+	t.Run("a device with grants but no node role cannot vouch", func(t *testing.T) {
+		r := alice.do(t, n2, "GET", "/api/spaces", nil, "Clawdspace-Forwarded-For", bob.dev.Addr())
+		wantCode(t, r, 403, "alice claims to forward for bob")
+		if !strings.Contains(string(r.Body), "may not forward") {
+			t.Fatalf("body %s", r.Body)
 		}
 	})
 
@@ -274,6 +328,22 @@ func TestFleet(t *testing.T) {
 		wantCode(t, r, 200, "bob with the key, via node-1")
 		r = bob.do(t, n1, "GET", "/api/spaces/"+name+"?node=node-2", nil, "Authorization", "Bearer wrong-key-0123456789")
 		wantCode(t, r, 401, "bob with a wrong key")
+	})
+
+	t.Run("only devices with the node role get forwarded requests", func(t *testing.T) {
+		// The policy takes node-3's role away on node-1 (only).
+		ctl.Grant(t, n3.TS, []*tailnet.Node{n1.TS})
+		nodetest.WaitUntil(t, "node-1 to stop trusting node-3", func() bool {
+			r := alice.do(t, n1, "GET", "/api/spaces?node=node-3", nil)
+			return r.Status == 403 && strings.Contains(string(r.Body), "not a trusted node")
+		})
+		// Given back, node-3 is found again.
+		ctl.Grant(t, n3.TS, []*tailnet.Node{n1.TS}, spaces.Grant{Role: "node"})
+		if err := n1.Fleet.Refresh(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		r := alice.do(t, n1, "GET", "/api/spaces?node=node-3", nil)
+		wantCode(t, r, 200, "node-3 trusted again")
 	})
 
 	t.Run("a node going away turns offline", func(t *testing.T) {
@@ -351,6 +421,8 @@ func TestTailnetGrants(t *testing.T) {
 	}
 	r = carol.do(t, n, "PUT", "/api/templates", map[string]any{"yaml": "name: x\n"})
 	wantCode(t, r, 403, "operator edits templates")
+	r = carol.do(t, n, "GET", "/api/templates/default", nil)
+	wantCode(t, r, 200, "a grant limited to some spaces reads a template")
 	// Grants taken away apply to the next request.
 	setGlobal()
 	nodetest.WaitUntil(t, "the grant to go", func() bool {
@@ -360,18 +432,20 @@ func TestTailnetGrants(t *testing.T) {
 	r = carol.do(t, open, "GET", "/api/audit", nil)
 	wantCode(t, r, 200, "trusted tailnet")
 
-	// A device that answers like a node but holds no node role is never
-	// sent requests, keys or bodies.
-	if err := n.Fleet.Refresh(t.Context()); err != nil {
-		t.Fatal(err)
+	// A device that answers like a node but holds no node role is not
+	// probed, listed or sent requests; on the trusted tailnet it is.
+	for _, x := range []*nodetest.Node{n, open} {
+		if err := x.Fleet.Refresh(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := n.Fleet.Lookup(t.Context(), "open"); err != nil {
-		t.Fatalf("node open not discovered: %v", err)
+	if _, err := n.Fleet.Lookup(t.Context(), "open"); err == nil {
+		t.Fatal("node open discovered by solo, which does not give it the node role")
 	}
 	r = carol.do(t, n, "GET", "/api/spaces?node=open", nil, "Authorization", "Bearer "+nodetest.Key)
-	wantCode(t, r, 403, "forwarding to a device without the node role")
-	if !strings.Contains(string(r.Body), "not a trusted node") {
-		t.Fatalf("body %s", r.Body)
+	wantCode(t, r, 404, "forwarding to a device without the node role")
+	if _, err := open.Fleet.Lookup(t.Context(), "solo"); err != nil {
+		t.Fatalf("the trusting node did not discover solo: %v", err)
 	}
 }
 

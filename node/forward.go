@@ -126,7 +126,7 @@ func canVouch(c spaces.Caller) error {
 	if c.Actor == spaces.CallerAPIKey().Actor || (c.Addr != "" && c.Via == "") {
 		return nil
 	}
-	return spaces.Errorf(spaces.ErrForbidden, "Forbidden: requests for other nodes need an API key or a tailnet identity")
+	return spaces.Errorf(spaces.ErrForbidden, "Forbidden: requests for other nodes need an API key or a tailnet identity, and go one hop")
 }
 
 // vouch adds the credentials of c to a request for another node.
@@ -252,6 +252,9 @@ func (s *Server) place(ctx context.Context, gpu bool) (string, error) {
 	best, bestFree := "", uint64(0)
 	for _, n := range nodes {
 		if n.Status != spaces.NodeOnline || n.Capabilities == nil || (gpu && !n.Capabilities.GPU) {
+			continue
+		}
+		if !n.Self && s.trustedNode(ctx, spaces.NodeHealth{Name: n.Name, URL: n.URL}) != nil {
 			continue
 		}
 		if best == "" || n.Capabilities.MemoryFree > bestFree {

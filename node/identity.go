@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/subtle"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -90,6 +91,12 @@ func (s *Server) whoIs(ctx context.Context, addr string) (spaces.Caller, error) 
 }
 
 func (s *Server) callerFromWhoIs(who *apitype.WhoIsResponse, addr string) spaces.Caller {
+	return callerFromWhoIs(who, addr, s.cfg.TrustTailnet, s.log)
+}
+
+// callerFromWhoIs makes the caller a WhoIs answer describes, with the
+// grants of the policy (or full access on a trusted tailnet).
+func callerFromWhoIs(who *apitype.WhoIsResponse, addr string, trust bool, log *slog.Logger) spaces.Caller {
 	c := spaces.Caller{Addr: addr}
 	if who.Node != nil {
 		c.Device = strings.SplitN(strings.TrimSuffix(who.Node.Name, "."), ".", 2)[0]
@@ -106,7 +113,7 @@ func (s *Server) callerFromWhoIs(who *apitype.WhoIsResponse, addr string) spaces
 	if c.Actor == "" {
 		c.Actor = c.Device
 	}
-	if s.cfg.TrustTailnet {
+	if trust {
 		c.Access = spaces.FullAccess()
 		return c
 	}
@@ -116,14 +123,14 @@ func (s *Server) callerFromWhoIs(who *apitype.WhoIsResponse, addr string) spaces
 		one := tailcfg.PeerCapMap{spaces.CapabilityName: {raw}}
 		gs, err := tailcfg.UnmarshalCapJSON[spaces.Grant](one, spaces.CapabilityName)
 		if err != nil {
-			s.log.Warn("ignoring an unreadable clawdspace grant in the tailnet policy", "actor", c.Actor, "err", err)
+			log.Warn("ignoring an unreadable clawdspace grant in the tailnet policy", "actor", c.Actor, "err", err)
 			continue
 		}
 		grants = append(grants, gs...)
 	}
 	acc, errs := spaces.AccessFrom(grants)
 	for _, e := range errs {
-		s.log.Warn("ignoring a clawdspace grant in the tailnet policy", "actor", c.Actor, "err", e)
+		log.Warn("ignoring a clawdspace grant in the tailnet policy", "actor", c.Actor, "err", e)
 	}
 	c.Access = acc
 	return c

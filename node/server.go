@@ -171,6 +171,9 @@ func (s *Server) Serve(ctx context.Context, ln, tln net.Listener) error {
 		}()
 	}
 	wg.Wait()
+	// What is left is hijacked: terminals (ended above) and proxied
+	// upgrades to other nodes, which end with their request's context.
+	cancelBase()
 	if err := s.terms.wait(sctx); err != nil {
 		s.log.Warn("terminals still closing at shutdown", "err", err)
 	}

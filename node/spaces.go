@@ -71,10 +71,12 @@ func (s *Server) handleListSpaces(w http.ResponseWriter, r *http.Request) {
 			out = append(out, toSpaceJSON(sp))
 		}
 	}
+	// A request forwarded by another node acts here only: forwarding goes
+	// one hop.
 	if all, err := boolParam(r, "all"); err != nil {
 		s.writeError(w, r, err)
 		return
-	} else if all {
+	} else if all && callerOf(r).Via == "" {
 		s.listFleetSpaces(w, r, out)
 		return
 	}
@@ -174,9 +176,13 @@ func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if req.Node != "" && !s.isSelf(req.Node) {
+	if req.Node != "" && !s.isSelf(req.Node) && callerOf(r).Via == "" {
 		target := req.Node
 		if target == "auto" {
+			// Placement looks at the fleet: only for callers who may create.
+			if !s.allow(w, r, req.Name, spaces.ActCreate) {
+				return
+			}
 			gpu, err := s.wantsGPU(r.Context(), req)
 			if err == nil {
 				target, err = s.place(r.Context(), gpu)

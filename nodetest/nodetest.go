@@ -163,7 +163,7 @@ func Start(tb testing.TB, opt Options) *Node {
 			interval = time.Hour
 		}
 		n.Fleet, err = node.NewFleet(node.FleetConfig{
-			Store: st, Self: n.Name, Peers: n.TS, Dial: n.TS.Dial, Interval: interval,
+			Store: st, Self: n.Name, Peers: n.TS, Dial: n.TS.Dial, Interval: interval, TrustTailnet: opt.TrustTailnet,
 			ProbeTimeout: 3 * time.Second, Clock: opt.Clock, Logger: log,
 		})
 		if err != nil {

@@ -59,6 +59,8 @@ func startControl(tb testing.TB, requireKey bool) *Control {
 		DNSConfig:      &tailcfg.DNSConfig{Proxied: true},
 		MagicDNSDomain: "tail-scale.ts.net",
 		Logf:           logger.Discard,
+		// As Tailscale's control server does, say which peers are online.
+		AllOnline: true,
 	}
 	if requireKey {
 		c.Server.RequireAuthKey = c.AuthKey
@@ -169,6 +171,14 @@ func (c *Control) Grant(tb testing.TB, caller *tailnet.Node, serving []*tailnet.
 		}) {
 			tb.Fatalf("device %s is not connected to control", st.Self.HostName)
 		}
+	}
+	// The filters arrive asynchronously: wait until every serving device
+	// sees the caller's new grants.
+	for _, s := range serving {
+		WaitUntil(tb, "grants to reach "+s.DNSName(), func() bool {
+			who, err := s.WhoIs(context.Background(), caller.Addr())
+			return err == nil && len(who.CapMap[spaces.CapabilityName]) == len(grants)
+		})
 	}
 }
 

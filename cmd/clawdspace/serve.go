@@ -421,7 +421,7 @@ func newFleet(o serveOptions, self, key string, st *store.Store, tn *tailnet.Nod
 	}
 	cfg := node.FleetConfig{Store: st, Self: self, Static: static, APIKey: key, Interval: o.NodesRefresh, Logger: log}
 	if tn != nil {
-		cfg.Peers, cfg.Dial = tn, tn.Dial
+		cfg.Peers, cfg.Dial, cfg.TrustTailnet = tn, tn.Dial, o.TrustTailnet
 	}
 	return node.NewFleet(cfg)
 }
