@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -91,6 +92,15 @@ func (s *Server) createForm(r *http.Request) views.Create {
 		}
 		vm.Values.Template = spaces.DefaultTemplate
 	}
+	// Other online nodes, for a space made elsewhere in the fleet.
+	if nodes, _, err := s.nodeList(r.Context()); err == nil && len(nodes) > 1 {
+		vm.Nodes = []views.Option{{Value: "", Label: "This node (" + s.selfName() + ")"}, {Value: "auto", Label: "Any node that fits"}}
+		for _, n := range nodes {
+			if !n.Self && n.Status == spaces.NodeOnline {
+				vm.Nodes = append(vm.Nodes, views.Option{Value: n.Name, Label: n.Name})
+			}
+		}
+	}
 	return vm
 }
 
@@ -112,6 +122,7 @@ func (s *Server) handleCreateSubmit(w http.ResponseWriter, r *http.Request) {
 	f := r.PostForm
 	vm := s.createForm(r)
 	vm.Values = views.CreateValues{
+		Node: strings.TrimSpace(f.Get("node")),
 		Name: strings.TrimSpace(f.Get("name")), Template: f.Get("template"), Memory: strings.TrimSpace(f.Get("memory")),
 		CPUs: strings.TrimSpace(f.Get("cpus")), GPU: f.Get("gpu") == "true", Image: strings.TrimSpace(f.Get("image")),
 		RepoURL: strings.TrimSpace(f.Get("repoUrl")), RepoBranch: strings.TrimSpace(f.Get("repoBranch")),
@@ -142,7 +153,7 @@ func (s *Server) handleCreateSubmit(w http.ResponseWriter, r *http.Request) {
 		text := strings.ReplaceAll(vm.Values.EnvFileText, "\r\n", "\n")
 		req.EnvFileText = &text
 	}
-	sp, err := s.cfg.Spaces.Create(r.Context(), callerOf(r), req)
+	name, where, err := s.createOn(r, vm.Values.Node, req)
 	if err != nil {
 		msg, ok := userError(err)
 		if !ok {
@@ -158,7 +169,52 @@ func (s *Server) handleCreateSubmit(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, status, views.CreatePage(vm))
 		return
 	}
-	http.Redirect(w, r, "/spaces/"+sp.Name+"?done=created", http.StatusSeeOther)
+	http.Redirect(w, r, where+"/spaces/"+name+"?done=created", http.StatusSeeOther)
+}
+
+// createOn makes the space on this node, or on the named node ("auto":
+// the one that fits) through the API, as the caller. It returns the
+// space's name and the base URL of the node's pages ("" for this one).
+func (s *Server) createOn(r *http.Request, node string, req spaces.CreateRequest) (name, base string, err error) {
+	if node != "" && node != "auto" && s.isSelf(node) {
+		node = ""
+	}
+	if node == "auto" {
+		gpu, err := s.wantsGPU(r.Context(), createRequest{GPU: req.GPU, Template: req.Template})
+		if err != nil {
+			return "", "", err
+		}
+		if node, err = s.place(r.Context(), gpu); err != nil {
+			return "", "", err
+		}
+		if s.isSelf(node) {
+			node = ""
+		}
+	}
+	if node == "" {
+		sp, err := s.cfg.Spaces.Create(r.Context(), callerOf(r), req)
+		return sp.Name, "", err
+	}
+	n, err := s.onlineNode(r.Context(), node)
+	if err != nil {
+		return "", "", err
+	}
+	if err := canVouch(callerOf(r)); err != nil {
+		return "", "", err
+	}
+	body, err := json.Marshal(createBody(req))
+	if err != nil {
+		return "", "", err
+	}
+	var out struct {
+		Space struct {
+			Name string `json:"name"`
+		} `json:"space"`
+	}
+	if err := s.callNode(r.Context(), n, callerOf(r), requestKey(r), http.MethodPost, "/api/spaces", body, &out); err != nil {
+		return "", "", err
+	}
+	return out.Space.Name, n.URL, nil
 }
 
 // createField names the form field a create error is about, from the
@@ -312,4 +368,25 @@ func (s *Server) handleDestroyPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/?done=destroyed", http.StatusSeeOther)
+}
+
+// createBody is req as the API's CreateSpace JSON.
+func createBody(req spaces.CreateRequest) map[string]any {
+	m := map[string]any{"name": req.Name}
+	for k, v := range map[string]string{"memory": req.Memory, "image": req.Image, "template": req.Template,
+		"envFilePath": req.EnvFilePath, "repoUrl": req.RepoURL, "repoBranch": req.RepoBranch, "repoDest": req.RepoDest} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	if req.CPUs != nil {
+		m["cpus"] = *req.CPUs
+	}
+	if req.GPU != nil {
+		m["gpu"] = *req.GPU
+	}
+	if req.EnvFileText != nil {
+		m["envFileText"] = *req.EnvFileText
+	}
+	return m
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -479,6 +480,27 @@ func TestStaticFleet(t *testing.T) {
 	if !strings.Contains(string(r.Body), `"node":"static-b"`) {
 		t.Fatalf("all=true: %s", r.Body)
 	}
+	// The dashboard's form makes a space on another node and sends the
+	// browser to that node's page for it; the node's refusals show in
+	// the form.
+	form := func(v url.Values) nodetest.Response {
+		t.Helper()
+		return a.Do(t, "POST", "/spaces/new", v.Encode(), "Content-Type", "application/x-www-form-urlencoded")
+	}
+	other := nodetest.Name(t, b.Engine, "form")
+	a.HTTP.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	r = form(url.Values{"node": {"static-b"}, "name": {other}, "template": {"default"}})
+	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != b.URL+"/spaces/"+other+"?done=created" {
+		t.Fatalf("form create on static-b: %d %s %s", r.Status, r.Header.Get("Location"), r.Body)
+	}
+	if _, err := b.Service.Get(t.Context(), other); err != nil {
+		t.Fatalf("space not on static-b: %v", err)
+	}
+	r = form(url.Values{"node": {"static-b"}, "name": {other}, "template": {"default"}})
+	if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "Space already exists") {
+		t.Fatalf("form create of an existing space on static-b: %d %s", r.Status, r.Body)
+	}
+
 	b.Stop()
 	if err := a.Fleet.Refresh(t.Context()); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -186,10 +185,10 @@ func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local [
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				list, err := s.remoteSpaces(r.Context(), n, c, requestKey(r))
-				if errors.Is(err, spaces.ErrForbidden) {
-					return // not a node of this fleet
+				if s.trustedNode(r.Context(), n) != nil {
+					return // not a node of this fleet (any more)
 				}
+				list, err := s.remoteSpaces(r.Context(), n, c, requestKey(r))
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -208,37 +207,72 @@ func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local [
 
 // remoteSpaces lists the spaces of another node as c.
 func (s *Server) remoteSpaces(ctx context.Context, n spaces.NodeHealth, c spaces.Caller, key string) ([]spaceJSON, error) {
-	if err := s.trustedNode(ctx, n); err != nil {
+	var v struct {
+		Spaces []spaceJSON `json:"spaces"`
+	}
+	if err := s.callNode(ctx, n, c, key, http.MethodGet, "/api/spaces", nil, &v); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	return v.Spaces, nil
+}
+
+// callNode sends one API request to another node as c and decodes its
+// answer into out. The node's refusals come back as domain errors with
+// its message, so they reach the caller as the node gave them.
+func (s *Server) callNode(ctx context.Context, n spaces.NodeHealth, c spaces.Caller, key, method, path string, body []byte, out any) error {
+	if err := s.trustedNode(ctx, n); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/api/spaces", nil)
+	req, err := http.NewRequestWithContext(ctx, method, n.URL+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	vouch(req.Header, c, key)
 	res, err := s.cfg.Fleet.Client().Do(req)
 	if err != nil {
-		return nil, errors.New("did not answer")
+		return spaces.Errorf(spaces.ErrUnavailable, "Node %s did not answer", n.Name)
 	}
 	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 32<<20))
+	data, err := io.ReadAll(io.LimitReader(res.Body, 32<<20))
 	if err != nil {
-		return nil, errors.New("answer cut short")
+		return spaces.Errorf(spaces.ErrUnavailable, "Node %s: answer cut short", n.Name)
 	}
-	if res.StatusCode != http.StatusOK {
+	if res.StatusCode/100 != 2 {
 		var e errorBody
-		_ = json.Unmarshal(body, &e)
-		return nil, fmt.Errorf("HTTP %d: %s", res.StatusCode, e.Error)
+		_ = json.Unmarshal(data, &e)
+		if e.Error == "" {
+			e.Error = fmt.Sprintf("Node %s answered HTTP %d", n.Name, res.StatusCode)
+		}
+		return spaces.Errorf(kindOf(res.StatusCode), "%s", e.Error)
 	}
-	var v struct {
-		Spaces []spaceJSON `json:"spaces"`
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("node %s: reading its answer: %w", n.Name, err)
 	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		return nil, errors.New("answer is not a space list")
+	return nil
+}
+
+// kindOf is the domain error kind of another node's HTTP status.
+func kindOf(status int) error {
+	switch status {
+	case http.StatusBadRequest:
+		return spaces.ErrInvalid
+	case http.StatusUnauthorized:
+		return spaces.ErrUnauthorized
+	case http.StatusForbidden:
+		return spaces.ErrForbidden
+	case http.StatusNotFound:
+		return spaces.ErrNotFound
+	case http.StatusConflict:
+		return spaces.ErrConflict
+	case http.StatusRequestEntityTooLarge:
+		return spaces.ErrTooLarge
 	}
-	return v.Spaces, nil
+	return spaces.ErrUnavailable
 }
 
 // place picks the node for a space made with "node":"auto": a node with a

@@ -43,7 +43,10 @@
       var tr = el("tr", { "data-testid": "fleet-row", "data-space": sp.name, "data-node": sp.node || "" });
       tr.appendChild(el("td", { "data-label": "Node" }, sp.node || "this node"));
       var name = el("td", { "data-label": "Name" });
+      var urls = {};
+      try { urls = JSON.parse(box.getAttribute("data-node-urls") || "{}"); } catch (e) { urls = {}; }
       if (sp.local) name.appendChild(el("a", { href: "/spaces/" + encodeURIComponent(sp.name) }, sp.name));
+      else if (urls[sp.node]) name.appendChild(el("a", { href: urls[sp.node] + "/spaces/" + encodeURIComponent(sp.name), title: "Open on " + sp.node }, sp.name));
       else name.textContent = sp.name;
       tr.appendChild(name);
       var st = el("td", { "data-label": "Status" });

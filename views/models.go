@@ -94,6 +94,7 @@ type Option struct {
 
 // CreateValues are the fields of the create form.
 type CreateValues struct {
+	Node        string
 	Name        string
 	Template    string
 	Memory      string
@@ -118,6 +119,9 @@ type Create struct {
 	// FormError is a problem no single field owns.
 	FormError string
 	HasGPU    bool
+	// Nodes are where the space can go (empty: this node alone); the
+	// value "" is this node, "auto" the node that fits best.
+	Nodes []Option
 }
 
 // Crumb is one folder of a path, for the file browser's breadcrumbs.
