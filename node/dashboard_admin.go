@@ -97,12 +97,8 @@ func (s *Server) handleTemplateDeletePage(w http.ResponseWriter, r *http.Request
 	http.Redirect(w, r, "/templates?done=deleted", http.StatusSeeOther)
 }
 
-const (
-	// auditWindow is how many of the newest events the audit page's
-	// filters look through (the store's largest page).
-	auditWindow   = 1000
-	auditPageSize = 50
-)
+// auditPageSize is how many events one audit page shows.
+const auditPageSize = 50
 
 // auditTypes are the event types the audit page offers as a filter.
 func auditTypes() []string {
@@ -114,8 +110,8 @@ func auditTypes() []string {
 	}
 }
 
-// handleAuditPage lists audit events newest first, filtered by space (in
-// the store), type and actor (among the newest auditWindow), and paged.
+// handleAuditPage lists audit events newest first, filtered by space, type
+// and actor in the store, a page at a time (older pages by event ID).
 func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	space, typ, actor := strings.TrimSpace(q.Get("space")), q.Get("type"), strings.TrimSpace(q.Get("actor"))
@@ -125,51 +121,46 @@ func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request) {
 	if space != "" && !s.pageAllow(w, r, space, spaces.ActRead, spaces.ActAdmin) {
 		return
 	}
-	page, _ := strconv.Atoi(q.Get("page"))
-	page = max(page, 1)
+	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	before = max(before, 0)
 	vm := views.AuditPage{
 		Chrome: s.chrome(r, "Audit", views.NavAudit), Space: space, Type: typ, Actor: actor,
-		Types: auditTypes(), Page: page, Window: auditWindow, Now: s.clock.Now(),
+		Types: auditTypes(), Now: s.clock.Now(),
 	}
-	events, err := s.cfg.Spaces.Events(r.Context(), spaces.AuditQuery{Space: space, Limit: auditWindow})
+	// One more than a page says whether there is an older page.
+	events, err := s.cfg.Spaces.Events(r.Context(), spaces.AuditQuery{
+		Space: space, Type: typ, Actor: actor, Before: before, Limit: auditPageSize + 1,
+	})
 	if err != nil {
 		_, msg := s.classify(err)
 		vm.Error = "Could not read the audit log: " + msg
 		s.render(w, r, http.StatusOK, views.AuditView(vm))
 		return
 	}
-	var match []spaces.Event
-	for _, e := range slices.Backward(events) {
-		if typ != "" && e.Type != typ {
-			continue
-		}
-		if actor != "" && !strings.Contains(strings.ToLower(e.Actor), strings.ToLower(actor)) {
-			continue
-		}
-		match = append(match, e)
+	older := len(events) > auditPageSize
+	if older {
+		events = events[1:]
 	}
-	from := min((page-1)*auditPageSize, len(match))
-	to := min(from+auditPageSize, len(match))
-	for _, e := range match[from:to] {
+	for _, e := range slices.Backward(events) {
 		vm.Events = append(vm.Events, eventRow(e))
 	}
-	link := func(p int) string {
+	link := func(before int64) string {
 		v := url.Values{}
 		for k, val := range map[string]string{"space": space, "type": typ, "actor": actor} {
 			if val != "" {
 				v.Set(k, val)
 			}
 		}
-		if p > 1 {
-			v.Set("page", strconv.Itoa(p))
+		if before > 0 {
+			v.Set("before", strconv.FormatInt(before, 10))
 		}
 		return "/audit?" + v.Encode()
 	}
-	if page > 1 {
-		vm.PrevURL = link(page - 1)
+	if before > 0 {
+		vm.PrevURL = link(0)
 	}
-	if to < len(match) {
-		vm.NextURL = link(page + 1)
+	if older {
+		vm.NextURL = link(events[0].ID)
 	}
 	s.render(w, r, http.StatusOK, views.AuditView(vm))
 }

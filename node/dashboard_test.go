@@ -1,12 +1,16 @@
 package node_test
 
 import (
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/adam91holt/clawdspace/nodetest"
+	"github.com/adam91holt/clawdspace/spaces"
 )
 
 // page sends a browser-like request: the key in the cookie, form bodies
@@ -205,5 +209,54 @@ func TestDashboardCreateErrors(t *testing.T) {
 				t.Errorf("no %s in the form; errors shown: %s", tt.field, body[max(0, i):min(len(body), i+300)])
 			}
 		})
+	}
+}
+
+// TestDashboardAuditPaging checks that the audit page filters in the store
+// and pages back through every matching event, however old.
+func TestDashboardAuditPaging(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{})
+	t0 := time.Now().Add(-time.Hour)
+	// 1200 events: every third is alice's exec, so her oldest are far
+	// beyond the newest thousand.
+	for i := range 1200 {
+		e := spaces.Event{Time: t0.Add(time.Duration(i) * time.Millisecond), Space: "paged", Type: spaces.EventCreate, Actor: "bob"}
+		if i%3 == 0 {
+			e.Type, e.Actor = spaces.EventExec, "alice@example.com"
+		}
+		if err := n.Store.Record(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := regexp.MustCompile(`data-testid="event-row"`)
+	next := regexp.MustCompile(`href="(/audit\?[^"]*before=\d+[^"]*)"[^>]*data-testid="page-next"`)
+	path := "/audit?type=space.exec&actor=ALICE"
+	seen := 0
+	for pages := 0; path != ""; pages++ {
+		body := bodyOf(t, page(t, n, "GET", path, nil))
+		if strings.Contains(body, ">bob<") {
+			t.Fatalf("page %s shows bob's events", path)
+		}
+		seen += len(rows.FindAllString(body, -1))
+		path = ""
+		if m := next.FindStringSubmatch(body); m != nil {
+			path = html.UnescapeString(m[1])
+		}
+		if pages > 20 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if seen != 400 {
+		t.Fatalf("paged through %d of alice's 400 events", seen)
+	}
+	// The API takes the same filters.
+	r := n.Do(t, "GET", "/api/audit?type=space.exec&actor=alice&limit=1000", nil)
+	var v struct{ Events []spaces.Event }
+	r.JSON(t, &v)
+	if len(v.Events) != 400 {
+		t.Fatalf("API: %d events, want 400", len(v.Events))
+	}
+	if r := n.Do(t, "GET", "/api/audit?before=x", nil); r.Status != 400 {
+		t.Fatalf("before=x: %d", r.Status)
 	}
 }

@@ -262,7 +262,8 @@ type eventJSON struct {
 }
 
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
-	q := spaces.AuditQuery{Space: r.URL.Query().Get("space"), Limit: 200}
+	qv := r.URL.Query()
+	q := spaces.AuditQuery{Space: qv.Get("space"), Type: qv.Get("type"), Actor: strings.TrimSpace(qv.Get("actor")), Limit: 200}
 	if q.Space == "" && !s.allow(w, r, "", spaces.ActAdmin) {
 		return
 	}
@@ -276,6 +277,14 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		q.Limit = n
+	}
+	if v := strings.TrimSpace(qv.Get("before")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "before must be an event id (a whole number above 0)"))
+			return
+		}
+		q.Before = n
 	}
 	events, err := s.cfg.Spaces.Events(r.Context(), q)
 	if err != nil {

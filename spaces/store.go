@@ -38,7 +38,13 @@ type Event struct {
 // AuditQuery selects the newest Limit events, optionally of one space.
 type AuditQuery struct {
 	Space string
-	Limit int
+	// Type keeps events of this type only.
+	Type string
+	// Actor keeps events whose actor contains this text (any case).
+	Actor string
+	// Before keeps events older than this ID (for paging back).
+	Before int64
+	Limit  int
 }
 
 // Store is the node's persistent state. The SQLite adapter implements it.

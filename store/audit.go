@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/adam91holt/clawdspace/spaces"
@@ -20,10 +21,7 @@ const (
 
 	// The listings read newest first so that LIMIT stops early on the rowid
 	// (or audit_space_id) b-tree; Events reverses the page in Go.
-	selectEventsSQL = `SELECT id, ts, space, type, actor, meta FROM audit
-		ORDER BY id DESC LIMIT ?`
-	selectSpaceEventsSQL = `SELECT id, ts, space, type, actor, meta FROM audit
-		WHERE space = ? ORDER BY id DESC LIMIT ?`
+	selectEventsSQL = `SELECT id, ts, space, type, actor, meta FROM audit`
 )
 
 // Record appends e to the audit log. e.ID is ignored; a zero e.Time is
@@ -46,21 +44,14 @@ func (s *Store) Record(ctx context.Context, e spaces.Event) error {
 }
 
 // Events returns the newest q.Limit events (DefaultEventLimit when q.Limit is
-// not positive), only those of q.Space when it is set, oldest first.
+// not positive) that match q's filters, oldest first.
 func (s *Store) Events(ctx context.Context, q spaces.AuditQuery) ([]spaces.Event, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = DefaultEventLimit
 	}
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	if q.Space == "" {
-		rows, err = s.ro.QueryContext(ctx, selectEventsSQL, limit)
-	} else {
-		rows, err = s.ro.QueryContext(ctx, selectSpaceEventsSQL, q.Space, limit)
-	}
+	query, args := eventsQuery(q, limit)
+	rows, err := s.ro.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing events: %w", err)
 	}
@@ -87,6 +78,30 @@ func (s *Store) Events(ctx context.Context, q spaces.AuditQuery) ([]spaces.Event
 	}
 	slices.Reverse(events)
 	return events, nil
+}
+
+// eventsQuery is the SQL of an audit query: newest first, walking the
+// rowid (or the space index) backwards, so LIMIT stops the scan.
+func eventsQuery(q spaces.AuditQuery, limit int) (string, []any) {
+	var where []string
+	var args []any
+	if q.Space != "" {
+		where, args = append(where, "space = ?"), append(args, q.Space)
+	}
+	if q.Type != "" {
+		where, args = append(where, "type = ?"), append(args, q.Type)
+	}
+	if q.Actor != "" {
+		where, args = append(where, "instr(lower(actor), lower(?)) > 0"), append(args, q.Actor)
+	}
+	if q.Before > 0 {
+		where, args = append(where, "id < ?"), append(args, q.Before)
+	}
+	query := selectEventsSQL
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	return query + " ORDER BY id DESC LIMIT ?", append(args, limit)
 }
 
 // encodeMeta returns meta as a JSON object, or NULL when there is nothing in it.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -280,31 +281,39 @@ func TestConcurrentRecord(t *testing.T) {
 // stop at the limit, rather than scanning the table and sorting it.
 func TestEventsQueryPlan(t *testing.T) {
 	tests := []struct {
-		name  string
-		query string
-		args  []any
-		want  []string // the plan must contain one of these
+		name string
+		q    spaces.AuditQuery
+		want []string // the plan must contain one of these
 	}{
 		{
-			name:  "all events",
-			query: selectEventsSQL,
-			args:  []any{10},
+			name: "all events",
+			q:    spaces.AuditQuery{},
 			// ORDER BY the rowid walks the table's own b-tree backwards: SQLite
 			// prints that as a bare "SCAN audit", but without a temp b-tree it
 			// stops after LIMIT rows. Absence of the sort is checked below.
 			want: []string{"SCAN audit", "USING INTEGER PRIMARY KEY"},
 		},
 		{
-			name:  "one space",
-			query: selectSpaceEventsSQL,
-			args:  []any{"a", 10},
-			want:  []string{"USING INDEX audit_space_id", "USING COVERING INDEX audit_space_id"},
+			name: "one space",
+			q:    spaces.AuditQuery{Space: "a"},
+			want: []string{"USING INDEX audit_space_id", "USING COVERING INDEX audit_space_id"},
+		},
+		{
+			name: "one space, filtered, a page back",
+			q:    spaces.AuditQuery{Space: "a", Type: "space.exec", Actor: "ali", Before: 99},
+			want: []string{"USING INDEX audit_space_id", "USING COVERING INDEX audit_space_id"},
+		},
+		{
+			name: "filtered by type",
+			q:    spaces.AuditQuery{Type: "auth.denied"},
+			want: []string{"SCAN audit", "USING INTEGER PRIMARY KEY"},
 		},
 	}
 	s := newTestStore(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan := queryPlan(t, s, tt.query, tt.args...)
+			query, args := eventsQuery(tt.q, 10)
+			plan := queryPlan(t, s, query, args...)
 			if strings.Contains(plan, "TEMP B-TREE") {
 				t.Errorf("plan sorts the rows:\n%s", plan)
 			}
@@ -348,5 +357,51 @@ func BenchmarkRecord(b *testing.B) {
 		if err := s.Record(b.Context(), e); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestEventsFilters(t *testing.T) {
+	s := newTestStore(t)
+	t0 := time.UnixMilli(1_700_000_000_000)
+	add := func(space, typ, actor string) {
+		t.Helper()
+		if err := s.Record(t.Context(), spaces.Event{Time: t0, Space: space, Type: typ, Actor: actor}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("a", spaces.EventExec, "alice@example.com")   // 1
+	add("b", spaces.EventExec, "bob@example.com")     // 2
+	add("a", spaces.EventDenied, "ALICE@example.com") // 3
+	add("a", spaces.EventExec, "api-key")             // 4
+	add("a", spaces.EventExec, "alice@example.com")   // 5
+	ids := func(q spaces.AuditQuery) []int64 {
+		t.Helper()
+		evs, err := s.Events(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int64
+		for _, e := range evs {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		q    spaces.AuditQuery
+		want []int64
+	}{
+		{"type", spaces.AuditQuery{Type: spaces.EventExec, Limit: 10}, []int64{1, 2, 4, 5}},
+		{"actor, any case", spaces.AuditQuery{Actor: "alice", Limit: 10}, []int64{1, 3, 5}},
+		{"space, type and actor", spaces.AuditQuery{Space: "a", Type: spaces.EventExec, Actor: "ALI", Limit: 10}, []int64{1, 5}},
+		{"newest two", spaces.AuditQuery{Type: spaces.EventExec, Limit: 2}, []int64{4, 5}},
+		{"the page before", spaces.AuditQuery{Type: spaces.EventExec, Before: 4, Limit: 2}, []int64{1, 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ids(tt.q); !slices.Equal(got, tt.want) {
+				t.Errorf("ids = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -256,14 +256,12 @@ type AuditPage struct {
 	Actor  string
 	Types  []string
 	Events []Event
-	Page   int
-	// PrevURL and NextURL are "" at the ends.
+	// PrevURL leads back to the newest page, NextURL to older events;
+	// "" at the ends.
 	PrevURL string
 	NextURL string
-	// Window is how many of the newest events the filters look through.
-	Window int
-	Now    time.Time
-	Error  string
+	Now     time.Time
+	Error   string
 }
 
 // NodeRow is one node of the fleet.

@@ -269,7 +269,7 @@ func TestSpacePage(t *testing.T) {
 
 func TestAuditPager(t *testing.T) {
 	d := render(t, views.AuditView(views.AuditPage{
-		Chrome: chrome(), Space: "dev", Page: 2, PrevURL: "/audit?space=dev", NextURL: "/audit?page=3&space=dev", Window: 1000, Now: now,
+		Chrome: chrome(), Space: "dev", PrevURL: "/audit?space=dev", NextURL: "/audit?before=2&space=dev", Now: now,
 		Types: []string{"space.create", "space.exec"}, Type: "space.exec",
 		Events: []views.Event{{ID: 2, Time: now, Space: "dev", Type: "space.exec", Actor: "alice", Meta: `{"command":"ls"}`}},
 	}))
