@@ -213,6 +213,16 @@ func TestFleet(t *testing.T) {
 		}
 	})
 
+	t.Run("the dashboard knows the person", func(t *testing.T) {
+		r := alice.do(t, n1, "GET", "/", nil)
+		wantCode(t, r, 200, "overview on the tailnet, no key")
+		if !strings.Contains(string(r.Body), "(alice-laptop)") || !strings.Contains(string(r.Body), "@fake-control.example.net") {
+			t.Fatalf("overview does not show who is signed in: %s", r.Body)
+		}
+		r = bob.do(t, n1, "GET", "/", nil)
+		wantCode(t, r, 403, "overview for a person without a grant")
+	})
+
 	t.Run("browser checks on the tailnet", func(t *testing.T) {
 		// A page whose name was pointed at the node (DNS rebinding) is
 		// not the node, whatever it says about its origin.
