@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/a-h/templ"
 
@@ -194,6 +195,8 @@ func (s *Server) chrome(r *http.Request, title, nav string) views.Chrome {
 	return views.Chrome{
 		Title: title, Nav: nav, Node: s.selfName(), Version: s.cfg.Version,
 		User: user, Access: c.Access.String(), SignOut: err == nil, Notice: notice(r.URL.Query().Get("done")),
+		CanCreate: c.Access.Can(spaces.ActCreate, ""), CanTemplates: c.Access.Can(spaces.ActTemplates, ""),
+		CanAudit: c.Access.Can(spaces.ActAdmin, ""),
 	}
 }
 
@@ -253,12 +256,36 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
 	}))
 }
 
-// backTo returns a same-site path to go back to, or def.
+// backTo returns a path of this site to go back to, or def. It is
+// rebuilt from its parsed path and query, so nothing a browser might read
+// as another host (a scheme, "//", a backslash, a control character that
+// browsers drop) gets through.
 func backTo(p, def string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+	if p == "" || strings.ContainsAny(p, "\\") || strings.ContainsFunc(p, unicode.IsControl) {
 		return def
 	}
-	return p
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.ContainsAny(u.Path, "\\") {
+		return def
+	}
+	clean := (&url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}).String()
+	if !strings.HasPrefix(clean, "/") || strings.HasPrefix(clean, "//") || strings.HasPrefix(clean, "/\\") {
+		return def
+	}
+	return clean
+}
+
+// sameSite reports whether a GET came from this site's own pages or was
+// typed (Sec-Fetch-Site same-origin or none, or a client that does not
+// send it): only then does a page act on its own (connect a terminal,
+// wake a paused space). On the tailnet a link from any site is signed in.
+func sameSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return true
+	}
+	return false
 }
 
 // withDone adds ?done=code (or &done=) to a path.
@@ -271,6 +298,22 @@ func withDone(p, code string) string {
 	q.Set("done", code)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// readForm reads a form body of up to the node's body limit. A larger
+// one is spaces.ErrTooLarge (413) with a message that says so: nothing of
+// it was read, so nothing was changed.
+func (s *Server) readForm(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	err := r.ParseForm()
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return spaces.Errorf(spaces.ErrTooLarge, "The form is larger than this node's limit of %s, so nothing was saved. Go back to keep your text, and make it smaller",
+			views.Bytes(s.cfg.MaxBodyBytes))
+	}
+	return spaces.Errorf(spaces.ErrInvalid, "The form could not be read")
 }
 
 // userError returns the message of an error the user can fix (shown on

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/adam91holt/clawdspace/spaces"
 	"github.com/adam91holt/clawdspace/views"
@@ -68,8 +69,11 @@ func (s *Server) handleTemplateSave(w http.ResponseWriter, r *http.Request) {
 	if !s.pageAllow(w, r, "", spaces.ActTemplates) {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	src := strings.ReplaceAll(r.PostFormValue("yaml"), "\r\n", "\n")
+	if err := s.readForm(w, r); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	src := strings.ReplaceAll(r.PostForm.Get("yaml"), "\r\n", "\n")
 	t, err := s.cfg.Spaces.PutTemplate(r.Context(), callerOf(r), src)
 	if err != nil {
 		msg, ok := userError(err)
@@ -77,10 +81,16 @@ func (s *Server) handleTemplateSave(w http.ResponseWriter, r *http.Request) {
 			s.pageError(w, r, err)
 			return
 		}
+		// The page stays the one the form was on: the template being
+		// edited (with its name, Managed and Delete) or a new one.
+		vm := views.TemplatePage{Chrome: s.chrome(r, "New template", views.NavTemplates), YAML: src, Error: msg, CanEdit: true}
+		if editing := r.PostForm.Get("editing"); editing != "" {
+			if t, terr := s.cfg.Spaces.Template(r.Context(), editing); terr == nil {
+				vm.Chrome.Title, vm.Name, vm.Managed = "Template "+t.Name, t.Name, t.Managed
+			}
+		}
 		status, _ := s.classify(err)
-		s.render(w, r, status, views.TemplateEdit(views.TemplatePage{
-			Chrome: s.chrome(r, "Template", views.NavTemplates), YAML: src, Error: msg, CanEdit: true,
-		}))
+		s.render(w, r, status, views.TemplateEdit(vm))
 		return
 	}
 	http.Redirect(w, r, "/templates/"+t.Name+"?done=saved", http.StatusSeeOther)
@@ -125,7 +135,7 @@ func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request) {
 	before = max(before, 0)
 	vm := views.AuditPage{
 		Chrome: s.chrome(r, "Audit", views.NavAudit), Space: space, Type: typ, Actor: actor,
-		Types: auditTypes(), Now: s.clock.Now(),
+		Types: auditTypes(), Now: s.clock.Now(), Filtered: space != "" || typ != "" || actor != "",
 	}
 	// One more than a page says whether there is an older page.
 	events, err := s.cfg.Spaces.Events(r.Context(), spaces.AuditQuery{
@@ -172,7 +182,12 @@ func eventRow(e spaces.Event) views.Event {
 			meta = string(b)
 		}
 		if len(meta) > 400 {
-			meta = meta[:400] + "…"
+			// Cut at a character boundary, not inside one.
+			cut := 400
+			for cut > 0 && !utf8.RuneStart(meta[cut]) {
+				cut--
+			}
+			meta = meta[:cut] + "…"
 		}
 	}
 	return views.Event{ID: e.ID, Time: e.Time, Space: e.Space, Type: e.Type, Actor: e.Actor, Meta: meta}
@@ -214,7 +229,11 @@ func (s *Server) handleFleetPage(w http.ResponseWriter, r *http.Request) {
 			s.log.Error("reading the node list", "err", err)
 		}
 	}
-	vm := views.FleetPage{Chrome: s.chrome(r, "Fleet", views.NavFleet), UpdatedAt: updated, Now: s.clock.Now()}
+	acc := callerOf(r).Access
+	vm := views.FleetPage{
+		Chrome: s.chrome(r, "Fleet", views.NavFleet), UpdatedAt: updated, Now: s.clock.Now(),
+		CanExec: acc.Can(spaces.ActExec, ""), CanDestroy: acc.Can(spaces.ActDestroy, ""),
+	}
 	vm.Chrome.Scripts = []string{"fleet.js"}
 	for _, n := range nodes {
 		vm.Nodes = append(vm.Nodes, views.NodeRow{

@@ -25,34 +25,38 @@ func (s *Server) listFiles(r *http.Request, name, p string) views.Files {
 	abs, entries, err := s.cfg.Spaces.ListFiles(r.Context(), callerOf(r), name, p)
 	if err != nil {
 		_, msg := s.classify(err)
-		return views.Files{Path: displayOf(p), Crumbs: crumbs(displayOf(p)), Error: msg}
+		return views.Files{Path: absOf(p), Crumbs: crumbs(absOf(p)), Error: msg}
 	}
-	dp := spaces.DisplayPath(abs)
-	f := views.Files{Path: dp, Crumbs: crumbs(dp)}
-	if dp != "/" {
-		f.Parent = path.Dir(dp)
+	f := views.Files{Path: abs, Crumbs: crumbs(abs)}
+	if abs != spaces.WorkspacePath {
+		f.Parent = path.Dir(abs)
 	}
 	for _, e := range entries {
 		f.Entries = append(f.Entries, views.FileEntry{
-			Name: e.Name, Path: spaces.DisplayPath(e.Path), Type: string(e.Type), Size: e.Size, MTime: e.MTime,
+			Name: e.Name, Path: e.Path, Type: string(e.Type), Size: e.Size, MTime: e.MTime,
 		})
 	}
 	return f
 }
 
-// displayOf cleans a path as the user typed it, for messages.
-func displayOf(p string) string {
+// absOf is the absolute path (/workspace/...) of a path from a form or a
+// link, or /workspace when it is not one. Pages carry absolute paths: the
+// short form (/a for /workspace/a) cannot tell /workspace/workspace/a
+// from /workspace/a.
+func absOf(p string) string {
 	if abs, err := spaces.WorkspacePathOf(p); err == nil {
-		return spaces.DisplayPath(abs)
+		return abs
 	}
-	return "/"
+	return spaces.WorkspacePath
 }
 
-// crumbs splits "/a/b" into workspace, a, b with their paths.
-func crumbs(p string) []views.Crumb {
-	out := []views.Crumb{{Name: "workspace", Path: "/"}}
-	cur := ""
-	for _, part := range strings.Split(strings.Trim(p, "/"), "/") {
+// crumbs splits "/workspace/a/b" into workspace, a, b with their
+// (absolute) paths.
+func crumbs(abs string) []views.Crumb {
+	out := []views.Crumb{{Name: "workspace", Path: spaces.WorkspacePath}}
+	cur := spaces.WorkspacePath
+	rel := strings.TrimPrefix(strings.TrimPrefix(abs, spaces.WorkspacePath), "/")
+	for _, part := range strings.Split(rel, "/") {
 		if part == "" {
 			continue
 		}
@@ -69,14 +73,11 @@ func (s *Server) handleFilePage(w http.ResponseWriter, r *http.Request) {
 	if !s.pageAllow(w, r, name, spaces.ActFiles) {
 		return
 	}
-	dp := displayOf(p)
-	vm := views.FilePage{
-		Chrome: s.chrome(r, path.Base(dp), ""), Space: name, Path: dp, Dir: path.Dir(dp),
-		CanEdit: callerOf(r).Access.Can(spaces.ActFiles, name),
-	}
+	abs := absOf(p)
+	vm := views.FilePage{Chrome: s.chrome(r, path.Base(abs), ""), Space: name, Path: abs, Dir: path.Dir(abs)}
 	info, rc, err := s.cfg.Spaces.OpenFile(r.Context(), callerOf(r), name, p)
 	switch {
-	case err != nil && errors.Is(err, spaces.ErrNotFound) && r.URL.Query().Get("new") == "1" && strings.HasPrefix(dp, "/") && dp != "/":
+	case err != nil && errors.Is(err, spaces.ErrNotFound) && r.URL.Query().Get("new") == "1" && abs != spaces.WorkspacePath:
 		if _, gerr := s.cfg.Spaces.Get(r.Context(), name); gerr != nil {
 			s.pageError(w, r, gerr)
 			return
@@ -111,22 +112,25 @@ func (s *Server) handleFileSave(w http.ResponseWriter, r *http.Request) {
 	if !s.pageAllow(w, r, name, spaces.ActFiles) {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	p := r.PostFormValue("path")
-	text := strings.ReplaceAll(r.PostFormValue("content"), "\r\n", "\n")
+	if err := s.readForm(w, r); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	p := r.PostForm.Get("path")
+	text := strings.ReplaceAll(r.PostForm.Get("content"), "\r\n", "\n")
 	if err := s.cfg.Spaces.WriteFile(r.Context(), callerOf(r), name, p, int64(len(text)), strings.NewReader(text)); err != nil {
 		if msg, ok := userError(err); ok {
-			dp := displayOf(p)
+			abs := absOf(p)
 			s.render(w, r, http.StatusBadRequest, views.FileView(views.FilePage{
-				Chrome: s.chrome(r, path.Base(dp), ""), Space: name, Path: dp, Dir: path.Dir(dp),
-				Text: text, Editable: true, CanEdit: true, Error: msg, Size: int64(len(text)),
+				Chrome: s.chrome(r, path.Base(abs), ""), Space: name, Path: abs, Dir: path.Dir(abs),
+				Text: text, Editable: true, Error: msg, Size: int64(len(text)),
 			}))
 			return
 		}
 		s.pageError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, withDone("/spaces/"+name+"/file?path="+views.Q(displayOf(p)), "saved"), http.StatusSeeOther)
+	http.Redirect(w, r, withDone("/spaces/"+name+"/file?path="+views.Q(absOf(p)), "saved"), http.StatusSeeOther)
 }
 
 // handleUpload streams the files of a multipart form into a folder of the
@@ -160,7 +164,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 			if part.FileName() == "" {
 				continue
 			}
-			target := path.Join(displayOf(dir), path.Base(part.FileName()))
+			target := path.Join(absOf(dir), path.Base(part.FileName()))
 			if err := s.spoolAndWrite(r, name, target, part); err != nil {
 				s.pageError(w, r, err)
 				return
@@ -173,7 +177,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, spaces.Errorf(spaces.ErrInvalid, "Choose a file to upload"))
 		return
 	}
-	http.Redirect(w, r, withDone("/spaces/"+name+"?path="+views.Q(displayOf(dir)), "uploaded")+"#files", http.StatusSeeOther)
+	http.Redirect(w, r, withDone("/spaces/"+name+"?path="+views.Q(absOf(dir)), "uploaded")+"#files", http.StatusSeeOther)
 }
 
 func (s *Server) spoolAndWrite(r *http.Request, name, target string, content io.Reader) error {
@@ -204,12 +208,16 @@ func (s *Server) handleFileDelete(w http.ResponseWriter, r *http.Request) {
 	if !s.pageAllow(w, r, name, spaces.ActFiles) {
 		return
 	}
-	p := r.PostFormValue("path")
+	if err := s.readForm(w, r); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	p := r.PostForm.Get("path")
 	if err := s.cfg.Spaces.DeleteFile(r.Context(), callerOf(r), name, p, true); err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, withDone("/spaces/"+name+"?path="+views.Q(path.Dir(displayOf(p))), "deleted")+"#files", http.StatusSeeOther)
+	http.Redirect(w, r, withDone("/spaces/"+name+"?path="+views.Q(path.Dir(absOf(p))), "deleted")+"#files", http.StatusSeeOther)
 }
 
 func (s *Server) handleMkdirPage(w http.ResponseWriter, r *http.Request) {
@@ -217,15 +225,19 @@ func (s *Server) handleMkdirPage(w http.ResponseWriter, r *http.Request) {
 	if !s.pageAllow(w, r, name, spaces.ActFiles) {
 		return
 	}
-	dir, folder := r.PostFormValue("dir"), strings.TrimSpace(r.PostFormValue("name"))
+	if err := s.readForm(w, r); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	dir, folder := r.PostForm.Get("dir"), strings.TrimSpace(r.PostForm.Get("name"))
 	if folder == "" {
 		s.pageError(w, r, spaces.Errorf(spaces.ErrInvalid, "Give the new folder a name"))
 		return
 	}
-	target := path.Join(displayOf(dir), folder)
+	target := path.Join(absOf(dir), folder)
 	if err := s.cfg.Spaces.MakeDir(r.Context(), callerOf(r), name, target); err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, withDone("/spaces/"+name+"?path="+views.Q(displayOf(target)), "folder")+"#files", http.StatusSeeOther)
+	http.Redirect(w, r, withDone("/spaces/"+name+"?path="+views.Q(absOf(target)), "folder")+"#files", http.StatusSeeOther)
 }

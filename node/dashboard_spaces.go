@@ -114,9 +114,8 @@ func (s *Server) handleCreateForm(w http.ResponseWriter, r *http.Request) {
 // handleCreateSubmit creates a space from the form. The service's rules
 // decide, as for POST /api/spaces; a refusal is shown next to its field.
 func (s *Server) handleCreateSubmit(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	if err := r.ParseForm(); err != nil {
-		s.pageError(w, r, spaces.Errorf(spaces.ErrInvalid, "The form could not be read"))
+	if err := s.readForm(w, r); err != nil {
+		s.pageError(w, r, err)
 		return
 	}
 	f := r.PostForm
@@ -169,23 +168,32 @@ func (s *Server) handleCreateSubmit(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, status, views.CreatePage(vm))
 		return
 	}
-	http.Redirect(w, r, where+"/spaces/"+name+"?done=created", http.StatusSeeOther)
+	if where == nil {
+		http.Redirect(w, r, "/spaces/"+name+"?done=created", http.StatusSeeOther)
+		return
+	}
+	// The form's CSP (form-action 'self') stops a browser from following a
+	// redirect to another node, so the answer is a page here that links
+	// to the space on its node.
+	s.render(w, r, http.StatusCreated, views.CreatedPage(views.Created{
+		Chrome: s.chrome(r, "Space created", views.NavCreate), Space: name, Node: where.Name, URL: where.URL,
+	}))
 }
 
 // createOn makes the space on this node, or on the named node ("auto":
 // the one that fits) through the API, as the caller. It returns the
-// space's name and the base URL of the node's pages ("" for this one).
-func (s *Server) createOn(r *http.Request, node string, req spaces.CreateRequest) (name, base string, err error) {
+// space's name and the node it is on (nil for this one).
+func (s *Server) createOn(r *http.Request, node string, req spaces.CreateRequest) (name string, on *spaces.NodeHealth, err error) {
 	if node != "" && node != "auto" && s.isSelf(node) {
 		node = ""
 	}
 	if node == "auto" {
 		gpu, err := s.wantsGPU(r.Context(), createRequest{GPU: req.GPU, Template: req.Template})
 		if err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		if node, err = s.place(r.Context(), gpu); err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		if s.isSelf(node) {
 			node = ""
@@ -193,18 +201,18 @@ func (s *Server) createOn(r *http.Request, node string, req spaces.CreateRequest
 	}
 	if node == "" {
 		sp, err := s.cfg.Spaces.Create(r.Context(), callerOf(r), req)
-		return sp.Name, "", err
+		return sp.Name, nil, err
 	}
 	n, err := s.onlineNode(r.Context(), node)
 	if err != nil {
-		return "", "", err
+		return "", nil, err
 	}
 	if err := canVouch(callerOf(r)); err != nil {
-		return "", "", err
+		return "", nil, err
 	}
 	body, err := json.Marshal(createBody(req))
 	if err != nil {
-		return "", "", err
+		return "", nil, err
 	}
 	var out struct {
 		Space struct {
@@ -212,9 +220,9 @@ func (s *Server) createOn(r *http.Request, node string, req spaces.CreateRequest
 		} `json:"space"`
 	}
 	if err := s.callNode(r.Context(), n, callerOf(r), requestKey(r), http.MethodPost, "/api/spaces", body, &out); err != nil {
-		return "", "", err
+		return "", nil, err
 	}
-	return out.Space.Name, n.URL, nil
+	return out.Space.Name, &n, nil
 }
 
 // createField names the form field a create error is about, from the
@@ -258,12 +266,13 @@ func (s *Server) handleSpacePage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	vm := views.SpacePage{
 		Chrome: s.chrome(r, sp.Name, ""), Space: spaceRow(sp, acc), Now: s.clock.Now(),
-		Terminal: q.Get("terminal") == "1",
+		Terminal: q.Get("terminal") == "1" && sameSite(r),
 	}
 	vm.Chrome.Scripts = []string{"vendor/xterm/xterm.js", "vendor/addon-fit/addon-fit.js", "space.js"}
 	vm.Chrome.Styles = []string{"vendor/xterm/xterm.css"}
 	if vm.Space.CanFiles {
-		if sp.Status != spaces.StatusRunning && q.Get("files") != "1" && q.Get("path") == "" {
+		asked := (q.Get("files") == "1" || q.Get("path") != "") && sameSite(r)
+		if sp.Status != spaces.StatusRunning && !asked {
 			vm.Files = views.Files{Paused: true, Path: "/"}
 		} else {
 			vm.Files = s.listFiles(r, name, q.Get("path"))

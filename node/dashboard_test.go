@@ -70,14 +70,15 @@ func TestDashboardSignIn(t *testing.T) {
 		return res
 	}
 	tests := []struct {
-		name   string
-		path   string
-		status int
-		want   string
+		name     string
+		path     string
+		status   int
+		want     string
+		location string
 	}{
 		{name: "no key", path: "/", status: http.StatusUnauthorized, want: `data-testid="signin"`},
 		{name: "wrong key", path: "/?key=wrong-key-0123456789", status: http.StatusUnauthorized, want: `data-testid="signin-wrong"`},
-		{name: "unknown page", path: "/nowhere?key=" + nodetest.Key, status: http.StatusSeeOther},
+		{name: "unknown page", path: "/nowhere?key=" + nodetest.Key, status: http.StatusSeeOther, want: `href="/nowhere"`, location: "/nowhere"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,6 +88,9 @@ func TestDashboardSignIn(t *testing.T) {
 			}
 			if body := bodyOf(t, res); !strings.Contains(body, tt.want) {
 				t.Errorf("body lacks %s", tt.want)
+			}
+			if loc := res.Header.Get("Location"); loc != tt.location {
+				t.Errorf("Location = %q, want %q", loc, tt.location)
 			}
 			if csp := res.Header.Get("Content-Security-Policy"); tt.status != http.StatusSeeOther && !strings.Contains(csp, "script-src 'self'") {
 				t.Errorf("CSP = %q", csp)

@@ -112,3 +112,25 @@ func Title(c Chrome) string {
 func Q(s string) string { return url.QueryEscape(s) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// workspaceRoot is where a space's files live; forms and links carry
+// paths under it, and pages show them without it.
+const workspaceRoot = "/workspace"
+
+// Shown is a path under /workspace as a person reads it: "/a/b" for
+// "/workspace/a/b", "/" for the workspace itself. Only for display: a
+// folder named workspace makes the short form ambiguous.
+func Shown(abs string) string {
+	if abs == workspaceRoot {
+		return "/"
+	}
+	if r, ok := strings.CutPrefix(abs, workspaceRoot+"/"); ok {
+		return "/" + r
+	}
+	return abs
+}
+
+// textareaText starts a textarea's (or a pre's) content with a newline:
+// HTML drops one newline right after the opening tag, which would cost a
+// text that starts with one its first line.
+func textareaText(s string) string { return "\n" + s }

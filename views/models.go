@@ -32,6 +32,11 @@ type Chrome struct {
 	Scripts []string
 	// Styles are extra style sheets under /static/.
 	Styles []string
+	// CanCreate, CanTemplates and CanAudit show the sections the user
+	// may use (a link to a refusal helps nobody).
+	CanCreate    bool
+	CanTemplates bool
+	CanAudit     bool
 }
 
 // NodeStats are the machine's figures on the overview.
@@ -124,13 +129,14 @@ type Create struct {
 	Nodes []Option
 }
 
-// Crumb is one folder of a path, for the file browser's breadcrumbs.
+// Crumb is one folder of a path, for the file browser's breadcrumbs;
+// Path is absolute.
 type Crumb struct {
 	Name string
 	Path string
 }
 
-// FileEntry is one row of the file browser.
+// FileEntry is one row of the file browser; Path is absolute.
 type FileEntry struct {
 	Name  string
 	Path  string
@@ -139,7 +145,9 @@ type FileEntry struct {
 	MTime time.Time
 }
 
-// Files is the file browser of a space.
+// Files is the file browser of a space. Paths are absolute
+// (/workspace/...): a top-level folder named workspace makes the short
+// form ambiguous, so it is only shown, never sent back.
 type Files struct {
 	Path    string
 	Parent  string // "" at the top
@@ -202,7 +210,8 @@ type Observe struct {
 	Error          string
 }
 
-// FilePage shows one file, editable when it is small UTF-8 text.
+// FilePage shows one file, editable when it is small UTF-8 text. Path
+// and Dir are absolute (/workspace/...), as forms and links carry them.
 type FilePage struct {
 	Chrome   Chrome
 	Space    string
@@ -212,9 +221,8 @@ type FilePage struct {
 	Text     string
 	Editable bool
 	// Why says why the file cannot be edited here.
-	Why     string
-	CanEdit bool
-	Error   string
+	Why   string
+	Error string
 }
 
 // Confirm asks before destroying a space.
@@ -262,6 +270,9 @@ type AuditPage struct {
 	NextURL string
 	Now     time.Time
 	Error   string
+	// Filtered says a filter is set (an empty page then says nothing
+	// matched, not that nothing happened).
+	Filtered bool
 }
 
 // NodeRow is one node of the fleet.
@@ -289,6 +300,10 @@ type FleetPage struct {
 	Nodes     []NodeRow
 	UpdatedAt time.Time
 	Now       time.Time
+	// CanExec and CanDestroy offer Pause/Start and Destroy: whether the
+	// user may on some space here. Each node decides for its own spaces.
+	CanExec    bool
+	CanDestroy bool
 }
 
 // SignIn is the page for a browser without a valid key.
@@ -304,4 +319,13 @@ type ErrorPage struct {
 	Status  int
 	Heading string
 	Message string
+}
+
+// Created says a space was made on another node, with a link to its page
+// there: the browser may not follow a form's redirect to another origin.
+type Created struct {
+	Chrome Chrome
+	Space  string
+	Node   string
+	URL    string
 }
