@@ -2,11 +2,13 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,8 +16,12 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
+	cdplog "github.com/chromedp/cdproto/log"
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/nodetest"
 )
 
@@ -140,6 +146,10 @@ func (u *ui) shootDark(name string) {
 			return err
 		})
 	}
+	// The terminal re-fits a moment after the phone-width shot: wait
+	// until it has fitted the desktop width again.
+	u.waitFor("the terminal to fit the desktop width",
+		`!document.querySelector('[data-term][data-fit-width]') || document.querySelector('[data-term]').dataset.fitWidth === String(window.innerWidth)`, 10*time.Second)
 	u.do("dark mode", setScheme("dark"))
 	png, err := chromedp.Run(u.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -170,6 +180,75 @@ func (u *ui) waitFor(what, predicate string, timeout time.Duration) {
 	}))
 }
 
+// watchProblems fails the test, when it ends, on any JavaScript exception
+// or Content-Security-Policy violation in the browser's pages.
+func watchProblems(t *testing.T, ctx context.Context) {
+	t.Helper()
+	var mu sync.Mutex
+	var problems []string
+	add := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		problems = append(problems, s)
+	}
+	// A violation also reaches the page as an event: report it on the
+	// console, where the listener sees it whatever the browser logs.
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `document.addEventListener("securitypolicyviolation", e => console.error("CSP violation: " + e.violatedDirective + " " + e.blockedURI));`,
+		})
+		return err
+	})); err != nil {
+		t.Fatalf("watching for CSP violations: %v", err)
+	}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			add(fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber+1, msg))
+		case *runtime.EventConsoleAPICalled:
+			for _, a := range ev.Args {
+				var text string
+				if json.Unmarshal(a.Value, &text) == nil && strings.HasPrefix(text, "CSP violation") {
+					add(text)
+				}
+			}
+		case *cdplog.EventEntryAdded:
+			if e := ev.Entry; e.Source == cdplog.EntrySourceSecurity || strings.Contains(e.Text, "Content Security Policy") {
+				add(fmt.Sprintf("%s: %s (%s)", e.Source, e.Text, e.URL))
+			}
+		}
+	}); err != nil {
+		t.Fatalf("listening to the browser: %v", err)
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range problems {
+			t.Errorf("in the browser: %s", p)
+		}
+	})
+}
+
+// pressKey presses one named key (Escape, Tab).
+func pressKey(key string, code int64) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		down := input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeRawKeyDown, Key: key, Code: key, WindowsVirtualKeyCode: code, NativeVirtualKeyCode: code}
+		up := down
+		up.Type = input.DispatchKeyEventTypeKeyUp
+		for _, ev := range []input.DispatchKeyEventParams{down, up} {
+			if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // TestBrowserDashboard drives the dashboard of a real node on the real
 // engine in headless Chromium: sign in with a ?key= link, create a space
 // through the form (after a refused try), run echo in the web terminal,
@@ -179,6 +258,7 @@ func (u *ui) waitFor(what, predicate string, timeout time.Duration) {
 func TestBrowserDashboard(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options{})
 	ctx := nodetest.Browser(t)
+	watchProblems(t, ctx)
 	u := &ui{t: t, ctx: ctx, base: n.URL, shots: nodetest.ScreenshotDir(t)}
 	t.Logf("screenshots: %s", u.shots)
 	name := nodetest.Name(t, n.Engine, "ui")
@@ -226,6 +306,11 @@ func TestBrowserDashboard(t *testing.T) {
 		typeKeys("echo hello-$((6*7))\r"),
 	)
 	u.waitFor("the echo in the terminal", `(document.querySelector('.xterm-rows')?.textContent || "").includes("hello-42")`, 30*time.Second)
+	// The terminal is no keyboard trap: Esc then Tab moves the focus out.
+	u.do("leaving the terminal by keyboard", pressKey("Escape", 27), pressKey("Tab", 9))
+	if inside := u.eval(`String(!!document.activeElement.closest('[data-term]'))`); inside != "false" {
+		t.Errorf("Esc then Tab left the focus in the terminal")
+	}
 	u.waitFor("stats samples for the charts", `+(document.querySelector('[data-stats]')?.dataset.samples || 0) >= 2`, 30*time.Second)
 	u.waitFor("the observability panel", `!!document.querySelector('[data-testid="observe"]')`, 30*time.Second)
 	u.shoot("space-terminal")
@@ -238,7 +323,7 @@ func TestBrowserDashboard(t *testing.T) {
 	if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	row := `[data-testid="file-row"][data-path="/hello.txt"]`
+	row := `[data-testid="file-row"][data-path="/workspace/hello.txt"]`
 	u.do("choosing a file", chromedp.SetUploadFiles(css(`[data-testid="upload-input"]`), []string{src}))
 	u.submit("uploading", `[data-testid="upload-submit"]`, row)
 	u.shoot("space-files")
@@ -329,6 +414,28 @@ func TestBrowserDashboard(t *testing.T) {
 	u.open("/fleet", `[data-testid="node-row"]`)
 	u.do("waiting for the fleet's spaces", chromedp.WaitVisible(css(`[data-testid="fleet-row"][data-space="`+name+`"]`)))
 	u.shoot("fleet")
+	// Pause and Start from the fleet page, then destroy another space there
+	// (the button asks first).
+	fleetRow := `[data-testid="fleet-row"][data-space="` + name + `"]`
+	u.do("pausing from the fleet", chromedp.Click(css(fleetRow+` [data-testid="fleet-toggle"]`)),
+		chromedp.WaitVisible(css(fleetRow+` [data-status="paused"]`)))
+	if sp := getSpace(t, n, name); sp.Status != "paused" {
+		t.Errorf("after the fleet's Pause the space is %s", sp.Status)
+	}
+	u.do("starting from the fleet", chromedp.Click(css(fleetRow+` [data-testid="fleet-toggle"]`)),
+		chromedp.WaitVisible(css(fleetRow+` [data-status="running"]`)))
+	doomed := newSpace(t, n, "fleetgone")
+	u.open("/fleet", `[data-testid="fleet-row"][data-space="`+doomed+`"]`)
+	doomedRow := `[data-testid="fleet-row"][data-space="` + doomed + `"]`
+	u.do("arming destroy", chromedp.Click(css(doomedRow+` [data-testid="fleet-destroy"]`)))
+	if label := u.eval(`document.querySelector('` + doomedRow + ` [data-testid="fleet-destroy"]').textContent`); label != "Confirm destroy" {
+		t.Errorf("the first click on Destroy shows %q", label)
+	}
+	u.do("destroying from the fleet", chromedp.Click(css(doomedRow+` [data-testid="fleet-destroy"]`)))
+	u.waitFor("the destroyed space to leave the fleet", `!document.querySelector('`+doomedRow+`')`, 60*time.Second)
+	if res := n.Do(t, http.MethodGet, "/api/spaces/"+doomed, nil); res.Status != http.StatusNotFound {
+		t.Errorf("after the fleet's Destroy the space answers %d", res.Status)
+	}
 
 	// Overview: the space is listed and the page refreshes itself.
 	u.open("/", `[data-testid="space-row"][data-space="`+name+`"]`)
@@ -382,4 +489,34 @@ func waitFile(t *testing.T, path, want string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("download %s: got %q, want %q", path, got, want)
+}
+
+// TestBrowserCreateOnOtherNode: the create form makes a space on another
+// node of a static fleet and shows a page of this node that links to it
+// (the CSP's form-action 'self' would block a redirect there).
+func TestBrowserCreateOnOtherNode(t *testing.T) {
+	b := nodetest.Start(t, nodetest.Options{Hostname: "ui-b", Namespace: "ub"})
+	a := nodetest.Start(t, nodetest.Options{Hostname: "ui-a", Namespace: "ua",
+		Nodes: []node.StaticNode{{Name: "ui-a", URL: "http://127.0.0.1:1"}, {Name: "ui-b", URL: b.URL}}})
+	if err := a.Fleet.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := nodetest.Browser(t)
+	watchProblems(t, ctx)
+	u := &ui{t: t, ctx: ctx, base: a.URL, shots: nodetest.ScreenshotDir(t)}
+	name := nodetest.Name(t, b.Engine, "there")
+	u.open("/spaces/new?key="+nodetest.Key, `[data-testid="field-node"]`)
+	u.do("filling the form",
+		chromedp.SetValue(css(`[data-testid="field-name"]`), name),
+		chromedp.SetValue(css(`[data-testid="field-memory"]`), "128m"),
+		chromedp.SetValue(css(`[data-testid="field-node"]`), "ui-b"),
+	)
+	u.submit("creating on ui-b", `[data-testid="create-submit"]`, `[data-testid="created"]`)
+	if href := u.eval(`document.querySelector('[data-testid="created-open"]').href`); href != b.URL+"/spaces/"+name {
+		t.Errorf("the page links to %q, want %q", href, b.URL+"/spaces/"+name)
+	}
+	u.shoot("created-elsewhere")
+	if _, err := b.Service.Get(t.Context(), name); err != nil {
+		t.Fatalf("the space is not on ui-b: %v", err)
+	}
 }

@@ -17,9 +17,10 @@
     }
     function refresh() {
       if (busy) return;
-      // Keep a keyboard user's focus: skip a turn while it is inside.
+      // Keep a keyboard user's focus: skip a turn while it is inside
+      // (content rendered by the server counts as loaded too).
       var a = document.activeElement;
-      if (document.hidden || (el.dataset.loaded && a && a !== document.body && el.contains(a))) {
+      if (document.hidden || (a && a !== document.body && el.contains(a))) {
         schedule();
         return;
       }

@@ -4,7 +4,15 @@
   "use strict";
   var box = document.querySelector("[data-fleet-spaces]");
   if (!box) return;
+  // status announces actions and failures only (aria-live); the time of
+  // the last refresh goes to a quiet line.
   var status = document.querySelector("[data-fleet-status]");
+  var updated = document.querySelector("[data-fleet-updated]");
+  var errorsBox = document.querySelector("[data-fleet-errors]");
+  // What the user may do, as far as this node can tell; each node still
+  // decides for its own spaces.
+  var canExec = box.getAttribute("data-can-exec") === "true";
+  var canDestroy = box.getAttribute("data-can-destroy") === "true";
   var icons = { running: "▶", paused: "⏸", stopped: "■" };
 
   function el(tag, attrs, text) {
@@ -57,27 +65,50 @@
       tr.appendChild(st);
       tr.appendChild(el("td", { "data-label": "Resources" }, bytes(sp.memory) + " · " + sp.cpus + " CPU" + (sp.gpu ? " · GPU" : "")));
       var actions = el("td", { "data-label": "Actions", "class": "actions" });
-      var toggle = el("button", { type: "button" }, sp.status === "running" ? "Pause" : "Start");
-      toggle.addEventListener("click", function () {
-        if (sp.status === "running") act(sp, "POST", "/stop", "Pausing", toggle);
-        else act(sp, "POST", "/start", "Starting", toggle);
-      });
-      actions.appendChild(toggle);
-      var destroy = el("button", { type: "button", "class": "danger" }, "Destroy");
-      destroy.addEventListener("click", function () {
-        if (destroy.dataset.armed !== "true") {
-          destroy.dataset.armed = "true";
-          destroy.textContent = "Confirm destroy";
-          return;
-        }
-        act(sp, "DELETE", "?removeVolume=false", "Destroying", destroy);
-      });
-      actions.appendChild(destroy);
+      var where = sp.node ? " on " + sp.node : "";
+      if (canExec) {
+        var verb = sp.status === "running" ? "Pause" : "Start";
+        var toggle = el("button", { type: "button", "data-testid": "fleet-toggle", "aria-label": verb + " " + sp.name + where }, verb);
+        toggle.addEventListener("click", function () {
+          if (sp.status === "running") act(sp, "POST", "/stop", "Pausing", toggle);
+          else act(sp, "POST", "/start", "Starting", toggle);
+        });
+        actions.appendChild(toggle);
+      }
+      if (canDestroy) {
+        var destroy = el("button", { type: "button", "class": "danger", "data-testid": "fleet-destroy", "aria-label": "Destroy " + sp.name + where }, "Destroy");
+        destroy.addEventListener("click", function () {
+          if (destroy.dataset.armed !== "true") {
+            destroy.dataset.armed = "true";
+            destroy.textContent = "Confirm destroy";
+            destroy.setAttribute("aria-label", "Confirm: destroy " + sp.name + where);
+            return;
+          }
+          act(sp, "DELETE", "?removeVolume=false", "Destroying", destroy);
+        });
+        actions.appendChild(destroy);
+      }
       tr.appendChild(actions);
       body.appendChild(tr);
     });
     t.appendChild(body);
     box.appendChild(t);
+  }
+  // showErrors lists the nodes that could not be asked for their spaces.
+  function showErrors(errs) {
+    errorsBox.textContent = "";
+    (errs || []).forEach(function (e) {
+      var p = el("p", { "class": "notice error", role: "alert", "data-testid": "fleet-node-error", "data-node": e.node || "" });
+      p.appendChild(el("span", { "aria-hidden": "true" }, "⚠ "));
+      p.appendChild(document.createTextNode("Could not reach " + (e.node || "a node") + ": " + (e.error || "no answer") + "."));
+      errorsBox.appendChild(p);
+    });
+  }
+  // focused says the keyboard focus is inside the table: a refresh then
+  // waits, so the focus (and an armed "Confirm destroy") stays.
+  function focused() {
+    var a = document.activeElement;
+    return a && a !== document.body && box.contains(a);
   }
   function load() {
     fetch("/api/spaces?all=true", { credentials: "same-origin" })
@@ -90,10 +121,12 @@
         });
         list.sort(function (a, b) { return (a.node || "").localeCompare(b.node || "") || a.name.localeCompare(b.name); });
         render(list);
-        status.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
+        showErrors(j.errors);
+        updated.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
+        box.dataset.loaded = "true";
       })
       .catch(function (e) { status.textContent = "Could not load the fleet's spaces: " + e.message + ". Retrying."; });
   }
   load();
-  setInterval(function () { if (!document.hidden) load(); }, 10000);
+  setInterval(function () { if (!document.hidden && !focused()) load(); }, 10000);
 })();

@@ -89,21 +89,55 @@
     fit = new FitAddon.FitAddon();
     term.loadAddon(fit);
     term.open(box);
-    fit.fit();
+    fitNow();
+    // xterm takes Tab for the shell; Esc then Tab (or Shift+Tab) moves the
+    // focus out instead, so the terminal is no keyboard trap. Esc itself
+    // still goes to the shell (vi needs it).
+    var escaped = false;
+    term.attachCustomKeyEventHandler(function (e) {
+      if (e.type !== "keydown" || e.key === "Shift") return true;
+      if (e.key === "Tab" && escaped) { escaped = false; return false; }
+      escaped = e.key === "Escape";
+      return true;
+    });
     term.onData(function (d) { send({ type: "input", data: d }); });
     term.onResize(function (s) { send({ type: "resize", cols: s.cols, rows: s.rows }); });
     // The TTY follows the browser window (and a phone's rotation).
     var pending = null;
     window.addEventListener("resize", function () {
       clearTimeout(pending);
-      pending = setTimeout(function () { try { fit.fit(); } catch (e) { /* hidden */ } }, 100);
+      pending = setTimeout(fitNow, 100);
     });
+  }
+  // fitNow sizes the terminal to its box and notes the window width it
+  // fitted (tests wait for it after a resize).
+  function fitNow() {
+    try { fit.fit(); } catch (e) { /* hidden */ }
+    box.setAttribute("data-fit-width", String(window.innerWidth));
+  }
+  // reachable asks the API whether the space is still there for this
+  // user before a reconnect: a refused or missing space will not come
+  // back by trying again.
+  function reachable() {
+    return fetch("/api/spaces/" + encodeURIComponent(space), { credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) return "You are signed out. Reload the page to sign in.";
+        if (r.status === 403) return "You may not open a terminal in " + space + ".";
+        if (r.status === 404) return "The space " + space + " is gone.";
+        return "";
+      })
+      .catch(function () { return ""; });
+  }
+  function stop(text) {
+    wanted = false;
+    setStatus(text, "error");
+    btnConnect.hidden = false; btnDisconnect.hidden = true;
   }
   function connect() {
     wanted = true;
     clearTimeout(retryTimer);
     ensureTerm();
-    try { fit.fit(); } catch (e) { /* hidden */ }
+    fitNow();
     var proto = location.protocol === "https:" ? "wss:" : "ws:";
     var q = new URLSearchParams({ cols: String(term.cols), rows: String(term.rows) });
     setStatus(retries ? "Reconnecting…" : "Connecting…", retries ? "warn" : "muted");
@@ -114,7 +148,7 @@
     ws.onopen = function () {
       if (retries) term.write("\r\n\x1b[2m[reconnected: a new shell]\x1b[0m\r\n");
       retries = 0;
-      setStatus("Connected to a shell in " + space + ". Closing this page ends it.", "ok");
+      setStatus("Connected to a shell in " + space + ". Closing this page ends it. Esc then Tab moves the focus out.", "ok");
       box.setAttribute("data-connected", "true");
       term.focus();
       pingTimer = setInterval(function () { send({ type: "ping" }); }, 25000);
@@ -140,15 +174,19 @@
         return;
       }
       retries++;
+      var why = e.reason || "code " + e.code;
       if (retries > MAX_RETRIES) {
-        wanted = false;
-        setStatus("Could not reach the terminal (" + (e.reason || "code " + e.code) + "). Check the space, then connect again.", "error");
-        btnConnect.hidden = false; btnDisconnect.hidden = true;
+        stop("Could not reach the terminal (" + why + "). Check the space, then connect again.");
         return;
       }
-      var delay = Math.min(1000 * Math.pow(2, retries - 1), 15000);
-      setStatus("Connection lost (" + (e.reason || "code " + e.code) + "). Reconnecting in " + Math.round(delay / 1000) + " s…", "warn");
-      retryTimer = setTimeout(connect, delay);
+      setStatus("Connection lost (" + why + "). Checking the space…", "warn");
+      reachable().then(function (refused) {
+        if (!wanted) return;
+        if (refused) { stop("Could not open the terminal: " + refused); return; }
+        var delay = Math.min(1000 * Math.pow(2, retries - 1), 15000);
+        setStatus("Connection lost (" + why + "). Reconnecting in " + Math.round(delay / 1000) + " s…", "warn");
+        retryTimer = setTimeout(connect, delay);
+      });
     };
   }
   btnConnect.addEventListener("click", function () { retries = 0; connect(); });
