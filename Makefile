@@ -6,6 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE   ?= clawdspace:latest
 BIN     := bin/clawdspace
 GO      ?= go
+TEMPL   := github.com/a-h/templ/cmd/templ@v0.3.1118
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 # Root runs the set-up scripts directly; others go through sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -59,9 +60,14 @@ bench: test-deps ## Run the benchmarks (node vs raw Docker SDK ratios as x-raw)
 	$(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-30x} ./...
 
 .PHONY: lint
-lint: ## go vet and gofmt
+lint: ## go vet, gofmt, and the generated templ views up to date
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@# Generate the views from the .templ files as they are into a copy
+	@# (with the pinned CLI, as views/generate.go does) and compare.
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp views/*.templ "$$tmp"/ && \
+		(cd "$$tmp" && $(GO) run $(TEMPL) generate -path . >/dev/null 2>&1) && \
+		for f in "$$tmp"/*_templ.go; do cmp -s "$$f" views/$$(basename "$$f") || { echo "views/$$(basename "$$f") is out of date: run make generate"; exit 1; }; done
 
 .PHONY: clean
 clean: ## Remove build output
