@@ -493,7 +493,8 @@ func waitFile(t *testing.T, path, want string) {
 
 // TestBrowserCreateOnOtherNode: the create form makes a space on another
 // node of a static fleet and shows a page of this node that links to it
-// (the CSP's form-action 'self' would block a redirect there).
+// (the CSP's form-action 'self' would block a redirect there); the fleet
+// page names that node when it stops answering.
 func TestBrowserCreateOnOtherNode(t *testing.T) {
 	b := nodetest.Start(t, nodetest.Options{Hostname: "ui-b", Namespace: "ub"})
 	a := nodetest.Start(t, nodetest.Options{Hostname: "ui-a", Namespace: "ua",
@@ -518,5 +519,12 @@ func TestBrowserCreateOnOtherNode(t *testing.T) {
 	u.shoot("created-elsewhere")
 	if _, err := b.Service.Get(t.Context(), name); err != nil {
 		t.Fatalf("the space is not on ui-b: %v", err)
+	}
+
+	// A node that does not answer when the fleet page asks is named there.
+	b.Stop()
+	u.open("/fleet", `[data-testid="fleet-node-error"][data-node="ui-b"]`)
+	if msg := u.eval(`document.querySelector('[data-testid="fleet-node-error"]').textContent`); !strings.Contains(msg, "Could not reach ui-b:") {
+		t.Errorf("the fleet page says %q", msg)
 	}
 }
