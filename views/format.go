@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/adam91holt/clawdspace/spaces"
 )
 
 // Bytes formats a size in binary units: "1.5 GiB".
@@ -115,20 +117,12 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 // workspaceRoot is where a space's files live; forms and links carry
 // paths under it, and pages show them without it.
-const workspaceRoot = "/workspace"
+const workspaceRoot = spaces.WorkspacePath
 
 // Shown is a path under /workspace as a person reads it: "/a/b" for
 // "/workspace/a/b", "/" for the workspace itself. Only for display: a
 // folder named workspace makes the short form ambiguous.
-func Shown(abs string) string {
-	if abs == workspaceRoot {
-		return "/"
-	}
-	if r, ok := strings.CutPrefix(abs, workspaceRoot+"/"); ok {
-		return "/" + r
-	}
-	return abs
-}
+func Shown(abs string) string { return spaces.DisplayPath(abs) }
 
 // textareaText starts a textarea's (or a pre's) content with a newline:
 // HTML drops one newline right after the opening tag, which would cost a
