@@ -522,4 +522,25 @@ func TestStaticFleet(t *testing.T) {
 	if v.Nodes[1].Status != "offline" {
 		t.Fatalf("after static-b stopped: %s", r.Body)
 	}
+
+	// The health survives a restart: before any probe, the node answers
+	// from what it stored.
+	a.Stop()
+	again := nodetest.Start(t, nodetest.Options{Hostname: "static-a", Namespace: "sa", DataDir: a.DataDir, NoFleetLoop: true,
+		Nodes: []node.StaticNode{{Name: "static-b", URL: b.URL}}})
+	r = again.Do(t, "GET", "/api/nodes", nil)
+	var after struct {
+		Nodes []struct {
+			Name, Status, LastSeen string
+			Capabilities           *struct {
+				CPUs int `json:"cpus"`
+			} `json:"capabilities"`
+		} `json:"nodes"`
+		LastUpdatedAt int64 `json:"lastUpdatedAt"`
+	}
+	r.JSON(t, &after)
+	if len(after.Nodes) != 2 || after.Nodes[1].Name != "static-b" || after.Nodes[1].Status != "offline" ||
+		after.Nodes[1].LastSeen == "" || after.Nodes[1].Capabilities == nil || after.LastUpdatedAt <= 0 {
+		t.Fatalf("after a restart, before any probe: %s", r.Body)
+	}
 }

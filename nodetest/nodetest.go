@@ -67,6 +67,9 @@ type Options struct {
 	// FleetInterval is the time between fleet refreshes (default: an hour,
 	// so tests refresh by hand with Node.Fleet.Refresh).
 	FleetInterval time.Duration
+	// NoFleetLoop leaves the fleet monitor stopped (no first refresh), to
+	// see what the node answers from its stored cache alone.
+	NoFleetLoop bool
 }
 
 // Node is a running test node.
@@ -187,7 +190,7 @@ func Start(tb testing.TB, opt Options) *Node {
 	}
 	n.done = make(chan error, 1)
 	go func() { n.done <- srv.Serve(ctx, ln, tln) }()
-	if n.Fleet != nil {
+	if n.Fleet != nil && !opt.NoFleetLoop {
 		n.Fleet.Start(ctx)
 	}
 	guardDone := make(chan struct{})
