@@ -165,7 +165,7 @@ func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local [
 		out = append(out, fleetSpaceJSON{spaceJSON: sp, Node: s.selfName()})
 	}
 	errs := []nodeErrorJSON{}
-	c := callerOf(r)
+	c, key := callerOf(r), requestKey(r)
 	if s.cfg.Fleet != nil {
 		nodes, _, err := s.cfg.Fleet.Nodes(r.Context())
 		if err != nil {
@@ -188,7 +188,7 @@ func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local [
 				if s.trustedNode(r.Context(), n) != nil {
 					return // not a node of this fleet (any more)
 				}
-				list, err := s.remoteSpaces(r.Context(), n, c, requestKey(r))
+				list, err := s.remoteSpaces(r.Context(), n, c, key)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -216,13 +216,11 @@ func (s *Server) remoteSpaces(ctx context.Context, n spaces.NodeHealth, c spaces
 	return v.Spaces, nil
 }
 
-// callNode sends one API request to another node as c and decodes its
+// callNode sends one API request to another node, which the caller has
+// checked is trusted (onlineNode, trustedNode), as c and decodes its
 // answer into out. The node's refusals come back as domain errors with
 // its message, so they reach the caller as the node gave them.
 func (s *Server) callNode(ctx context.Context, n spaces.NodeHealth, c spaces.Caller, key, method, path string, body []byte, out any) error {
-	if err := s.trustedNode(ctx, n); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, n.URL+path, bytes.NewReader(body))

@@ -38,7 +38,8 @@ type Config struct {
 	AuthDisabled bool
 	// Version is reported by /api/health.
 	Version string
-	// NodeName and URL describe this node in /api/nodes.
+	// NodeName (default: the host name) and URL describe this node in
+	// /api/nodes.
 	NodeName string
 	URL      string
 	// MaxBodyBytes bounds JSON request bodies (default 8 MiB).
@@ -111,6 +112,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = os.TempDir()
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = cfg.Machine.Snapshot().Hostname
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock}
 	s.handler = s.routes()

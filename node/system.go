@@ -158,12 +158,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 }
 
 // selfName is this node's name in the fleet.
-func (s *Server) selfName() string {
-	if s.cfg.NodeName != "" {
-		return s.cfg.NodeName
-	}
-	return s.cfg.Machine.Snapshot().Hostname
-}
+func (s *Server) selfName() string { return s.cfg.NodeName }
 
 // isSelf reports whether name is this node's.
 func (s *Server) isSelf(name string) bool { return strings.EqualFold(name, s.selfName()) }
