@@ -29,14 +29,7 @@ func (s *Server) capabilities(snap host.Snapshot, full bool) spaces.NodeCapabili
 
 func (s *Server) handleCapabilities(w http.ResponseWriter, r *http.Request) {
 	c := s.capabilities(s.cfg.Machine.Snapshot(), true)
-	if list, err := s.cfg.Spaces.List(r.Context()); err == nil {
-		running := 0
-		for _, sp := range list {
-			if sp.Status == spaces.StatusRunning {
-				running++
-			}
-		}
-		total := len(list)
+	if total, running, err := s.cfg.Spaces.Count(r.Context()); err == nil {
 		c.Spaces, c.SpacesRunning = &total, &running
 	}
 	writeJSON(w, http.StatusOK, c)

@@ -101,6 +101,21 @@ func (s *Service) List(ctx context.Context) ([]Space, error) {
 	return list, nil
 }
 
+// Count returns how many spaces the node has and how many run: one engine
+// list, without the activity List adds.
+func (s *Service) Count(ctx context.Context) (total, running int, err error) {
+	list, err := s.cfg.Engine.List(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, sp := range list {
+		if sp.Status == StatusRunning {
+			running++
+		}
+	}
+	return len(list), running, nil
+}
+
 // applyActivity fills what the engine's list does not report.
 func (s *Service) applyActivity(sp *Space, a SpaceActivity) {
 	if sp.Started.IsZero() {
