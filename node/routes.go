@@ -3,6 +3,7 @@ package node
 import (
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/adam91holt/clawdspace/spaces"
@@ -126,31 +127,23 @@ func (s *Server) track(next http.Handler) http.Handler {
 // tailnet names or addresses (or an allowed host); on loopback with auth
 // disabled, a loopback name (or an allowed host).
 func (s *Server) checkHost(next http.Handler) http.Handler {
+	// Names the tailnet listener answers to, joined once.
+	tailnetHosts := append(slices.Clone(s.cfg.TailnetHosts), s.cfg.AllowedHosts...)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
+		tailnet := viaTailnet(r)
+		if !tailnet && !s.cfg.AuthDisabled {
+			next.ServeHTTP(w, r)
+			return
 		}
-		host = strings.TrimSuffix(strings.Trim(strings.ToLower(host), "[]"), ".")
-		allowed := func(names []string) bool {
-			for _, a := range append(names, s.cfg.AllowedHosts...) {
-				if strings.EqualFold(a, host) {
-					return true
-				}
-			}
-			return false
-		}
+		host := strings.TrimSuffix(strings.Trim(strings.ToLower(remoteIP(r.Host)), "[]"), ".")
+		is := func(a string) bool { return strings.EqualFold(a, host) }
 		switch {
-		case viaTailnet(r):
-			if !allowed(s.cfg.TailnetHosts) {
-				writeJSON(w, http.StatusForbidden, errorBody{Error: "Host not allowed: on the tailnet the node answers only to its own names and addresses"})
-				return
-			}
-		case s.cfg.AuthDisabled:
-			if host != "localhost" && !net.ParseIP(host).IsLoopback() && !allowed(nil) {
-				writeJSON(w, http.StatusForbidden, errorBody{Error: "Host not allowed: with auth disabled the node answers only to loopback names"})
-				return
-			}
+		case tailnet && !slices.ContainsFunc(tailnetHosts, is):
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "Host not allowed: on the tailnet the node answers only to its own names and addresses"})
+			return
+		case !tailnet && host != "localhost" && !net.ParseIP(host).IsLoopback() && !slices.ContainsFunc(s.cfg.AllowedHosts, is):
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "Host not allowed: with auth disabled the node answers only to loopback names"})
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
