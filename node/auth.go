@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"crypto/subtle"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -63,6 +62,12 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
+// isKey reports whether k is the node's API key (compared in constant
+// time; never true when the node has no key).
+func (s *Server) isKey(k string) bool {
+	return k != "" && s.cfg.APIKey != "" && subtle.ConstantTimeCompare([]byte(k), []byte(s.cfg.APIKey)) == 1
+}
+
 // withCaller returns r carrying its resolved caller.
 func withCaller(r *http.Request, c spaces.Caller) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
@@ -79,7 +84,7 @@ func (s *Server) identify(r *http.Request) (spaces.Caller, error) {
 		return spaces.CallerLocal(), nil
 	}
 	got := requestKey(r)
-	if got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.APIKey)) == 1 {
+	if s.isKey(got) {
 		return spaces.CallerAPIKey(), nil
 	}
 	msg := "Unauthorized: missing API key (send Authorization: Bearer KEY)"
@@ -121,10 +126,7 @@ func (s *Server) recordDenial(r *http.Request, reason string) {
 // one per remote host (and, for known callers, per caller and route) per
 // interval.
 func (s *Server) recordRefusal(r *http.Request, c spaces.Caller, space, reason string, known bool) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
+	host := remoteIP(r.RemoteAddr)
 	limit := host
 	if known {
 		limit += "|" + c.Actor + "|" + r.Method + " " + r.URL.Path

@@ -270,8 +270,8 @@ func (f *Fleet) candidates(ctx context.Context) ([]candidate, error) {
 		}
 		// Only devices the policy names as nodes are asked: others
 		// never see this node's probes, and cannot pose as a node.
-		who, err := f.cfg.Peers.WhoIs(ctx, ip.String())
-		if err != nil || !callerFromWhoIs(who, ip.String(), f.cfg.TrustTailnet, f.cfg.Logger).Access.Can(spaces.ActNode, "") {
+		peer, err := whoIsCaller(ctx, f.cfg.Peers, ip.String(), f.cfg.TrustTailnet, f.cfg.Logger)
+		if err != nil || !peer.Access.Can(spaces.ActNode, "") {
 			continue
 		}
 		url := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(f.cfg.Port))

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/subtle"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,7 +40,7 @@ func (s *Server) identifyTailnet(r *http.Request) (spaces.Caller, error) {
 	// Browsers on the tailnet are known by identity; a key cookie from
 	// local mode is ignored here.
 	if key := headerOrQueryKey(r); key != "" {
-		if subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) != 1 || s.cfg.APIKey == "" {
+		if !s.isKey(key) {
 			return spaces.Caller{}, s.refuseUnknown(r, "Unauthorized: wrong API key")
 		}
 		c := spaces.CallerAPIKey()
@@ -83,15 +82,17 @@ func (s *Server) refuseUnknown(r *http.Request, msg string) error {
 // whoIs asks the tailnet who is at addr and what the policy grants them.
 // Grants are read on every request, so policy changes apply at once.
 func (s *Server) whoIs(ctx context.Context, addr string) (spaces.Caller, error) {
-	who, err := s.cfg.Tailnet.WhoIs(ctx, addr)
+	return whoIsCaller(ctx, s.cfg.Tailnet, addr, s.cfg.TrustTailnet, s.log)
+}
+
+// whoIsCaller is the caller at a tailnet address (ip:port or ip), with
+// its grants: the one lookup behind identity, vouching and node trust.
+func whoIsCaller(ctx context.Context, w Tailnet, addr string, trust bool, log *slog.Logger) (spaces.Caller, error) {
+	who, err := w.WhoIs(ctx, addr)
 	if err != nil {
 		return spaces.Caller{}, err
 	}
-	return s.callerFromWhoIs(who, remoteIP(addr)), nil
-}
-
-func (s *Server) callerFromWhoIs(who *apitype.WhoIsResponse, addr string) spaces.Caller {
-	return callerFromWhoIs(who, addr, s.cfg.TrustTailnet, s.log)
+	return callerFromWhoIs(who, remoteIP(addr), trust, log), nil
 }
 
 // callerFromWhoIs makes the caller a WhoIs answer describes, with the

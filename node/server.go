@@ -70,10 +70,10 @@ type Config struct {
 	Fleet *Fleet
 }
 
-// Tailnet is what the node needs of its tailnet device.
+// Tailnet is what the node needs of its tailnet device: who is at a
+// tailnet address (the fleet dials through FleetConfig.Dial).
 type Tailnet interface {
-	WhoIs(ctx context.Context, remoteAddr string) (*apitype.WhoIsResponse, error)
-	Dial(ctx context.Context, network, addr string) (net.Conn, error)
+	WhoIs(ctx context.Context, addr string) (*apitype.WhoIsResponse, error)
 }
 
 // Server serves the API.
