@@ -121,9 +121,6 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the node's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.handler }
-
 // Serve serves on the local listener ln and, in tailnet mode, on the
 // tailnet listener tln (nil otherwise) until ctx ends, then shuts down:
 // requests in flight get a grace period, after which their contexts end,

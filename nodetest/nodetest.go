@@ -64,9 +64,6 @@ type Options struct {
 	TrustTailnet bool
 	// Nodes is a fixed fleet (CLAWDSPACE_NODES), without the tailnet.
 	Nodes []node.StaticNode
-	// FleetInterval is the time between fleet refreshes (default: an hour,
-	// so tests refresh by hand with Node.Fleet.Refresh).
-	FleetInterval time.Duration
 	// NoFleetLoop leaves the fleet monitor stopped (no first refresh), to
 	// see what the node answers from its stored cache alone.
 	NoFleetLoop bool
@@ -91,13 +88,6 @@ type Node struct {
 	done      chan error
 	guardDone chan struct{}
 	once      sync.Once
-}
-
-// Engine connects to the real Docker engine and makes sure the test images
-// exist. The engine must be running: .ci/run and `make test` start it.
-func Engine(tb testing.TB) *engine.Engine {
-	tb.Helper()
-	return newEngine(tb, engine.EgressSupported() == nil, "")
 }
 
 func newEngine(tb testing.TB, egress bool, namespace string) *engine.Engine {
@@ -156,30 +146,23 @@ func Start(tb testing.TB, opt Options) *Node {
 		ShutdownGrace: opt.ShutdownGrace, NodeName: n.Name, TrustTailnet: opt.TrustTailnet,
 	}
 	var tln net.Listener
-	if opt.Tailnet != nil {
+	// The fleet refreshes once at start; tests refresh again by hand with
+	// Node.Fleet.Refresh.
+	fleet := node.FleetConfig{Store: st, Self: n.Name, Interval: time.Hour, ProbeTimeout: 3 * time.Second, Clock: opt.Clock, Logger: log}
+	switch {
+	case opt.Tailnet != nil:
 		n.TS = opt.Tailnet.Join(tb, n.Name)
 		if tln, err = n.TS.Listen(":7777"); err != nil {
 			tb.Fatalf("listening on the tailnet: %v", err)
 		}
-		interval := opt.FleetInterval
-		if interval == 0 {
-			interval = time.Hour
-		}
-		n.Fleet, err = node.NewFleet(node.FleetConfig{
-			Store: st, Self: n.Name, Peers: n.TS, Dial: n.TS.Dial, Interval: interval, TrustTailnet: opt.TrustTailnet,
-			ProbeTimeout: 3 * time.Second, Clock: opt.Clock, Logger: log,
-		})
-		if err != nil {
-			tb.Fatalf("building fleet: %v", err)
-		}
-		cfg.Tailnet, cfg.Fleet, cfg.TailnetHosts = n.TS, n.Fleet, n.TS.Hosts()
+		fleet.Peers, fleet.Dial, fleet.TrustTailnet = n.TS, n.TS.Dial, opt.TrustTailnet
+		cfg.Tailnet, cfg.TailnetHosts = n.TS, n.TS.Hosts()
 		cfg.URL = "http://" + n.TS.Addr() + ":7777"
-	} else if len(opt.Nodes) > 0 {
-		n.Fleet, err = node.NewFleet(node.FleetConfig{
-			Store: st, Self: n.Name, Static: opt.Nodes, APIKey: Key, Interval: time.Hour,
-			ProbeTimeout: 3 * time.Second, Clock: opt.Clock, Logger: log,
-		})
-		if err != nil {
+	case len(opt.Nodes) > 0:
+		fleet.Static, fleet.APIKey = opt.Nodes, Key
+	}
+	if fleet.Peers != nil || fleet.Static != nil {
+		if n.Fleet, err = node.NewFleet(fleet); err != nil {
 			tb.Fatalf("building fleet: %v", err)
 		}
 		cfg.Fleet = n.Fleet

@@ -3,7 +3,6 @@ package nodetest
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"sync"
@@ -181,9 +180,6 @@ func (c *Control) Grant(tb testing.TB, caller *tailnet.Node, serving []*tailnet.
 		})
 	}
 }
-
-// Client is an HTTP client that calls nodes from dev.
-func Client(dev *tailnet.Node) *http.Client { return dev.HTTPClient() }
 
 // WaitUntil polls cond every 20 ms until it holds or a minute passes.
 func WaitUntil(tb testing.TB, what string, cond func() bool) {

@@ -169,12 +169,6 @@ func (a Access) Can(act Action, space string) bool {
 	return false
 }
 
-// Full reports whether the access is unlimited.
-func (a Access) Full() bool { return a.full }
-
-// None reports whether nothing at all is allowed.
-func (a Access) None() bool { return !a.full && len(a.grants) == 0 }
-
 // String describes the access for logs and the dashboard.
 func (a Access) String() string {
 	if a.full {
