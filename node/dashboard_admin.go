@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/adam91holt/clawdspace/spaces"
@@ -193,27 +192,6 @@ func eventRow(e spaces.Event) views.Event {
 	return views.Event{ID: e.ID, Time: e.Time, Space: e.Space, Type: e.Type, Actor: e.Actor, Meta: meta}
 }
 
-// fleetNode is a node of GET /api/nodes as the fleet page reads it: through
-// the JSON contract, so fields the fleet adds (lastSeen) show up as they
-// come.
-type fleetNode struct {
-	Name         string    `json:"name"`
-	URL          string    `json:"url"`
-	Status       string    `json:"status"`
-	LatencyMs    int64     `json:"latencyMs"`
-	Self         bool      `json:"self"`
-	LastSeen     time.Time `json:"lastSeen"`
-	Version      string    `json:"version"`
-	Problem      string    `json:"problem"`
-	Capabilities struct {
-		GPU        bool   `json:"gpu"`
-		Arch       string `json:"arch"`
-		CPUs       int    `json:"cpus"`
-		Memory     uint64 `json:"memory"`
-		MemoryFree uint64 `json:"memoryFree"`
-	} `json:"capabilities"`
-}
-
 func (s *Server) handleFleetPage(w http.ResponseWriter, r *http.Request) {
 	if !s.pageAllow(w, r, "", spaces.ActRead) {
 		return
@@ -223,25 +201,21 @@ func (s *Server) handleFleetPage(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
-	var nodes []fleetNode
-	if b, err := json.Marshal(list); err == nil {
-		if err := json.Unmarshal(b, &nodes); err != nil {
-			s.log.Error("reading the node list", "err", err)
-		}
-	}
 	acc := callerOf(r).Access
 	vm := views.FleetPage{
 		Chrome: s.chrome(r, "Fleet", views.NavFleet), UpdatedAt: updated, Now: s.clock.Now(),
 		CanExec: acc.Can(spaces.ActExec, ""), CanDestroy: acc.Can(spaces.ActDestroy, ""),
 	}
 	vm.Chrome.Scripts = []string{"fleet.js"}
-	for _, n := range nodes {
-		vm.Nodes = append(vm.Nodes, views.NodeRow{
-			Name: n.Name, URL: n.URL, Online: n.Status == "online", LatencyMs: n.LatencyMs, Self: n.Self,
-			GPU: n.Capabilities.GPU, Arch: n.Capabilities.Arch, CPUs: n.Capabilities.CPUs,
-			Memory: n.Capabilities.Memory, MemFree: n.Capabilities.MemoryFree, LastSeen: n.LastSeen,
-			Version: n.Version, Problem: n.Problem,
-		})
+	for _, n := range list {
+		row := views.NodeRow{
+			Name: n.Name, URL: n.URL, Online: n.Status == spaces.NodeOnline, LatencyMs: n.LatencyMs, Self: n.Self,
+			LastSeen: n.LastSeen, Version: n.Version, Problem: n.Problem,
+		}
+		if c := n.Capabilities; c != nil {
+			row.GPU, row.Arch, row.CPUs, row.Memory, row.MemFree = c.GPU, c.Arch, c.CPUs, c.Memory, c.MemoryFree
+		}
+		vm.Nodes = append(vm.Nodes, row)
 	}
 	s.render(w, r, http.StatusOK, views.FleetView(vm))
 }

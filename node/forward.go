@@ -286,7 +286,7 @@ func (s *Server) place(ctx context.Context, gpu bool) (string, error) {
 		if n.Status != spaces.NodeOnline || n.Capabilities == nil || (gpu && !n.Capabilities.GPU) {
 			continue
 		}
-		if !n.Self && s.trustedNode(ctx, spaces.NodeHealth{Name: n.Name, URL: n.URL}) != nil {
+		if !n.Self && s.trustedNode(ctx, n.NodeHealth) != nil {
 			continue
 		}
 		if best == "" || n.Capabilities.MemoryFree > bestFree {

@@ -147,7 +147,14 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes, "lastUpdatedAt": updated.UnixMilli()})
+	out := make([]nodeJSON, 0, len(nodes))
+	for _, n := range nodes {
+		out = append(out, nodeJSON{
+			Name: n.Name, URL: n.URL, Status: n.Status, LatencyMs: n.LatencyMs, Capabilities: n.Capabilities, Self: n.Self,
+			Version: n.Version, LastSeen: isoTime(n.LastSeen), CheckedAt: isoTime(n.CheckedAt), Problem: n.Problem,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": out, "lastUpdatedAt": updated.UnixMilli()})
 }
 
 // selfName is this node's name in the fleet.
@@ -156,16 +163,22 @@ func (s *Server) selfName() string { return s.cfg.NodeName }
 // isSelf reports whether name is this node's.
 func (s *Server) isSelf(name string) bool { return strings.EqualFold(name, s.selfName()) }
 
+// fleetMember is a node of the fleet as this node knows it.
+type fleetMember struct {
+	spaces.NodeHealth
+	Self bool
+}
+
 // nodeList returns this node, live, then the others from the cache, and
 // when their health was last refreshed.
-func (s *Server) nodeList(ctx context.Context) ([]nodeJSON, time.Time, error) {
+func (s *Server) nodeList(ctx context.Context) ([]fleetMember, time.Time, error) {
 	snap := s.cfg.Machine.Snapshot()
 	caps := s.capabilities(snap, true)
 	now := s.clock.Now()
-	out := []nodeJSON{{
-		Name: s.selfName(), URL: s.cfg.URL, Status: spaces.NodeOnline, Self: true, Version: s.cfg.Version,
-		Capabilities: &caps, LastSeen: isoTime(now), CheckedAt: isoTime(now),
-	}}
+	out := []fleetMember{{Self: true, NodeHealth: spaces.NodeHealth{
+		Name: s.selfName(), URL: s.cfg.URL, Status: spaces.NodeOnline, Version: s.cfg.Version,
+		Capabilities: &caps, LastSeen: now, CheckedAt: now,
+	}}}
 	if s.cfg.Fleet == nil {
 		return out, now, nil
 	}
@@ -174,10 +187,7 @@ func (s *Server) nodeList(ctx context.Context) ([]nodeJSON, time.Time, error) {
 		return nil, time.Time{}, err
 	}
 	for _, n := range nodes {
-		out = append(out, nodeJSON{
-			Name: n.Name, URL: n.URL, Status: n.Status, LatencyMs: n.LatencyMs, Capabilities: n.Capabilities,
-			Version: n.Version, LastSeen: isoTime(n.LastSeen), CheckedAt: isoTime(n.CheckedAt), Problem: n.Problem,
-		})
+		out = append(out, fleetMember{NodeHealth: n})
 	}
 	if updated.IsZero() {
 		updated = now
