@@ -301,12 +301,9 @@ func (s *Server) handleObservePart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	vm := views.Observe{Space: name, Now: s.clock.Now()}
-	sp, err := s.cfg.Spaces.Get(r.Context(), name)
-	var o spaces.Observability
-	if err == nil {
-		vm.Status = string(sp.Status)
-		o, err = s.cfg.Spaces.Observe(r.Context(), name)
-	}
+	// Observe reports the status it read: no second lookup of the space.
+	o, err := s.cfg.Spaces.Observe(r.Context(), name)
+	vm.Status = string(o.Status)
 	if err != nil {
 		_, msg := s.classify(err)
 		vm.Error = "Could not read the space: " + msg

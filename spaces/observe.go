@@ -21,6 +21,8 @@ const (
 // Stats are nil when the space's image lacks the tools for them, or the
 // space is paused (nothing runs in it then).
 type Observability struct {
+	// Status is the space's when it was observed.
+	Status             Status
 	Stats              Stats
 	WorkspaceDisk      *WorkspaceDisk
 	WorkspaceSizeBytes *int64
@@ -49,6 +51,7 @@ func (s *Service) Observe(ctx context.Context, name string) (Observability, erro
 	if err != nil {
 		return o, err
 	}
+	o.Status = sp.Status
 	running := sp.Status == StatusRunning
 	var (
 		wg       sync.WaitGroup
