@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path"
 	"strings"
 	"unicode/utf8"
@@ -181,24 +180,13 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) spoolAndWrite(r *http.Request, name, target string, content io.Reader) error {
-	if err := os.MkdirAll(s.cfg.SpoolDir, 0o700); err != nil {
-		return fmt.Errorf("creating spool folder: %w", err)
-	}
-	f, err := os.CreateTemp(s.cfg.SpoolDir, "upload-*")
+	f, n, cleanup, err := s.spool(io.LimitReader(content, s.cfg.MaxFileBytes+1))
 	if err != nil {
-		return fmt.Errorf("creating spool file: %w", err)
+		return err
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	n, err := io.Copy(f, io.LimitReader(content, s.cfg.MaxFileBytes+1))
-	if err != nil {
-		return uploadErr(err, s.cfg.MaxFileBytes)
-	}
+	defer cleanup()
 	if n > s.cfg.MaxFileBytes {
-		return spaces.Errorf(spaces.ErrTooLarge, "file is larger than this node's limit of %d bytes", s.cfg.MaxFileBytes)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("rewinding spool file: %w", err)
+		return errFileTooLarge(s.cfg.MaxFileBytes)
 	}
 	return s.cfg.Spaces.WriteFile(r.Context(), callerOf(r), name, target, n, f)
 }

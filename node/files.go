@@ -154,7 +154,7 @@ func (s *Server) receiveUpload(w http.ResponseWriter, r *http.Request) (io.Reade
 	limit := s.cfg.MaxFileBytes
 	noop := func() {}
 	if r.ContentLength > limit {
-		return nil, 0, noop, spaces.Errorf(spaces.ErrTooLarge, "file is larger than this node's limit of %d bytes", limit)
+		return nil, 0, noop, errFileTooLarge(limit)
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
 	if r.ContentLength >= 0 && r.ContentLength <= spoolThreshold {
@@ -164,29 +164,44 @@ func (s *Server) receiveUpload(w http.ResponseWriter, r *http.Request) (io.Reade
 		}
 		return bytes.NewReader(data), int64(len(data)), noop, nil
 	}
+	f, n, cleanup, err := s.spool(body)
+	if err != nil {
+		return nil, 0, noop, err
+	}
+	return f, n, cleanup, nil
+}
+
+// spool copies content into a new file of the spool folder and rewinds
+// it; cleanup closes and removes it.
+func (s *Server) spool(content io.Reader) (*os.File, int64, func(), error) {
 	if err := os.MkdirAll(s.cfg.SpoolDir, 0o700); err != nil {
-		return nil, 0, noop, fmt.Errorf("creating spool folder: %w", err)
+		return nil, 0, nil, fmt.Errorf("creating spool folder: %w", err)
 	}
 	f, err := os.CreateTemp(s.cfg.SpoolDir, "upload-*")
 	if err != nil {
-		return nil, 0, noop, fmt.Errorf("creating spool file: %w", err)
+		return nil, 0, nil, fmt.Errorf("creating spool file: %w", err)
 	}
 	cleanup := func() { f.Close(); os.Remove(f.Name()) }
-	n, err := io.Copy(f, body)
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
-	}
+	n, err := io.Copy(f, content)
 	if err != nil {
 		cleanup()
-		return nil, 0, noop, uploadErr(err, limit)
+		return nil, 0, nil, uploadErr(err, s.cfg.MaxFileBytes)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		cleanup()
+		return nil, 0, nil, fmt.Errorf("rewinding spool file: %w", err)
 	}
 	return f, n, cleanup, nil
+}
+
+func errFileTooLarge(limit int64) error {
+	return spaces.Errorf(spaces.ErrTooLarge, "file is larger than this node's limit of %d bytes", limit)
 }
 
 func uploadErr(err error, limit int64) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return spaces.Errorf(spaces.ErrTooLarge, "file is larger than this node's limit of %d bytes", limit)
+		return errFileTooLarge(limit)
 	}
 	return spaces.Errorf(spaces.ErrInvalid, "reading the upload: %v", err)
 }
