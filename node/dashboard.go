@@ -195,8 +195,7 @@ func (s *Server) chrome(r *http.Request, title, nav string) views.Chrome {
 	return views.Chrome{
 		Title: title, Nav: nav, Node: s.selfName(), Version: s.cfg.Version,
 		User: user, Access: c.Access.String(), SignOut: err == nil, Notice: notice(r.URL.Query().Get("done")),
-		CanCreate: c.Access.Can(spaces.ActCreate, ""), CanTemplates: c.Access.Can(spaces.ActTemplates, ""),
-		CanAudit: c.Access.Can(spaces.ActAdmin, ""),
+		CanCreate: c.Access.Can(spaces.ActCreate, ""), CanAudit: c.Access.Can(spaces.ActAdmin, ""),
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -150,9 +149,7 @@ func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request) {
 	if older {
 		events = events[1:]
 	}
-	for _, e := range slices.Backward(events) {
-		vm.Events = append(vm.Events, eventRow(e))
-	}
+	vm.Events = eventRows(events)
 	link := func(before int64) string {
 		v := url.Values{}
 		for k, val := range map[string]string{"space": space, "type": typ, "actor": actor} {

@@ -105,7 +105,7 @@ func TestNavShowsWhatTheUserMayUse(t *testing.T) {
 		viewer.none(id)
 	}
 	c := chrome()
-	c.CanCreate, c.CanAudit, c.CanTemplates = true, true, true
+	c.CanCreate, c.CanAudit = true, true
 	admin := render(t, views.TemplatesList(views.TemplatesPage{Chrome: c, CanEdit: true}))
 	for _, id := range []string{"nav-create", "nav-audit", "new-template"} {
 		admin.one(id)

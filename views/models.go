@@ -32,11 +32,10 @@ type Chrome struct {
 	Scripts []string
 	// Styles are extra style sheets under /static/.
 	Styles []string
-	// CanCreate, CanTemplates and CanAudit show the sections the user
-	// may use (a link to a refusal helps nobody).
-	CanCreate    bool
-	CanTemplates bool
-	CanAudit     bool
+	// CanCreate and CanAudit show the sections the user may use (a link
+	// to a refusal helps nobody).
+	CanCreate bool
+	CanAudit  bool
 }
 
 // NodeStats are the machine's figures on the overview.
