@@ -119,40 +119,46 @@ func (s *Server) handleCreateSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	vm := s.createForm(r)
-	vm.Values = views.CreateValues{
+	values := views.CreateValues{
 		Node: strings.TrimSpace(f.Get("node")),
 		Name: strings.TrimSpace(f.Get("name")), Template: f.Get("template"), Memory: strings.TrimSpace(f.Get("memory")),
 		CPUs: strings.TrimSpace(f.Get("cpus")), GPU: f.Get("gpu") == "true", Image: strings.TrimSpace(f.Get("image")),
 		RepoURL: strings.TrimSpace(f.Get("repoUrl")), RepoBranch: strings.TrimSpace(f.Get("repoBranch")),
 		RepoDest: strings.TrimSpace(f.Get("repoDest")), EnvFileText: f.Get("envFileText"), EnvFilePath: strings.TrimSpace(f.Get("envFilePath")),
 	}
-	if !s.pageAllow(w, r, vm.Values.Name, spaces.ActCreate) {
+	if !s.pageAllow(w, r, values.Name, spaces.ActCreate) {
 		return
 	}
-	req := spaces.CreateRequest{
-		Name: vm.Values.Name, Template: vm.Values.Template, Memory: vm.Values.Memory, Image: vm.Values.Image,
-		RepoURL: vm.Values.RepoURL, RepoBranch: vm.Values.RepoBranch, RepoDest: vm.Values.RepoDest,
-		EnvFilePath: vm.Values.EnvFilePath,
+	// The form (templates, nodes) is built only when it is shown again.
+	form := func() views.Create {
+		vm := s.createForm(r)
+		vm.Values = values
+		return vm
 	}
-	if vm.Values.CPUs != "" {
-		c, err := strconv.ParseFloat(vm.Values.CPUs, 64)
+	req := spaces.CreateRequest{
+		Name: values.Name, Template: values.Template, Memory: values.Memory, Image: values.Image,
+		RepoURL: values.RepoURL, RepoBranch: values.RepoBranch, RepoDest: values.RepoDest,
+		EnvFilePath: values.EnvFilePath,
+	}
+	if values.CPUs != "" {
+		c, err := strconv.ParseFloat(values.CPUs, 64)
 		if err != nil {
+			vm := form()
 			vm.Errors["cpus"] = "cpus must be a number"
 			s.render(w, r, http.StatusBadRequest, views.CreatePage(vm))
 			return
 		}
 		req.CPUs = &c
 	}
-	if vm.Values.GPU {
+	if values.GPU {
 		gpu := true
 		req.GPU = &gpu
 	}
-	if strings.TrimSpace(vm.Values.EnvFileText) != "" {
-		text := strings.ReplaceAll(vm.Values.EnvFileText, "\r\n", "\n")
+	if strings.TrimSpace(values.EnvFileText) != "" {
+		text := strings.ReplaceAll(values.EnvFileText, "\r\n", "\n")
 		req.EnvFileText = &text
 	}
-	name, where, err := s.createOn(r, vm.Values.Node, req)
+	name, where, err := s.createOn(r, values.Node, req)
 	if err != nil {
 		msg, ok := userError(err)
 		if !ok {
@@ -160,6 +166,7 @@ func (s *Server) handleCreateSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		status, _ := s.classify(err)
+		vm := form()
 		if field := createField(msg); field != "" {
 			vm.Errors[field] = msg
 		} else {
