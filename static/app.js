@@ -4,6 +4,16 @@
 (function () {
   "use strict";
 
+  // Helpers the page scripts share (app.js runs before them: all are
+  // deferred, in document order).
+  window.Clawdspace = {
+    bytes: function (n) {
+      var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
+      while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+      return (i ? n.toFixed(1) : String(n)) + " " + u[i];
+    }
+  };
+
   // live refreshes one region from its URL (an HTML fragment) every
   // data-live-every ms, backing off on errors and pausing in hidden tabs.
   function live(el) {

@@ -14,6 +14,10 @@
   var canExec = box.getAttribute("data-can-exec") === "true";
   var canDestroy = box.getAttribute("data-can-destroy") === "true";
   var icons = { running: "▶", paused: "⏸", stopped: "■" };
+  // Server-rendered: read once.
+  var self = box.getAttribute("data-self") || "";
+  var urls = {};
+  try { urls = JSON.parse(box.getAttribute("data-node-urls") || "{}"); } catch (e) { urls = {}; }
 
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -21,11 +25,7 @@
     if (text != null) e.textContent = text;
     return e;
   }
-  function bytes(n) {
-    var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
-    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-    return (i ? n.toFixed(1) : String(n)) + " " + u[i];
-  }
+  var bytes = Clawdspace.bytes;
   function act(sp, method, path, label, button) {
     var q = sp.node ? "?node=" + encodeURIComponent(sp.node) : "";
     if (path.indexOf("?") >= 0 && q) q = "&" + q.slice(1);
@@ -51,8 +51,6 @@
       var tr = el("tr", { "data-testid": "fleet-row", "data-space": sp.name, "data-node": sp.node || "" });
       tr.appendChild(el("td", { "data-label": "Node" }, sp.node || "this node"));
       var name = el("td", { "data-label": "Name" });
-      var urls = {};
-      try { urls = JSON.parse(box.getAttribute("data-node-urls") || "{}"); } catch (e) { urls = {}; }
       if (sp.local) name.appendChild(el("a", { href: "/spaces/" + encodeURIComponent(sp.name) }, sp.name));
       else if (urls[sp.node]) name.appendChild(el("a", { href: urls[sp.node] + "/spaces/" + encodeURIComponent(sp.name), title: "Open on " + sp.node }, sp.name));
       else name.textContent = sp.name;
@@ -114,7 +112,6 @@
     fetch("/api/spaces?all=true", { credentials: "same-origin" })
       .then(function (r) { return r.json().then(function (j) { if (!r.ok) throw new Error(j.error || "HTTP " + r.status); return j; }); })
       .then(function (j) {
-        var self = box.getAttribute("data-self") || "";
         var list = (j.spaces || []).map(function (sp) {
           sp.local = !sp.node || sp.node === self;
           return sp;

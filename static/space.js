@@ -4,11 +4,7 @@
   "use strict";
   var SVG = "http://www.w3.org/2000/svg";
 
-  function bytes(n) {
-    var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
-    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-    return (i ? n.toFixed(1) : String(n)) + " " + u[i];
-  }
+  var bytes = Clawdspace.bytes;
 
   // draw plots values (0..top) as a polyline in the svg's 300x60 box.
   function draw(svg, values, top) {
