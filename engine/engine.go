@@ -123,15 +123,23 @@ func (e *Engine) spaceID(ctx context.Context, name string) (id string, cached bo
 	if v, ok := e.ids.Load(name); ok {
 		return v.(string), true, nil
 	}
+	c, err := e.inspectSpace(ctx, name)
+	return c.ID, false, err
+}
+
+// inspectSpace inspects a space by its container name, refuses a
+// container that is not one of this namespace's spaces, and remembers
+// the verified ID.
+func (e *Engine) inspectSpace(ctx context.Context, name string) (container.InspectResponse, error) {
 	res, err := e.c.ContainerInspect(ctx, e.ContainerName(name), client.ContainerInspectOptions{})
 	if err != nil {
-		return "", false, mapErr(err, "inspecting space")
+		return container.InspectResponse{}, mapErr(err, "inspecting space")
 	}
 	if !e.isSpace(res.Container.Config) {
-		return "", false, spaces.SpaceNotFound()
+		return container.InspectResponse{}, spaces.SpaceNotFound()
 	}
 	e.ids.Store(name, res.Container.ID)
-	return res.Container.ID, false, nil
+	return res.Container, nil
 }
 
 // onSpace runs op on the container of a space. When a cached ID turns out

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -89,15 +88,11 @@ func (e *Engine) volumeOf(labels map[string]string, name string) string {
 
 // Get inspects one space by its container name.
 func (e *Engine) Get(ctx context.Context, name string) (spaces.Space, error) {
-	res, err := e.c.ContainerInspect(ctx, e.ContainerName(name), client.ContainerInspectOptions{})
+	c, err := e.inspectSpace(ctx, name)
 	if err != nil {
-		return spaces.Space{}, mapErr(err, "inspecting space")
+		return spaces.Space{}, err
 	}
-	if !e.isSpace(res.Container.Config) {
-		return spaces.Space{}, spaces.SpaceNotFound()
-	}
-	e.ids.Store(name, res.Container.ID)
-	return e.fromInspect(name, res.Container), nil
+	return e.fromInspect(name, c), nil
 }
 
 func (e *Engine) fromInspect(name string, c container.InspectResponse) spaces.Space {
@@ -236,15 +231,19 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) err
 	if crossesNamespace(name) {
 		return spaces.SpaceNotFound()
 	}
+	// One inspect tells a missing container from a foreign one that
+	// holds the name (never touched, nor its volume).
 	e.ids.Delete(name)
-	id, _, err := e.spaceID(ctx, name)
-	e.ids.Delete(name)
-	missing := errors.Is(err, spaces.ErrNotFound)
-	if err != nil && !missing {
-		return err
-	}
-	if !missing {
-		_, err := e.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+	defer e.ids.Delete(name)
+	res, err := e.c.ContainerInspect(ctx, e.ContainerName(name), client.ContainerInspectOptions{})
+	missing := cerrdefs.IsNotFound(err)
+	switch {
+	case err != nil && !missing:
+		return mapErr(err, "inspecting space")
+	case err == nil && !e.isSpace(res.Container.Config):
+		return spaces.SpaceNotFound()
+	case err == nil:
+		_, err := e.c.ContainerRemove(ctx, res.Container.ID, client.ContainerRemoveOptions{Force: true})
 		if err != nil && !cerrdefs.IsNotFound(err) {
 			return mapErr(err, "removing container")
 		}
@@ -254,12 +253,6 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) err
 			return spaces.SpaceNotFound()
 		}
 		return nil
-	}
-	if missing {
-		// Only a volume of a space: another container may hold it.
-		if _, cerr := e.c.ContainerInspect(ctx, e.ContainerName(name), client.ContainerInspectOptions{}); cerr == nil {
-			return spaces.SpaceNotFound()
-		}
 	}
 	// No Force: a forced remove reports success for a missing volume.
 	_, verr := e.c.VolumeRemove(ctx, e.VolumeName(name), client.VolumeRemoveOptions{})
