@@ -30,14 +30,11 @@ func (s *Store) Record(ctx context.Context, e spaces.Event) error {
 	if e.Type == "" {
 		return spaces.Errorf(spaces.ErrInvalid, "event type is required")
 	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	meta, err := encodeMeta(e.Meta)
+	args, err := eventArgs(e, time.Now())
 	if err != nil {
 		return fmt.Errorf("recording %s event: %w", e.Type, err)
 	}
-	if _, err := s.rw.ExecContext(ctx, insertEventSQL, e.Time.UnixMilli(), e.Space, e.Type, e.Actor, meta); err != nil {
+	if _, err := s.rw.ExecContext(ctx, insertEventSQL, args...); err != nil {
 		return fmt.Errorf("recording %s event: %w", e.Type, err)
 	}
 	return nil
@@ -78,6 +75,19 @@ func (s *Store) Events(ctx context.Context, q spaces.AuditQuery) ([]spaces.Event
 	}
 	slices.Reverse(events)
 	return events, nil
+}
+
+// eventArgs are the values of insertEventSQL for e; a zero time becomes
+// now.
+func eventArgs(e spaces.Event, now time.Time) ([]any, error) {
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	meta, err := encodeMeta(e.Meta)
+	if err != nil {
+		return nil, err
+	}
+	return []any{e.Time.UnixMilli(), e.Space, e.Type, e.Actor, meta}, nil
 }
 
 // eventsQuery is the SQL of an audit query: newest first, walking the

@@ -88,14 +88,11 @@ func (s *Store) SaveHistory(ctx context.Context, space string, cur spaces.Histor
 		defer stmt.Close()
 		now := time.Now()
 		for _, e := range events {
-			if e.Time.IsZero() {
-				e.Time = now
-			}
-			meta, err := encodeMeta(e.Meta)
+			args, err := eventArgs(e, now)
 			if err != nil {
 				return fmt.Errorf("saving history of %q: %w", space, err)
 			}
-			if _, err := stmt.ExecContext(ctx, e.Time.UnixMilli(), e.Space, e.Type, e.Actor, meta); err != nil {
+			if _, err := stmt.ExecContext(ctx, args...); err != nil {
 				return fmt.Errorf("saving history of %q: recording event: %w", space, err)
 			}
 		}
