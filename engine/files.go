@@ -27,10 +27,6 @@ func isNoSuchContainer(err error) bool {
 	return cerrdefs.IsNotFound(err) && strings.Contains(err.Error(), "No such container")
 }
 
-func pathNotFound(p string) error {
-	return spaces.Errorf(spaces.ErrNotFound, "No such file or folder: %s", spaces.DisplayPath(p))
-}
-
 // mapPathErr maps archive-endpoint errors for path p.
 func mapPathErr(err error, p, what string) error {
 	switch {
@@ -39,7 +35,7 @@ func mapPathErr(err error, p, what string) error {
 	case isNoSuchContainer(err):
 		return spaces.SpaceNotFound()
 	case cerrdefs.IsNotFound(err):
-		return pathNotFound(p)
+		return spaces.PathNotFound(p)
 	case strings.Contains(err.Error(), "not a directory"):
 		return spaces.Errorf(spaces.ErrInvalid, "%s: a part of the path is not a folder", spaces.DisplayPath(p))
 	}
@@ -188,7 +184,7 @@ func (e *Engine) ListDir(ctx context.Context, name, dir string) ([]spaces.FileIn
 			return nil, spaces.Errorf(spaces.ErrForbidden, "%s: permission denied", spaces.DisplayPath(dir))
 		}
 		if strings.Contains(msg, "No such file") {
-			return nil, pathNotFound(dir)
+			return nil, spaces.PathNotFound(dir)
 		}
 		return nil, spaces.Errorf(spaces.ErrInvalid, "listing %s: %s", spaces.DisplayPath(dir), msg)
 	}

@@ -56,6 +56,12 @@ var (
 // SpaceNotFound is the error for a missing space.
 func SpaceNotFound() error { return errSpaceNotFound }
 
+// PathNotFound is the error for a missing file or folder (abs is its
+// absolute path in the space).
+func PathNotFound(abs string) error {
+	return Errorf(ErrNotFound, "No such file or folder: %s", DisplayPath(abs))
+}
+
 // TemplateNotFound is the error for a missing template.
 func TemplateNotFound() error { return errTemplateNotFound }
 

@@ -142,7 +142,7 @@ func (s *Service) ListFiles(ctx context.Context, c Caller, name, p string) (stri
 		return "", nil, err
 	}
 	if !r.Exists {
-		return "", nil, Errorf(ErrNotFound, "No such file or folder: %s", DisplayPath(abs))
+		return "", nil, PathNotFound(abs)
 	}
 	if r.Info.Type != TypeDir {
 		return "", nil, Errorf(ErrInvalid, "%s is not a folder", DisplayPath(abs))
@@ -175,7 +175,7 @@ func (s *Service) OpenFile(ctx context.Context, c Caller, name, p string) (FileI
 		return FileInfo{}, nil, err
 	}
 	if !r.Exists {
-		return FileInfo{}, nil, Errorf(ErrNotFound, "No such file or folder: %s", DisplayPath(abs))
+		return FileInfo{}, nil, PathNotFound(abs)
 	}
 	if r.Info.Type == TypeDir {
 		return FileInfo{}, nil, Errorf(ErrInvalid, "%s is a folder, not a file", DisplayPath(abs))
@@ -321,7 +321,7 @@ func (s *Service) DeleteFile(ctx context.Context, c Caller, name, p string, recu
 		return err
 	}
 	if !r.Exists {
-		return Errorf(ErrNotFound, "No such file or folder: %s", DisplayPath(abs))
+		return PathNotFound(abs)
 	}
 	if r.Info.Type == TypeDir && !recursive {
 		return Errorf(ErrInvalid, "%s is a folder: pass recursive=true to delete it with its contents", DisplayPath(abs))

@@ -393,11 +393,13 @@ func (s *Service) resumeLocked(ctx context.Context, name string) error {
 	return nil
 }
 
+// truncate cuts s to at most n bytes, at a character boundary, marking
+// the cut.
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+	if cut, ok := truncateUTF8(s, n); ok {
+		return cut + "…"
 	}
-	return s[:n] + "…"
+	return s
 }
 
 // Stats samples a space's resource usage.

@@ -23,7 +23,6 @@ const (
 	ContainerPrefix = "clawdspace-"
 	VolumePrefix    = "clawdspace-vol-"
 	WorkspacePath   = "/workspace"
-	SandboxUser     = "sandbox"
 	SandboxUID      = 1001
 
 	LabelKind        = "clawdspace.kind"
@@ -61,10 +60,4 @@ type Space struct {
 	Volume       string
 	// VolumeCreated is set by Engine.Create when it made a new volume.
 	VolumeCreated bool
-}
-
-// Volume names the space's workspace volume.
-type Volume struct {
-	Name       string
-	Mountpoint string
 }
