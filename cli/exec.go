@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -159,7 +160,7 @@ func execRun(ctx context.Context, o *ExecOptions) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.Stream(ctx, http.MethodPost, path, nil, "application/json", strings.NewReader(string(b)), int64(len(b)), "application/x-ndjson")
+	resp, err := c.Stream(ctx, http.MethodPost, path, nil, "application/json", bytes.NewReader(b), int64(len(b)), "application/x-ndjson")
 	if err != nil {
 		return spaceError(o.Name, c, err)
 	}

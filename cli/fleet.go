@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -512,10 +511,4 @@ func (f *Fleet) GPUNode(ctx context.Context) (*Client, error) {
 		names = append(names, nc.Node.Name)
 	}
 	return nil, fmt.Errorf("no node with a GPU among %s (add one to CLAWDSPACE_HOSTS or use --server)", strings.Join(names, ", "))
-}
-
-// drain reads what is left of a body so the connection can be reused.
-func drain(rc io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(rc, 1<<20))
-	rc.Close()
 }

@@ -17,19 +17,18 @@ func (s *Server) handleGitPush(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.cfg.Spaces.Push(r.Context(), callerOf(r), r.PathValue("name"), spaces.PushRequest{
-		RepoPath: req.RepoPath, Remote: req.Remote, Branch: req.Branch, Token: req.Token,
-	})
-	if err != nil && res.ExitCode != 0 {
+	res, err := s.cfg.Spaces.Push(r.Context(), callerOf(r), r.PathValue("name"), spaces.PushRequest(req))
+	body := map[string]any{"stdout": res.Stdout, "stderr": res.Stderr, "exitCode": res.ExitCode}
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, body)
+	case res.ExitCode != 0:
 		// git ran and failed: 400 with its message, and its output as the
 		// contract's success shape carries it.
 		status, msg := s.classify(err)
-		writeJSON(w, status, map[string]any{"error": msg, "stdout": res.Stdout, "stderr": res.Stderr, "exitCode": res.ExitCode})
-		return
-	}
-	if err != nil {
+		body["error"] = msg
+		writeJSON(w, status, body)
+	default:
 		s.writeError(w, r, err)
-		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"stdout": res.Stdout, "stderr": res.Stderr, "exitCode": res.ExitCode})
 }

@@ -62,9 +62,7 @@ func (s *Server) handleTerminal(w http.ResponseWriter, r *http.Request) {
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		s.log.Debug("terminal upgrade refused", "space", term.Space(), "err", err)
-		if cerr := term.Close(); cerr != nil {
-			s.log.Error("closing terminal", "space", term.Space(), "err", cerr)
-		}
+		s.closeTerminal(term)
 		return
 	}
 	s.log.Debug("terminal opened", "space", term.Space(), "actor", callerOf(r).Actor)
