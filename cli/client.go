@@ -238,7 +238,7 @@ func (c *Client) GetSpace(ctx context.Context, name string) (rawObject, error) {
 	var out struct {
 		Space rawObject `json:"space"`
 	}
-	if err := c.Do(ctx, http.MethodGet, "/spaces/"+url.PathEscape(name), nil, nil, &out); err != nil {
+	if err := c.Do(ctx, http.MethodGet, spacePath(name, ""), nil, nil, &out); err != nil {
 		return nil, err
 	}
 	if out.Space == nil {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -140,7 +139,7 @@ func execRun(ctx context.Context, o *ExecOptions) error {
 	if err != nil {
 		return err
 	}
-	path := "/spaces/" + url.PathEscape(o.Name) + "/exec"
+	path := spacePath(o.Name, "/exec")
 	if o.JSON {
 		var out rawObject
 		if err := c.Do(ctx, http.MethodPost, path, nil, body, &out); err != nil {

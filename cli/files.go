@@ -101,7 +101,8 @@ func newFilesCmd(d *Deps, runF func(*FilesOptions) error, use string, aliases []
 	return cmd
 }
 
-func filesPath(name, route string) string {
+// spacePath is the API path of a space's route ("" for the space itself).
+func spacePath(name, route string) string {
 	return "/spaces/" + url.PathEscape(name) + route
 }
 
@@ -123,7 +124,7 @@ func filesLsRun(ctx context.Context, o *FilesOptions) error {
 	var out struct {
 		Entries []rawObject `json:"entries"`
 	}
-	if err := c.Do(ctx, http.MethodGet, filesPath(o.Name, "/files"), url.Values{"path": {o.Remote}}, nil, &out); err != nil {
+	if err := c.Do(ctx, http.MethodGet, spacePath(o.Name, "/files"), url.Values{"path": {o.Remote}}, nil, &out); err != nil {
 		return spaceError(o.Name, c, err)
 	}
 	if o.JSON {
@@ -166,7 +167,7 @@ func filesGetRun(ctx context.Context, o *FilesOptions) error {
 	} else if fi, err := os.Stat(local); err == nil && fi.IsDir() {
 		local = filepath.Join(local, path.Base(strings.TrimRight(o.Remote, "/")))
 	}
-	resp, err := c.Stream(ctx, http.MethodGet, filesPath(o.Name, "/file"), url.Values{"path": {o.Remote}, "raw": {"true"}}, "", nil, 0, "")
+	resp, err := c.Stream(ctx, http.MethodGet, spacePath(o.Name, "/file"), url.Values{"path": {o.Remote}, "raw": {"true"}}, "", nil, 0, "")
 	if err != nil {
 		return spaceError(o.Name, c, err)
 	}
@@ -249,7 +250,7 @@ func filesPutRun(ctx context.Context, o *FilesOptions) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.Stream(ctx, http.MethodPut, filesPath(o.Name, "/file"), url.Values{"path": {remote}}, "application/octet-stream", body, size, "application/json")
+	resp, err := c.Stream(ctx, http.MethodPut, spacePath(o.Name, "/file"), url.Values{"path": {remote}}, "application/octet-stream", body, size, "application/json")
 	if err != nil {
 		return spaceError(o.Name, c, err)
 	}
@@ -278,7 +279,7 @@ func filesRmRun(ctx context.Context, o *FilesOptions) error {
 	if o.Recursive {
 		q.Set("recursive", "true")
 	}
-	if err := c.Do(ctx, http.MethodDelete, filesPath(o.Name, "/file"), q, nil, nil); err != nil {
+	if err := c.Do(ctx, http.MethodDelete, spacePath(o.Name, "/file"), q, nil, nil); err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) && strings.Contains(ae.Message, "pass recursive=true") {
 			ae.Message = fmt.Sprintf("%s is a folder: use -r to delete it with its contents", o.Remote)
@@ -293,7 +294,7 @@ func filesMkdirRun(ctx context.Context, o *FilesOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := c.Do(ctx, http.MethodPost, filesPath(o.Name, "/mkdir"), nil, map[string]string{"path": o.Remote}, nil); err != nil {
+	if err := c.Do(ctx, http.MethodPost, spacePath(o.Name, "/mkdir"), nil, map[string]string{"path": o.Remote}, nil); err != nil {
 		return spaceError(o.Name, c, err)
 	}
 	return filesDone(o, c, "Created")

@@ -123,7 +123,7 @@ func lifecycleOn(ctx context.Context, c *Client, o *LifecycleOptions, method, su
 	var out struct {
 		Message string `json:"message"`
 	}
-	if err := c.Do(ctx, method, "/spaces/"+url.PathEscape(o.Name)+suffix, q, nil, &out); err != nil {
+	if err := c.Do(ctx, method, spacePath(o.Name, suffix), q, nil, &out); err != nil {
 		return spaceError(o.Name, c, err)
 	}
 	if o.JSON {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/coder/websocket"
@@ -55,7 +54,7 @@ Ctrl-D is sent at its end.`,
 
 // terminalURL is the WebSocket address of a space's terminal.
 func terminalURL(base, name string) string {
-	u := strings.TrimRight(base, "/") + "/api/spaces/" + url.PathEscape(name) + "/terminal"
+	u := strings.TrimRight(base, "/") + "/api" + spacePath(name, "/terminal")
 	if rest, ok := strings.CutPrefix(u, "https://"); ok {
 		return "wss://" + rest
 	}

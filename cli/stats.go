@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 
 	"github.com/spf13/cobra"
 )
@@ -64,7 +63,7 @@ func statsRun(ctx context.Context, o *StatsOptions) error {
 	var out struct {
 		Stats rawObject `json:"stats"`
 	}
-	if err := c.Do(ctx, http.MethodGet, "/spaces/"+url.PathEscape(o.Name)+"/stats", nil, nil, &out); err != nil {
+	if err := c.Do(ctx, http.MethodGet, spacePath(o.Name, "/stats"), nil, nil, &out); err != nil {
 		return spaceError(o.Name, c, err)
 	}
 	if o.JSON {
