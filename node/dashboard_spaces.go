@@ -191,20 +191,9 @@ func (s *Server) handleCreateSubmit(w http.ResponseWriter, r *http.Request) {
 // the one that fits) through the API, as the caller. It returns the
 // space's name and the node it is on (nil for this one).
 func (s *Server) createOn(r *http.Request, node string, req spaces.CreateRequest) (name string, on *spaces.NodeHealth, err error) {
-	if node != "" && node != "auto" && s.isSelf(node) {
-		node = ""
-	}
-	if node == "auto" {
-		gpu, err := s.wantsGPU(r.Context(), createRequest{GPU: req.GPU, Template: req.Template})
-		if err != nil {
-			return "", nil, err
-		}
-		if node, err = s.place(r.Context(), gpu); err != nil {
-			return "", nil, err
-		}
-		if s.isSelf(node) {
-			node = ""
-		}
+	node, err = s.createTarget(r.Context(), node, req.GPU, req.Template)
+	if err != nil {
+		return "", nil, err
 	}
 	if node == "" {
 		sp, err := s.cfg.Spaces.Create(r.Context(), callerOf(r), req)

@@ -177,22 +177,16 @@ func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Node != "" && !s.isSelf(req.Node) && callerOf(r).Via == "" {
-		target := req.Node
-		if target == "auto" {
-			// Placement looks at the fleet: only for callers who may create.
-			if !s.allow(w, r, req.Name, spaces.ActCreate) {
-				return
-			}
-			gpu, err := s.wantsGPU(r.Context(), req)
-			if err == nil {
-				target, err = s.place(r.Context(), gpu)
-			}
-			if err != nil {
-				s.writeError(w, r, err)
-				return
-			}
+		// Placement looks at the fleet: only for callers who may create.
+		if req.Node == "auto" && !s.allow(w, r, req.Name, spaces.ActCreate) {
+			return
 		}
-		if !s.isSelf(target) {
+		target, err := s.createTarget(r.Context(), req.Node, req.GPU, req.Template)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if target != "" {
 			s.forwardCreate(w, r, body, target)
 			return
 		}
@@ -273,16 +267,34 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"stats": st})
 }
 
+// createTarget resolves the node a create names ("", a node's name, or
+// "auto") to another node to send it to, or "" for this one.
+func (s *Server) createTarget(ctx context.Context, node string, gpu *bool, template string) (string, error) {
+	if node == "auto" {
+		want, err := s.wantsGPU(ctx, gpu, template)
+		if err != nil {
+			return "", err
+		}
+		if node, err = s.place(ctx, want); err != nil {
+			return "", err
+		}
+	}
+	if node == "" || s.isSelf(node) {
+		return "", nil
+	}
+	return node, nil
+}
+
 // wantsGPU reports whether a create asks for a GPU, itself or through its
 // template.
-func (s *Server) wantsGPU(ctx context.Context, req createRequest) (bool, error) {
-	if req.GPU != nil {
-		return *req.GPU, nil
+func (s *Server) wantsGPU(ctx context.Context, gpu *bool, template string) (bool, error) {
+	if gpu != nil {
+		return *gpu, nil
 	}
-	if req.Template == "" {
+	if template == "" {
 		return false, nil
 	}
-	t, err := s.cfg.Spaces.Template(ctx, req.Template)
+	t, err := s.cfg.Spaces.Template(ctx, template)
 	if err != nil {
 		return false, err
 	}
