@@ -233,12 +233,7 @@ func (s *Server) pageAllow(w http.ResponseWriter, r *http.Request, space string,
 // pageError answers a failed page request with the status and message
 // writeError would use, as HTML.
 func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
-	status, msg := s.classify(err)
-	if status >= 500 {
-		s.log.Error("page failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	} else {
-		s.log.Debug("page refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-	}
+	status, msg := s.classifyAndLog(r, err)
 	heading := map[int]string{
 		http.StatusBadRequest: "That did not work", http.StatusForbidden: "Not allowed",
 		http.StatusNotFound: "Not found", http.StatusConflict: "Conflict",

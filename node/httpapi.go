@@ -35,16 +35,23 @@ type errorBody struct {
 // errors carry their domain message; server errors are logged and answered
 // with a message that leaks nothing.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := s.classifyAndLog(r, err)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="clawdspace"`)
+	}
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+// classifyAndLog classifies err and logs it: server errors at error level,
+// refusals at debug level.
+func (s *Server) classifyAndLog(r *http.Request, err error) (int, string) {
 	status, msg := s.classify(err)
 	if status >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	} else {
 		s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="clawdspace"`)
-	}
-	writeJSON(w, status, errorBody{Error: msg})
+	return status, msg
 }
 
 func (s *Server) classify(err error) (int, string) {
