@@ -158,6 +158,11 @@ func (s *Server) guard(h http.HandlerFunc, spaceRoute bool, acts ...spaces.Actio
 // allow decides whether the caller of r may do one of acts to space,
 // logs the decision, and answers and audits a refusal.
 func (s *Server) allow(w http.ResponseWriter, r *http.Request, space string, acts ...spaces.Action) bool {
+	return s.permit(w, r, s.writeError, space, acts...)
+}
+
+// permit is allow with the refusal answered by fail (JSON or a page).
+func (s *Server) permit(w http.ResponseWriter, r *http.Request, fail func(http.ResponseWriter, *http.Request, error), space string, acts ...spaces.Action) bool {
 	c := callerOf(r)
 	for _, a := range acts {
 		if c.Access.Can(a, space) {
@@ -168,6 +173,6 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, space string, act
 	err := spaces.Forbidden(c, acts[0], space)
 	s.log.Debug("forbidden", "actor", c.Actor, "device", c.Device, "actions", acts, "space", space, "path", r.URL.Path, "access", c.Access.String())
 	s.recordRefusal(r, c, space, err.Error(), true)
-	s.writeError(w, r, err)
+	fail(w, r, err)
 	return false
 }

@@ -217,17 +217,7 @@ func notice(code string) string {
 // pageAllow is allow for pages: a refusal is logged, audited and answered
 // with an HTML page.
 func (s *Server) pageAllow(w http.ResponseWriter, r *http.Request, space string, acts ...spaces.Action) bool {
-	c := callerOf(r)
-	for _, a := range acts {
-		if c.Access.Can(a, space) {
-			return true
-		}
-	}
-	err := spaces.Forbidden(c, acts[0], space)
-	s.log.Debug("forbidden", "actor", c.Actor, "actions", acts, "space", space, "path", r.URL.Path)
-	s.recordRefusal(r, c, space, err.Error(), true)
-	s.pageError(w, r, err)
-	return false
+	return s.permit(w, r, s.pageError, space, acts...)
 }
 
 // pageError answers a failed page request with the status and message
