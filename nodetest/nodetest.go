@@ -249,6 +249,11 @@ func (n *Node) Do(tb testing.TB, method, path string, body any, headers ...strin
 // DoKey is Do with another key; an empty key sends no Authorization header.
 func (n *Node) DoKey(tb testing.TB, key, method, path string, body any, headers ...string) Response {
 	tb.Helper()
+	return do(tb, n.HTTP, n.URL, key, method, path, body, headers...)
+}
+
+func do(tb testing.TB, hc *http.Client, base, key, method, path string, body any, headers ...string) Response {
+	tb.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -263,7 +268,7 @@ func (n *Node) DoKey(tb testing.TB, key, method, path string, body any, headers 
 		}
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, n.URL+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -280,7 +285,7 @@ func (n *Node) DoKey(tb testing.TB, key, method, path string, body any, headers 
 		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := n.HTTP.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		tb.Fatalf("%s %s: %v", method, path, err)
 	}
