@@ -56,6 +56,8 @@ type Engine struct {
 	// gates keeps pauses out of the window between an exec's create and
 	// start (see Pause).
 	gates gateMap
+	// run identifies this run of the node; every exec carries it (strays.go).
+	run string
 }
 
 var _ spaces.Engine = (*Engine)(nil)
@@ -83,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		c.Close()
 		return nil, fmt.Errorf("reaching the Docker engine at %s: %w", c.DaemonHost(), err)
 	}
-	return &Engine{c: c, log: cfg.Logger, names: newNames(cfg.Namespace), egress: cfg.Egress, allowUnenforced: cfg.AllowUnenforcedEgress}, nil
+	return &Engine{c: c, log: cfg.Logger, names: newNames(cfg.Namespace), egress: cfg.Egress, allowUnenforced: cfg.AllowUnenforcedEgress, run: RunID()}, nil
 }
 
 // Client returns the underlying Docker client, for benchmarks that compare

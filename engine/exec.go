@@ -41,7 +41,7 @@ func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (i
 		AttachStderr: true,
 		AttachStdin:  spec.Stdin != nil,
 		Cmd:          spec.Cmd,
-		Env:          spec.Env,
+		Env:          e.markEnv(spec.Env),
 		WorkingDir:   spec.WorkDir,
 		User:         spec.User,
 	})

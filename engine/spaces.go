@@ -138,6 +138,11 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		return sp, mapErr(verr, "inspecting volume")
 	}
 
+	if spec.BeforeCreate != nil {
+		if err := spec.BeforeCreate(volumeExisted); err != nil {
+			return sp, err
+		}
+	}
 	cfg, host := e.ContainerConfig(spec)
 	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: host})
 	if err != nil {

@@ -39,7 +39,7 @@ func (e *Engine) openTerminal(ctx context.Context, id string, spec spaces.Termin
 		AttachStdout: true,
 		AttachStderr: true,
 		Cmd:          spec.Cmd,
-		Env:          spec.Env,
+		Env:          e.markEnv(spec.Env),
 		WorkingDir:   spec.WorkDir,
 		User:         spec.User,
 	})

@@ -124,10 +124,14 @@ func Start(tb testing.TB, opt Options) *Node {
 	svc, err := spaces.New(ctx, spaces.Config{
 		Engine: eng, Store: st, Clock: opt.Clock, Logger: log,
 		DefaultImage: TestImage, GPUImage: TestImage, HostCPUs: 2, HasGPU: opt.HasGPU,
-		GitTokenHosts: opt.GitTokenHosts,
+		GitTokenHosts: opt.GitTokenHosts, NodeRun: eng.Run(),
 	})
 	if err != nil {
 		tb.Fatalf("starting service: %v", err)
+	}
+	// As serve does: repair what an earlier node on this data folder left.
+	if err := svc.Recover(ctx); err != nil {
+		tb.Fatalf("recovering: %v", err)
 	}
 	n.Service = svc
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -50,6 +50,14 @@ type Engine interface {
 	// RemovePath deletes a file, symlink or folder (with its contents).
 	RemovePath(ctx context.Context, name, path string) error
 
+	// KillStrays kills the processes in this node's spaces that an earlier
+	// run of the node started (their NodeRunEnv names a run whose process
+	// is gone) and returns them.
+	KillStrays(ctx context.Context) ([]Stray, error)
+	// OrphanVolumes returns the names of the spaces whose workspace volume
+	// exists without a container, sorted.
+	OrphanVolumes(ctx context.Context) ([]string, error)
+
 	// Terminal starts an interactive process with a TTY. ctx bounds only the
 	// start; the process runs until it exits or the TerminalProcess is closed.
 	Terminal(ctx context.Context, name string, spec TerminalSpec) (TerminalProcess, error)
@@ -139,6 +147,10 @@ type ContainerSpec struct {
 	BlockCIDRs     []string // egress the space may not reach (internet mode)
 	ReadOnlyRootfs bool
 	Template       string
+	// BeforeCreate, when set, is called once the engine knows whether the
+	// workspace volume exists and before it makes anything; an error stops
+	// the create. The service records its create intent here.
+	BeforeCreate func(volumeExisted bool) error
 }
 
 // ExecSpec describes one process to run in a space. When ctx ends before

@@ -30,6 +30,9 @@ type Config struct {
 	// GitTokenHosts are the hosts that get env.GITHUB_TOKEN when a create
 	// clones over https (default: github.com). The token goes nowhere else.
 	GitTokenHosts []string
+	// NodeRun identifies this run of the node (see NodeRunEnv); intents
+	// record it.
+	NodeRun string
 	// SeedTemplates are added at start-up when no template of their name
 	// exists (e.g. the older node's CLAWDSPACE_TEMPLATES_DIR).
 	SeedTemplates []Template
@@ -212,20 +215,35 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Spac
 	if err := s.audit(ctx, c, spec.Name, EventCreate, meta); err != nil {
 		return Space{}, err
 	}
+	// The create intent is recorded before the engine makes anything and
+	// cleared once the node answers, so a crash in between is undone at
+	// the next start (Recover).
+	began := false
+	spec.BeforeCreate = func(volumeExisted bool) error {
+		began = true
+		return s.beginIntent(ctx, Intent{Space: spec.Name, Kind: IntentCreate, VolumeExisted: volumeExisted})
+	}
 	sp, err := s.cfg.Engine.Create(ctx, spec)
 	if err != nil {
+		if began {
+			s.endIntent(ctx, spec.Name)
+		}
 		return Space{}, err
 	}
 	if err := s.setUp(ctx, sp.Name, req.Env, envFile, repo); err != nil {
 		// Leave no half-made space: remove the container, and the volume
-		// unless it held an earlier space's workspace.
+		// unless it held an earlier space's workspace. If that fails too,
+		// the intent stays and the next start removes them.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if rerr := s.cfg.Engine.Remove(cctx, sp.Name, sp.VolumeCreated); rerr != nil {
 			s.log.Error("removing a space whose set-up failed", "space", sp.Name, "err", rerr)
+		} else {
+			s.endIntent(ctx, spec.Name)
 		}
 		return Space{}, err
 	}
+	s.endIntent(ctx, spec.Name)
 	now := s.clock.Now()
 	if err := s.cfg.Store.MarkStarted(ctx, sp.Name, now); err != nil {
 		s.log.Error("recording start", "space", sp.Name, "err", err)
@@ -350,6 +368,12 @@ func (s *Service) Destroy(ctx context.Context, c Caller, name string, removeVolu
 	if err := s.audit(ctx, c, name, EventDestroy, map[string]any{"removeVolume": removeVolume}); err != nil {
 		return err
 	}
+	// A crash before the answer leaves the intent: the next start
+	// finishes the destroy (Recover).
+	if err := s.beginIntent(ctx, Intent{Space: name, Kind: IntentDestroy, RemoveVolume: removeVolume}); err != nil {
+		return err
+	}
+	defer s.endIntent(ctx, name)
 	if err := s.cfg.Engine.Remove(ctx, name, removeVolume); err != nil {
 		return err
 	}

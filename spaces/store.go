@@ -53,6 +53,7 @@ type Store interface {
 	TemplateStore
 	ActivityStore
 	HistoryStore
+	IntentStore
 }
 
 // AuditLog records and lists audit events.

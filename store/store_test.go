@@ -405,3 +405,36 @@ func TestEventsFilters(t *testing.T) {
 		})
 	}
 }
+
+func TestIntents(t *testing.T) {
+	st := newTestStore(t)
+	ctx := t.Context()
+	at := time.UnixMilli(1_700_000_000_123).UTC()
+	if err := st.BeginIntent(ctx, spaces.Intent{Space: "a", Kind: spaces.IntentCreate, NodeRun: "1.2", VolumeExisted: true, Created: at}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.BeginIntent(ctx, spaces.Intent{Space: "b", Kind: spaces.IntentCreate, NodeRun: "1.2", Created: at.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	// A later operation on the same space replaces its intent.
+	if err := st.BeginIntent(ctx, spaces.Intent{Space: "b", Kind: spaces.IntentDestroy, NodeRun: "3.4", RemoveVolume: true, Created: at.Add(2 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Intents(ctx)
+	want := []spaces.Intent{
+		{Space: "a", Kind: spaces.IntentCreate, NodeRun: "1.2", VolumeExisted: true, Created: at},
+		{Space: "b", Kind: spaces.IntentDestroy, NodeRun: "3.4", RemoveVolume: true, Created: at.Add(2 * time.Second)},
+	}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Intents() = %+v, %v; want %+v", got, err, want)
+	}
+	if err := st.EndIntent(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EndIntent(ctx, "missing"); err != nil {
+		t.Fatalf("ending a missing intent: %v", err)
+	}
+	if got, err := st.Intents(ctx); err != nil || len(got) != 1 || got[0].Space != "b" {
+		t.Fatalf("after EndIntent: %+v, %v", got, err)
+	}
+}

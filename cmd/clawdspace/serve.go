@@ -277,10 +277,15 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		HostMemory:    int64(machine.Snapshot().MemTotal),
 		GitTokenHosts: tokenHosts(o.GitTokenHosts),
 		HasGPU:        machine.GPU().Present,
+		NodeRun:       eng.Run(),
 
 		SeedTemplates: seeds,
 	})
 	if err != nil {
+		return err
+	}
+	// Repair what a crash of an earlier run left before serving anyone.
+	if err := svc.Recover(ctx); err != nil {
 		return err
 	}
 
