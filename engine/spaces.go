@@ -249,6 +249,11 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) err
 		return spaces.SpaceNotFound()
 	case err == nil:
 		_, err := e.c.ContainerRemove(ctx, res.Container.ID, client.ContainerRemoveOptions{Force: true})
+		if err != nil && strings.Contains(err.Error(), "already in progress") {
+			// An earlier remove (of a node that was killed meanwhile)
+			// is still under way in the engine: wait for its end.
+			err = e.waitRemoved(ctx, res.Container.ID)
+		}
 		if err != nil && !cerrdefs.IsNotFound(err) {
 			return mapErr(err, "removing container")
 		}
@@ -271,6 +276,26 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) err
 		return nil
 	}
 	return mapErr(verr, "removing volume")
+}
+
+// waitRemoved waits until a container being removed is gone, at most 30 s.
+func (e *Engine) waitRemoved(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil {
+			if cerrdefs.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the engine to remove the container: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Pause freezes a space. Pausing a paused or stopped space changes nothing.

@@ -11,7 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/adam91holt/clawdspace/spaces"
@@ -243,4 +246,57 @@ func (e *Engine) OrphanVolumes(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// labelKindPlaceholder marks the container SettleCreate holds a name with.
+const labelKindPlaceholder = "recovery-placeholder"
+
+// SettleCreate makes sure that no create of space the engine may still be
+// running for a node that died completes later: the engine goes on with a
+// request whose client is gone, so a container can appear after start-up
+// recovery looked. It takes the container name itself with a placeholder
+// (never started, no mounts, not a space): when that succeeds no other
+// create can finish, and the placeholder is removed; when the name is held
+// by a container being made, it waits until that one exists. image is the
+// create's; when it is missing no create of it can succeed either.
+func (e *Engine) SettleCreate(ctx context.Context, space, image string) error {
+	if crossesNamespace(space) || image == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cname := e.ContainerName(space)
+	cfg := &container.Config{Image: image, Cmd: []string{"true"}, Labels: map[string]string{spaces.LabelKind: labelKindPlaceholder, spaces.LabelSpace: space}}
+	for {
+		created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: &container.HostConfig{NetworkMode: "none"}})
+		switch {
+		case err == nil:
+			_, err := e.c.ContainerRemove(ctx, created.ID, client.ContainerRemoveOptions{Force: true})
+			return mapErr(err, "removing the placeholder container")
+		case cerrdefs.IsNotFound(err):
+			return nil // no such image: that create cannot succeed either
+		case !cerrdefs.IsConflict(err):
+			return mapErr(err, "holding the name of an interrupted create")
+		}
+		// The name is held: by a space (made, or being made), or by a
+		// placeholder of a recovery that was itself interrupted.
+		res, err := e.c.ContainerInspect(ctx, cname, client.ContainerInspectOptions{})
+		switch {
+		case err == nil && res.Container.Config != nil && res.Container.Config.Labels[spaces.LabelKind] == labelKindPlaceholder:
+			if _, err := e.c.ContainerRemove(ctx, res.Container.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+				return mapErr(err, "removing a placeholder container")
+			}
+			continue
+		case err == nil:
+			return nil // the container exists: the caller decides about it
+		case !cerrdefs.IsNotFound(err):
+			return mapErr(err, "inspecting an interrupted create")
+		}
+		// Reserved but not registered yet: the create is under way.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for an interrupted create to end: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -59,6 +59,9 @@ func TestRecoverInterruptedOperations(t *testing.T) {
 	begin := func(in spaces.Intent) {
 		t.Helper()
 		in.NodeRun = "1.1"
+		if in.Kind == spaces.IntentCreate {
+			in.Image = nodetest.TestImage
+		}
 		if in.Created.IsZero() {
 			in.Created = time.Now()
 		}

@@ -54,6 +54,10 @@ type Engine interface {
 	// run of the node started (their NodeRunEnv names a run whose process
 	// is gone) and returns them.
 	KillStrays(ctx context.Context) ([]Stray, error)
+	// SettleCreate waits until no create of name with image that the
+	// engine may still be running for a node that died can complete
+	// later, so that what start-up recovery finds stays as found.
+	SettleCreate(ctx context.Context, name, image string) error
 	// OrphanVolumes returns the names of the spaces whose workspace volume
 	// exists without a container, sorted.
 	OrphanVolumes(ctx context.Context) ([]string, error)

@@ -37,6 +37,8 @@ type Intent struct {
 	// VolumeExisted (create) says the workspace volume was there before,
 	// so undoing the create keeps it.
 	VolumeExisted bool
+	// Image (create) is the space's image.
+	Image string
 	// RemoveVolume (destroy) is what the destroy was asked.
 	RemoveVolume bool
 	Created      time.Time
@@ -140,6 +142,9 @@ func (s *Service) recoverIntent(ctx context.Context, in Intent) {
 // so the space must not exist. A container older than the intent is not
 // this create's (the create failed on the taken name) and is kept.
 func (s *Service) undoCreate(ctx context.Context, in Intent) (string, error) {
+	if err := s.cfg.Engine.SettleCreate(ctx, in.Space, in.Image); err != nil {
+		return "", err
+	}
 	sp, err := s.cfg.Engine.Get(ctx, in.Space)
 	switch {
 	case errors.Is(err, ErrNotFound):

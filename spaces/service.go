@@ -221,7 +221,7 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Spac
 	began := false
 	spec.BeforeCreate = func(volumeExisted bool) error {
 		began = true
-		return s.beginIntent(ctx, Intent{Space: spec.Name, Kind: IntentCreate, VolumeExisted: volumeExisted})
+		return s.beginIntent(ctx, Intent{Space: spec.Name, Kind: IntentCreate, Image: spec.Image, VolumeExisted: volumeExisted})
 	}
 	sp, err := s.cfg.Engine.Create(ctx, spec)
 	if err != nil {

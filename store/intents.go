@@ -19,8 +19,9 @@ const (
 
 // intentDetail is the JSON of intents.detail.
 type intentDetail struct {
-	VolumeExisted bool `json:"volumeExisted,omitempty"`
-	RemoveVolume  bool `json:"removeVolume,omitempty"`
+	VolumeExisted bool   `json:"volumeExisted,omitempty"`
+	Image         string `json:"image,omitempty"`
+	RemoveVolume  bool   `json:"removeVolume,omitempty"`
 }
 
 // BeginIntent records in, replacing an earlier intent of the same space.
@@ -28,7 +29,7 @@ func (s *Store) BeginIntent(ctx context.Context, in spaces.Intent) error {
 	if in.Space == "" || in.Kind == "" {
 		return spaces.Errorf(spaces.ErrInvalid, "space and kind are required")
 	}
-	detail, err := json.Marshal(intentDetail{VolumeExisted: in.VolumeExisted, RemoveVolume: in.RemoveVolume})
+	detail, err := json.Marshal(intentDetail{VolumeExisted: in.VolumeExisted, Image: in.Image, RemoveVolume: in.RemoveVolume})
 	if err != nil {
 		return fmt.Errorf("encoding intent: %w", err)
 	}
@@ -67,7 +68,7 @@ func (s *Store) Intents(ctx context.Context) ([]spaces.Intent, error) {
 		if err := json.Unmarshal([]byte(detail), &d); err != nil {
 			return nil, fmt.Errorf("decoding intent of %q: %w", in.Space, err)
 		}
-		in.VolumeExisted, in.RemoveVolume, in.Created = d.VolumeExisted, d.RemoveVolume, fromMillis(created)
+		in.VolumeExisted, in.Image, in.RemoveVolume, in.Created = d.VolumeExisted, d.Image, d.RemoveVolume, fromMillis(created)
 		out = append(out, in)
 	}
 	if err := rows.Err(); err != nil {

@@ -410,7 +410,7 @@ func TestIntents(t *testing.T) {
 	st := newTestStore(t)
 	ctx := t.Context()
 	at := time.UnixMilli(1_700_000_000_123).UTC()
-	if err := st.BeginIntent(ctx, spaces.Intent{Space: "a", Kind: spaces.IntentCreate, NodeRun: "1.2", VolumeExisted: true, Created: at}); err != nil {
+	if err := st.BeginIntent(ctx, spaces.Intent{Space: "a", Kind: spaces.IntentCreate, NodeRun: "1.2", Image: "img:1", VolumeExisted: true, Created: at}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.BeginIntent(ctx, spaces.Intent{Space: "b", Kind: spaces.IntentCreate, NodeRun: "1.2", Created: at.Add(time.Second)}); err != nil {
@@ -422,7 +422,7 @@ func TestIntents(t *testing.T) {
 	}
 	got, err := st.Intents(ctx)
 	want := []spaces.Intent{
-		{Space: "a", Kind: spaces.IntentCreate, NodeRun: "1.2", VolumeExisted: true, Created: at},
+		{Space: "a", Kind: spaces.IntentCreate, NodeRun: "1.2", Image: "img:1", VolumeExisted: true, Created: at},
 		{Space: "b", Kind: spaces.IntentDestroy, NodeRun: "3.4", RemoveVolume: true, Created: at.Add(2 * time.Second)},
 	}
 	if err != nil || !reflect.DeepEqual(got, want) {
