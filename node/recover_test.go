@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/adam91holt/clawdspace/nodetest"
@@ -95,6 +98,19 @@ func TestRecoverInterruptedOperations(t *testing.T) {
 	nothing := nodetest.Name(t, eng, "nothing")
 	begin(spaces.Intent{Space: nothing, Kind: spaces.IntentCreate})
 
+	// A recovery of such a create, itself killed while it held the name
+	// with its placeholder container.
+	held := nodetest.Name(t, eng, "held")
+	begin(spaces.Intent{Space: held, Kind: spaces.IntentCreate})
+	ph, err := n1.Raw().ContainerCreate(ctx, client.ContainerCreateOptions{Name: eng.ContainerName(held), Config: &container.Config{
+		Image: nodetest.TestImage, Cmd: []string{"true"}, Labels: map[string]string{spaces.LabelKind: "recovery-placeholder"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = n1.Raw().ContainerRemove(context.Background(), ph.ID, client.ContainerRemoveOptions{Force: true})
+	})
+
 	// A create that found the name taken (its 409 never sent): the older
 	// space is not the create's and stays.
 	older := nodetest.Name(t, eng, "older")
@@ -126,6 +142,7 @@ func TestRecoverInterruptedOperations(t *testing.T) {
 		{"half-made create", halfMade, false, false, "removed the half-made space and its volume"},
 		{"create on a kept volume", kept, false, true, "kept the volume"},
 		{"create that made nothing", nothing, false, false, "made nothing"},
+		{"create whose recovery was interrupted", held, false, false, "made nothing"},
 		{"create that found an older space", older, true, true, "older than the interrupted create"},
 		{"destroy between container and volume", destroyed, false, false, "finished the destroy"},
 		{"destroy that did nothing yet", untouched, false, false, "finished the destroy"},
@@ -151,7 +168,10 @@ func TestRecoverInterruptedOperations(t *testing.T) {
 
 	// Retried creates succeed, with their env file; the kept volume's
 	// content is there again.
-	for _, name := range []string{halfMade, kept, nothing} {
+	if _, err := n2.Raw().ContainerInspect(ctx, ph.ID, client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("the placeholder container is still there: %v", err)
+	}
+	for _, name := range []string{halfMade, kept, nothing, held} {
 		createSpace(t, n2, name, map[string]any{"template": "offline", "envFileText": "A=1\n"})
 		if out := execIn(t, n2, name, "cat /workspace/.env"); out.Stdout != "A=1\n" {
 			t.Errorf("%s: env file = %q", name, out.Stdout)
