@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
@@ -210,9 +211,9 @@ func TestChaosDestroy(t *testing.T) {
 	t.Logf("after the kill: %d whole, %d gone (%d finished by start-up recovery)", whole, gone, recovered)
 }
 
-// TestChaosExec kills the node while commands it started run (a plain one
-// and one that left a background child): after the restart none of them
-// runs any more.
+// TestChaosExec kills the node while commands it started run (a plain
+// one, a streamed one that left a background child, and one typed in a
+// terminal): after the restart none of them runs any more.
 func TestChaosExec(t *testing.T) {
 	n := nodetest.StartChildNode(t, nodetest.ChildConfig{})
 	name := nodetest.Name(t, n.Engine, "ce")
@@ -238,8 +239,26 @@ func TestChaosExec(t *testing.T) {
 		inFlight(n, "POST", "/api/spaces/"+name+"/exec", `{"command":["sleep","300"]}`),
 		inFlight(n, "POST", "/api/spaces/"+name+"/exec", `{"command":"sleep 301 & sleep 302","stream":true}`),
 	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.URL, "http")+"/api/spaces/"+name+"/terminal",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + nodetest.Key}}})
+	if err != nil {
+		t.Fatalf("opening a terminal: %v", err)
+	}
+	defer ws.CloseNow()
+	go func() {
+		for {
+			if _, _, err := ws.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"input","data":"sleep 305\n"}`)); err != nil {
+		t.Fatalf("typing in the terminal: %v", err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
-	for len(sleeps()) < 3 {
+	for len(sleeps()) < 4 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the commands did not start: %q", sleeps())
 		}
@@ -249,8 +268,8 @@ func TestChaosExec(t *testing.T) {
 	for _, w := range waits {
 		w()
 	}
-	if got := sleeps(); len(got) != 3 {
-		t.Fatalf("after the kill, before the restart: %q, want the 3 sleeps still running", got)
+	if got := sleeps(); len(got) != 4 {
+		t.Fatalf("after the kill, before the restart: %q, want the 4 sleeps still running", got)
 	}
 	n.Restart()
 	if got := sleeps(); len(got) != 0 {
