@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,6 +221,8 @@ func TestChaosExec(t *testing.T) {
 	if r := n.Do(t, "POST", "/api/spaces", map[string]any{"name": name, "template": "offline", "memory": "64m"}); r.Status != http.StatusCreated {
 		t.Fatalf("create = %d %s", r.Status, r.Body)
 	}
+	// sleeps returns which of the test's sleeps run, sorted.
+	want := []string{"sleep 300", "sleep 301", "sleep 302", "sleep 305"}
 	sleeps := func() []string {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
@@ -229,11 +232,12 @@ func TestChaosExec(t *testing.T) {
 		}
 		var out []string
 		for _, p := range ps {
-			if strings.Contains(p.Command, "sleep 30") {
+			if slices.Contains(want, strings.TrimSpace(p.Command)) {
 				out = append(out, p.Command)
 			}
 		}
-		return out
+		slices.Sort(out)
+		return slices.Compact(out)
 	}
 	waits := []func(){
 		inFlight(n, "POST", "/api/spaces/"+name+"/exec", `{"command":["sleep","300"]}`),
@@ -258,7 +262,7 @@ func TestChaosExec(t *testing.T) {
 		t.Fatalf("typing in the terminal: %v", err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for len(sleeps()) < 4 {
+	for !slices.Equal(sleeps(), want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the commands did not start: %q", sleeps())
 		}
@@ -268,8 +272,8 @@ func TestChaosExec(t *testing.T) {
 	for _, w := range waits {
 		w()
 	}
-	if got := sleeps(); len(got) != 4 {
-		t.Fatalf("after the kill, before the restart: %q, want the 4 sleeps still running", got)
+	if got := sleeps(); !slices.Equal(got, want) {
+		t.Fatalf("after the kill, before the restart: %q, want %q still running", got, want)
 	}
 	n.Restart()
 	if got := sleeps(); len(got) != 0 {
