@@ -37,6 +37,9 @@ type Config struct {
 	// HostAddrInterval is how often the host's addresses are re-read for
 	// the block rules (DefaultHostAddrInterval when 0).
 	HostAddrInterval time.Duration
+	// WorkspaceQuotaDir is a folder on btrfs with quotas enabled (see
+	// CheckWorkspaceQuotaDir) where size-limited workspaces are made.
+	WorkspaceQuotaDir string
 	// AllowUnenforcedWorkspaceSize lets spaces whose template limits the
 	// workspace size be made although this engine cannot enforce it.
 	AllowUnenforcedWorkspaceSize bool
@@ -61,6 +64,7 @@ type Engine struct {
 	egress          bool
 	allowUnenforced bool
 	allowAnySize    bool
+	quotaDir        string
 	// hosts holds the host's addresses that block lists add (see GuardEgress).
 	hosts *HostAddrs
 	// gates keeps pauses out of the window between an exec's create and
@@ -94,7 +98,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("reaching the Docker engine at %s: %w", c.DaemonHost(), err)
 	}
 	e := &Engine{c: c, log: cfg.Logger, names: newNames(cfg.Namespace), egress: cfg.Egress,
-		allowUnenforced: cfg.AllowUnenforcedEgress, allowAnySize: cfg.AllowUnenforcedWorkspaceSize}
+		allowUnenforced: cfg.AllowUnenforcedEgress, allowAnySize: cfg.AllowUnenforcedWorkspaceSize, quotaDir: cfg.WorkspaceQuotaDir}
 	e.hosts = NewHostAddrs(cfg.HostAddrInterval, cfg.Logger, e.reconcileEgress)
 	return e, nil
 }

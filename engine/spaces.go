@@ -23,11 +23,11 @@ const (
 	logMaxFiles = "2"
 )
 
-// workspaceSizeUnsupported says why workspace.maxSize cannot be enforced:
-// the engine's local volume driver has no size option for disk-backed
-// volumes (overlay2's size option limits the root filesystem only, and
-// only on xfs with project quotas).
-const workspaceSizeUnsupported = "Docker's local volumes have no size limit on this storage"
+// workspaceSizeUnsupported says why workspace.maxSize cannot be enforced
+// without a quota folder (wsquota.go): the engine's local volume driver
+// has no size option for disk-backed volumes (overlay2's size option
+// limits the root filesystem only, and only on xfs with project quotas).
+const workspaceSizeUnsupported = "Docker's local volumes have no size limit, and no workspace quota folder is set"
 
 // List returns the spaces of this namespace from one filtered list call.
 // Spaces made by the older node lack the resource labels; only those are
@@ -143,9 +143,9 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		return sp, spaces.Errorf(spaces.ErrInvalid, "this node cannot enforce the network rules of spaces (egress block list, isolation from other spaces; "+
 			"it must run as root on the engine's host); use a template without network (offline) or start the node with --insecure-egress")
 	}
-	if spec.WorkspaceMaxBytes > 0 && !e.allowAnySize {
+	if spec.WorkspaceMaxBytes > 0 && e.quotaDir == "" && !e.allowAnySize {
 		return sp, spaces.Errorf(spaces.ErrInvalid, "this node cannot enforce the template's workspace.maxSize (%s); "+
-			"use a template without one or start the node with --insecure-workspace-size", workspaceSizeUnsupported)
+			"use a template without one, or start the node with --workspace-quota-dir (a folder on btrfs with quotas) or --insecure-workspace-size", workspaceSizeUnsupported)
 	}
 
 	_, verr := e.c.VolumeInspect(ctx, vname, client.VolumeInspectOptions{})
@@ -155,6 +155,12 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 	}
 
 	cfg, host := e.ContainerConfig(spec)
+	// A kept volume keeps the limit (or none) it was made with.
+	if spec.WorkspaceMaxBytes > 0 && e.quotaDir != "" && !volumeExisted {
+		if host.Mounts[0], err = e.prepareQuotaVolume(ctx, host.Mounts[0], vname, spec.WorkspaceMaxBytes); err != nil {
+			return sp, err
+		}
+	}
 	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: host})
 	if err != nil {
 		switch {
@@ -238,6 +244,7 @@ func (e *Engine) removeVolume(existed bool, vname string) {
 	if _, err := e.c.VolumeRemove(ctx, vname, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		e.log.Error("removing volume of failed create", "volume", vname, "err", err)
 	}
+	e.deleteQuotaVolume(vname)
 }
 
 // Remove deletes a space's container and, when asked, its volume. It
@@ -274,6 +281,7 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) err
 	_, verr := e.c.VolumeRemove(ctx, e.VolumeName(name), client.VolumeRemoveOptions{})
 	switch {
 	case verr == nil:
+		e.deleteQuotaVolume(e.VolumeName(name))
 		return nil
 	case cerrdefs.IsNotFound(verr):
 		if missing {

@@ -52,6 +52,9 @@ type Options struct {
 	// InsecureWorkspaceSize makes spaces whose template's workspace.maxSize
 	// cannot be enforced (--insecure-workspace-size).
 	InsecureWorkspaceSize bool
+	// WorkspaceQuotaDir is a btrfs folder with quotas for size-limited
+	// workspaces (--workspace-quota-dir).
+	WorkspaceQuotaDir string
 	// ShutdownGrace is how long requests may finish when the node stops.
 	ShutdownGrace time.Duration
 	// GitTokenHosts receive env.GITHUB_TOKEN on clone (default github.com).
@@ -102,7 +105,8 @@ func newEngine(tb testing.TB, egress bool, namespace string) *engine.Engine {
 func newEngineOpts(tb testing.TB, egress bool, opt Options) *engine.Engine {
 	tb.Helper()
 	eng, err := engine.New(context.Background(), engine.Config{Egress: egress, Namespace: opt.Namespace,
-		AllowUnenforcedWorkspaceSize: opt.InsecureWorkspaceSize, HostAddrInterval: 500 * time.Millisecond})
+		AllowUnenforcedWorkspaceSize: opt.InsecureWorkspaceSize, WorkspaceQuotaDir: opt.WorkspaceQuotaDir,
+		HostAddrInterval: 500 * time.Millisecond})
 	if err != nil {
 		tb.Fatalf("no Docker engine (run docker/ensure-engine.sh as root): %v", err)
 	}
