@@ -71,7 +71,10 @@ func (e *Engine) applyEgress(c container.InspectResponse) error {
 	if c.HostConfig != nil && c.HostConfig.NetworkMode == "none" {
 		return nil
 	}
-	r := spaceRules{blocks: parseBlockLabel(c.Config.Labels[spaces.LabelNetworkBlock])}
+	// IPv6 link-local reaches every container on the bridge whatever the
+	// network's subnets, so it is always a peer range.
+	r := spaceRules{blocks: parseBlockLabel(c.Config.Labels[spaces.LabelNetworkBlock]),
+		peers: []netip.Prefix{netip.MustParsePrefix("fe80::/10")}}
 	if len(r.blocks) > 0 {
 		r.host = e.hosts.Current()
 		r.hostPorts = parsePortsLabel(c.Config.Labels[spaces.LabelHostPorts])
@@ -100,6 +103,10 @@ func (e *Engine) applyEgress(c container.InspectResponse) error {
 	if !inContainer("/proc", c.State.Pid, c.ID) {
 		return errors.New("the engine's processes are not visible to the node (is the engine on another host?)")
 	}
+	// One writer at a time: the start watcher and the host-address watcher
+	// may rewrite the same space's table together.
+	e.rulesMu.Lock()
+	defer e.rulesMu.Unlock()
 	return setEgressRules(c.State.Pid, r)
 }
 

@@ -67,6 +67,8 @@ type Engine struct {
 	quotaDir        string
 	// hosts holds the host's addresses that block lists add (see GuardEgress).
 	hosts *HostAddrs
+	// rulesMu serialises writes of spaces' nftables tables.
+	rulesMu sync.Mutex
 	// gates keeps pauses out of the window between an exec's create and
 	// start (see Pause).
 	gates gateMap
