@@ -42,9 +42,11 @@ run: image build ## Set up this machine (engine, image) and run a node on 127.0.
 	$(BIN) serve
 
 .PHONY: test-deps
-test-deps: engine ## Install what the tests need besides the engine (busybox-static for the test image, Chromium for the dashboard)
+test-deps: engine ## Install what the tests need besides the engine (busybox-static for the test image, btrfs-progs for workspace quotas, Chromium for the dashboard)
 	@test -x /bin/busybox || { command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq busybox-static; } \
 		|| { echo "The tests need /bin/busybox (a static busybox): install busybox-static"; exit 1; }
+	@command -v mkfs.btrfs >/dev/null || { command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq btrfs-progs; } \
+		|| { echo "The tests need mkfs.btrfs and btrfs (workspace size limits): install btrfs-progs"; exit 1; }
 	@docker/ensure-chromium.sh
 
 .PHONY: test

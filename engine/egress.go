@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,8 +60,10 @@ func EgressSupported() error {
 	return nil
 }
 
-// applyEgress writes the block rules of a running container from its
-// labels. A container without a block list gets none.
+// applyEgress writes the network rules of a running container from its
+// labels: every space with a network is kept from other containers of its
+// network, and one with a block list also from the block list and from the
+// node's own host addresses (less the ports its template opens).
 func (e *Engine) applyEgress(c container.InspectResponse) error {
 	if !e.egress || c.Config == nil || c.State == nil || c.State.Pid <= 0 {
 		return nil
@@ -67,16 +71,76 @@ func (e *Engine) applyEgress(c container.InspectResponse) error {
 	if c.HostConfig != nil && c.HostConfig.NetworkMode == "none" {
 		return nil
 	}
-	blocks := parseBlockLabel(c.Config.Labels[spaces.LabelNetworkBlock])
-	if len(blocks) == 0 {
-		return nil
+	// IPv6 link-local reaches every container on the bridge whatever the
+	// network's subnets, so it is always a peer range.
+	r := spaceRules{blocks: parseBlockLabel(c.Config.Labels[spaces.LabelNetworkBlock]),
+		peers: []netip.Prefix{netip.MustParsePrefix("fe80::/10")}}
+	if len(r.blocks) > 0 {
+		r.host = e.hosts.Current()
+		r.hostPorts = parsePortsLabel(c.Config.Labels[spaces.LabelHostPorts])
+		r.dns = nameservers(c.ResolvConfPath)
+	}
+	if c.NetworkSettings != nil {
+		for _, nw := range c.NetworkSettings.Networks {
+			if nw == nil {
+				continue
+			}
+			if nw.IPAddress.IsValid() && nw.IPPrefixLen > 0 {
+				r.peers = append(r.peers, netip.PrefixFrom(nw.IPAddress, nw.IPPrefixLen).Masked())
+			}
+			if nw.GlobalIPv6Address.IsValid() && nw.GlobalIPv6PrefixLen > 0 {
+				r.peers = append(r.peers, netip.PrefixFrom(nw.GlobalIPv6Address, nw.GlobalIPv6PrefixLen).Masked())
+			}
+			for _, g := range []netip.Addr{nw.Gateway, nw.IPv6Gateway} {
+				if g.IsValid() {
+					r.gateways = append(r.gateways, g)
+				}
+			}
+		}
 	}
 	// The PID is the engine host's: only enter its namespace when it is
 	// this container's process as the node sees it.
 	if !inContainer("/proc", c.State.Pid, c.ID) {
 		return errors.New("the engine's processes are not visible to the node (is the engine on another host?)")
 	}
-	return setEgressRules(c.State.Pid, blocks, nameservers(c.ResolvConfPath))
+	// One writer at a time: the start watcher and the host-address watcher
+	// may rewrite the same space's table together.
+	e.rulesMu.Lock()
+	defer e.rulesMu.Unlock()
+	return setEgressRules(c.State.Pid, r)
+}
+
+// spaceRules is what one space's nftables table enforces.
+type spaceRules struct {
+	// blocks is the template's block list; host the node's own addresses,
+	// blocked with it except for hostPorts; dns the resolvers, allowed on
+	// port 53 even inside a blocked range.
+	blocks    []netip.Prefix
+	host      []netip.Addr
+	hostPorts []uint16
+	dns       []netip.Addr
+	// peers are the space's own networks: new connections from them are
+	// refused, except from the gateways (the host, e.g. the node itself).
+	peers    []netip.Prefix
+	gateways []netip.Addr
+}
+
+func portsLabel(ports []uint16) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(int(p))
+	}
+	return strings.Join(s, ",")
+}
+
+func parsePortsLabel(v string) []uint16 {
+	var out []uint16
+	for _, f := range strings.Split(v, ",") {
+		if p, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16); err == nil && p > 0 {
+			out = append(out, uint16(p))
+		}
+	}
+	return out
 }
 
 // nameservers reads the container's resolv.conf (on the host) so DNS keeps
@@ -100,7 +164,7 @@ func nameservers(path string) []netip.Addr {
 	return out
 }
 
-func setEgressRules(pid int, blocks []netip.Prefix, allow []netip.Addr) error {
+func setEgressRules(pid int, r spaceRules) error {
 	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
 	if err != nil {
 		return fmt.Errorf("opening the space's network namespace: %w", err)
@@ -115,12 +179,14 @@ func setEgressRules(pid int, blocks []netip.Prefix, allow []netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("listing nftables tables: %w", err)
 	}
+	// Delete and add go in one batch: the space is never without rules.
 	for _, t := range tables {
 		if t.Name == egressTable {
 			c.DelTable(t)
 		}
 	}
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: egressTable})
+	addIsolation(c, t, r)
 	policy := nftables.ChainPolicyAccept
 	ch := c.AddChain(&nftables.Chain{
 		Name: "egress", Table: t, Type: nftables.ChainTypeFilter,
@@ -143,30 +209,81 @@ func setEgressRules(pid int, blocks []netip.Prefix, allow []netip.Addr) error {
 		accept,
 	}})
 	// The resolvers, for DNS only (port 53): they are often the LAN router.
-	for _, a := range allow {
-		for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
-			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(matchPrefix(netip.PrefixFrom(a, a.BitLen()), nil)[:5],
-				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(53)},
-				accept)})
+	for _, a := range r.dns {
+		addPortAccept(c, t, ch, a, 53)
+	}
+	// Ports the template opens on the host come before any block: the
+	// host's bridge gateway sits in the private ranges.
+	for _, a := range r.host {
+		for _, p := range r.hostPorts {
+			addPortAccept(c, t, ch, a, p)
 		}
 	}
-	for _, p := range blocks {
-		// TCP gets a reset, everything else an ICMP "prohibited": both make
-		// a blocked connection fail at once instead of timing out.
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(matchPrefix(p, nil)[:5],
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-			&expr.Reject{Type: unix.NFT_REJECT_TCP_RST})})
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: matchPrefix(p,
-			&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED})})
+	blocks := make([]netip.Prefix, 0, len(r.host)+len(r.blocks))
+	for _, a := range r.host {
+		blocks = append(blocks, netip.PrefixFrom(a, a.BitLen()))
+	}
+	for _, p := range append(blocks, r.blocks...) {
+		addReject(c, t, ch, matchPrefix(p, nil)[:5])
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("writing egress rules: %w", err)
 	}
 	return nil
+}
+
+// addIsolation adds the input chain that keeps other containers of the
+// space's networks (other spaces above all) from opening connections to
+// it. The host, through the gateway, still may.
+func addIsolation(c *nftables.Conn, t *nftables.Table, r spaceRules) {
+	policy := nftables.ChainPolicyAccept
+	ch := c.AddChain(&nftables.Chain{
+		Name: "isolate", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &policy,
+	})
+	accept := &expr.Verdict{Kind: expr.VerdictAccept}
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		accept,
+	}})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname("lo")},
+		accept,
+	}})
+	for _, g := range r.gateways {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: matchSource(netip.PrefixFrom(g, g.BitLen()), accept)})
+	}
+	for _, p := range r.peers {
+		addReject(c, t, ch, matchSource(p, nil)[:5])
+	}
+}
+
+// addPortAccept accepts TCP and UDP to one address and port.
+func addPortAccept(c *nftables.Conn, t *nftables.Table, ch *nftables.Chain, a netip.Addr, port uint16) {
+	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(matchPrefix(netip.PrefixFrom(a, a.BitLen()), nil)[:5],
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
+			&expr.Verdict{Kind: expr.VerdictAccept})})
+	}
+}
+
+// addReject rejects what match selects: TCP with a reset, everything else
+// with an ICMP "prohibited", so a blocked connection fails at once instead
+// of timing out.
+func addReject(c *nftables.Conn, t *nftables.Table, ch *nftables.Chain, match []expr.Any) {
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(slices.Clone(match),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Reject{Type: unix.NFT_REJECT_TCP_RST})})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(slices.Clone(match),
+		&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED})})
 }
 
 // ifname pads an interface name as the kernel compares it.
@@ -197,14 +314,26 @@ func matchPrefix(p netip.Prefix, verdict expr.Any) []expr.Any {
 	}
 }
 
-// GuardEgress puts the block rules back on every space of this namespace
+// matchSource is matchPrefix on the source address.
+func matchSource(p netip.Prefix, verdict expr.Any) []expr.Any {
+	m := matchPrefix(p, verdict)
+	pl := m[2].(*expr.Payload)
+	pl.Offset -= uint32(len(p.Addr().AsSlice()))
+	return m
+}
+
+// GuardEgress puts the network rules back on every space of this namespace
 // that starts, also when the engine restarts it by itself (restart policy,
-// daemon restart), and on every running one now. It returns when ctx ends.
+// daemon restart), on every running one now, and on every running one when
+// the host's addresses change. It returns when ctx ends.
 func (e *Engine) GuardEgress(ctx context.Context) {
 	if !e.egress {
 		return
 	}
 	filters := e.spaceFilters().Add("type", "container").Add("event", "start")
+	// New host addresses go into every space's rules at once.
+	e.hosts.Start(ctx)
+	defer e.hosts.Close()
 	for ctx.Err() == nil {
 		e.watchStarts(ctx, filters)
 		select {
@@ -246,7 +375,7 @@ func (e *Engine) reconcileEgress(ctx context.Context) {
 		return
 	}
 	for _, c := range res.Items {
-		if e.owns(c.Labels) && c.Labels[spaces.LabelNetworkBlock] != "" {
+		if e.owns(c.Labels) && c.HostConfig.NetworkMode != "none" {
 			e.guardOne(ctx, c.ID)
 		}
 	}

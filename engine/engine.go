@@ -30,9 +30,19 @@ type Config struct {
 	// Egress enforces templates' block lists in each space's network
 	// namespace (see EgressSupported).
 	Egress bool
-	// AllowUnenforcedEgress lets spaces whose template has a block list be
-	// made without Egress; by default such a create is refused.
+	// AllowUnenforcedEgress lets spaces with a network be made without
+	// Egress (no block list, no isolation from other spaces); by default
+	// such a create is refused.
 	AllowUnenforcedEgress bool
+	// HostAddrInterval is how often the host's addresses are re-read for
+	// the block rules (DefaultHostAddrInterval when 0).
+	HostAddrInterval time.Duration
+	// WorkspaceQuotaDir is a folder on btrfs with quotas enabled (see
+	// CheckWorkspaceQuotaDir) where size-limited workspaces are made.
+	WorkspaceQuotaDir string
+	// AllowUnenforcedWorkspaceSize lets spaces whose template limits the
+	// workspace size be made although this engine cannot enforce it.
+	AllowUnenforcedWorkspaceSize bool
 	// Namespace lets several nodes share one engine: each sees and touches
 	// only the spaces of its own namespace (see ValidateNamespace for the
 	// form and namespace.go for the names). Empty is the default namespace,
@@ -53,6 +63,12 @@ type Engine struct {
 	verifiedImages  sync.Map
 	egress          bool
 	allowUnenforced bool
+	allowAnySize    bool
+	quotaDir        string
+	// hosts holds the host's addresses that block lists add (see GuardEgress).
+	hosts *HostAddrs
+	// rulesMu serialises writes of spaces' nftables tables.
+	rulesMu sync.Mutex
 	// gates keeps pauses out of the window between an exec's create and
 	// start (see Pause).
 	gates gateMap
@@ -85,7 +101,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		c.Close()
 		return nil, fmt.Errorf("reaching the Docker engine at %s: %w", c.DaemonHost(), err)
 	}
-	return &Engine{c: c, log: cfg.Logger, names: newNames(cfg.Namespace), egress: cfg.Egress, allowUnenforced: cfg.AllowUnenforcedEgress, run: RunID()}, nil
+	e := &Engine{c: c, log: cfg.Logger, names: newNames(cfg.Namespace), egress: cfg.Egress,
+		allowUnenforced: cfg.AllowUnenforcedEgress, allowAnySize: cfg.AllowUnenforcedWorkspaceSize, quotaDir: cfg.WorkspaceQuotaDir, run: RunID()}
+	e.hosts = NewHostAddrs(cfg.HostAddrInterval, cfg.Logger, e.reconcileEgress)
+	return e, nil
 }
 
 // Client returns the underlying Docker client, for benchmarks that compare

@@ -17,6 +17,18 @@ import (
 
 const pidsLimit int64 = 512
 
+// The log driver's cap per space: max-file files of max-size each.
+const (
+	logMaxSize  = "10m"
+	logMaxFiles = "2"
+)
+
+// workspaceSizeUnsupported says why workspace.maxSize cannot be enforced
+// without a quota folder (wsquota.go): the engine's local volume driver
+// has no size option for disk-backed volumes (overlay2's size option
+// limits the root filesystem only, and only on xfs with project quotas).
+const workspaceSizeUnsupported = "Docker's local volumes have no size limit, and no workspace quota folder is set"
+
 // List returns the spaces of this namespace from one filtered list call.
 // Spaces made by the older node lack the resource labels; only those are
 // inspected.
@@ -127,9 +139,13 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		return sp, spaces.Errorf(spaces.ErrInvalid, "space name %q must not contain %q", spec.Name, nsSep)
 	}
 	cname, vname := e.ContainerName(spec.Name), e.VolumeName(spec.Name)
-	if len(spec.BlockCIDRs) > 0 && spec.NetworkMode == spaces.NetworkInternet && !e.egress && !e.allowUnenforced {
-		return sp, spaces.Errorf(spaces.ErrInvalid, "this node cannot enforce the template's egress block list (it must run as root on the engine's host); "+
-			"use a template without one (lan, offline) or start the node with --insecure-egress")
+	if spec.NetworkMode != spaces.NetworkNone && !e.egress && !e.allowUnenforced {
+		return sp, spaces.Errorf(spaces.ErrInvalid, "this node cannot enforce the network rules of spaces (egress block list, isolation from other spaces; "+
+			"it must run as root on the engine's host); use a template without network (offline) or start the node with --insecure-egress")
+	}
+	if spec.WorkspaceMaxBytes > 0 && e.quotaDir == "" && !e.allowAnySize {
+		return sp, spaces.Errorf(spaces.ErrInvalid, "this node cannot enforce the template's workspace.maxSize (%s); "+
+			"use a template without one, or start the node with --workspace-quota-dir (a folder on btrfs with quotas) or --insecure-workspace-size", workspaceSizeUnsupported)
 	}
 
 	_, verr := e.c.VolumeInspect(ctx, vname, client.VolumeInspectOptions{})
@@ -144,6 +160,12 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		}
 	}
 	cfg, host := e.ContainerConfig(spec)
+	// A kept volume keeps the limit (or none) it was made with.
+	if spec.WorkspaceMaxBytes > 0 && e.quotaDir != "" && !volumeExisted {
+		if host.Mounts[0], err = e.prepareQuotaVolume(ctx, host.Mounts[0], vname, spec.WorkspaceMaxBytes); err != nil {
+			return sp, err
+		}
+	}
 	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: host})
 	if err != nil {
 		switch {
@@ -227,6 +249,7 @@ func (e *Engine) removeVolume(existed bool, vname string) {
 	if _, err := e.c.VolumeRemove(ctx, vname, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		e.log.Error("removing volume of failed create", "volume", vname, "err", err)
 	}
+	e.deleteQuotaVolume(vname)
 }
 
 // Remove deletes a space's container and, when asked, its volume. It
@@ -268,6 +291,7 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) err
 	_, verr := e.c.VolumeRemove(ctx, e.VolumeName(name), client.VolumeRemoveOptions{})
 	switch {
 	case verr == nil:
+		e.deleteQuotaVolume(e.VolumeName(name))
 		return nil
 	case cerrdefs.IsNotFound(verr):
 		if missing {
@@ -377,6 +401,12 @@ func containerConfig(spec spaces.ContainerSpec, n names) (*container.Config, *co
 	}
 	if len(spec.BlockCIDRs) > 0 && spec.NetworkMode == spaces.NetworkInternet {
 		labels[spaces.LabelNetworkBlock] = blockLabel(spec.BlockCIDRs)
+		if len(spec.HostPorts) > 0 {
+			labels[spaces.LabelHostPorts] = portsLabel(spec.HostPorts)
+		}
+	}
+	if spec.WorkspaceMaxBytes > 0 {
+		labels[spaces.LabelWorkspaceMax] = strconv.FormatInt(spec.WorkspaceMaxBytes, 10)
 	}
 	volLabels := map[string]string{
 		spaces.LabelKind:  "volume",
@@ -394,6 +424,9 @@ func containerConfig(spec spaces.ContainerSpec, n names) (*container.Config, *co
 		Hostname:   spec.Name,
 		Env:        spec.Env,
 		Labels:     labels,
+		// No image health check runs in a space: it would be a process the
+		// space's owner did not start, and its state means nothing here.
+		Healthcheck: &container.HealthConfig{Test: []string{"NONE"}},
 	}
 	pids := pidsLimit
 	init := true
@@ -409,10 +442,16 @@ func containerConfig(spec spaces.ContainerSpec, n names) (*container.Config, *co
 			NanoCPUs:  int64(spec.CPUs * 1e9),
 			PidsLimit: &pids,
 		},
-		CapDrop:        []string{"ALL"},
-		SecurityOpt:    []string{"no-new-privileges"},
-		Tmpfs:          map[string]string{"/tmp": "rw,exec,nosuid,nodev,mode=1777", "/run": "rw,nosuid,nodev,mode=755"},
-		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		CapDrop:     []string{"ALL"},
+		SecurityOpt: []string{"no-new-privileges"},
+		Tmpfs:       map[string]string{"/tmp": "rw,exec,nosuid,nodev,mode=1777", "/run": "rw,nosuid,nodev,mode=755"},
+		// No restart by the engine: a space runs only when the node started
+		// it and wrote its network rules (see "Restart policy" in
+		// docs/ARCHITECTURE.md).
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		// A space writing to its own stdout (/proc/1/fd/1) must not fill
+		// the host's disk: the engine keeps at most 2 files of 10 MB.
+		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": logMaxSize, "max-file": logMaxFiles}},
 		ReadonlyRootfs: spec.ReadOnlyRootfs,
 		Init:           &init,
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/moby/api/types/container"
+
 	"github.com/adam91holt/clawdspace/nodetest"
 )
 
@@ -31,7 +33,11 @@ func TestSpaceContainerIsHardened(t *testing.T) {
 		{name: "privileged", got: h.Privileged, want: false},
 		{name: "no-new-privileges", got: slices.Contains(h.SecurityOpt, "no-new-privileges") || slices.Contains(h.SecurityOpt, "no-new-privileges:true"), want: true},
 		{name: "pids limit", got: ptrValue(h.PidsLimit), want: int64(512)},
-		{name: "restart policy", got: string(h.RestartPolicy.Name), want: "unless-stopped"},
+		{name: "restart policy", got: string(h.RestartPolicy.Name), want: "no"},
+		{name: "health check", got: healthTest(cfg), want: "NONE"},
+		{name: "log driver", got: h.LogConfig.Type, want: "json-file"},
+		{name: "log max-size", got: h.LogConfig.Config["max-size"], want: "10m"},
+		{name: "log max-file", got: h.LogConfig.Config["max-file"], want: "2"},
 		{name: "memory", got: h.Memory, want: int64(300 << 20)},
 		{name: "nano cpus", got: h.NanoCPUs, want: int64(5e8)},
 		{name: "read-only rootfs", got: h.ReadonlyRootfs, want: false},
@@ -74,6 +80,14 @@ func TestSpaceContainerIsHardened(t *testing.T) {
 	if out := execIn(t, n, name, "chown 0 /workspace/f"); out.ExitCode == 0 {
 		t.Errorf("chown to root succeeded: %+v", out)
 	}
+}
+
+// healthTest is the container's health check command, joined.
+func healthTest(cfg *container.Config) string {
+	if cfg.Healthcheck == nil {
+		return "<image default>"
+	}
+	return strings.Join(cfg.Healthcheck.Test, " ")
 }
 
 func ptrValue[T any](p *T) any {

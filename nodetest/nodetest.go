@@ -49,6 +49,12 @@ type Options struct {
 	MaxFileBytes int64
 	// NoEgress starts the node as one that cannot enforce egress rules.
 	NoEgress bool
+	// InsecureWorkspaceSize makes spaces whose template's workspace.maxSize
+	// cannot be enforced (--insecure-workspace-size).
+	InsecureWorkspaceSize bool
+	// WorkspaceQuotaDir is a btrfs folder with quotas for size-limited
+	// workspaces (--workspace-quota-dir).
+	WorkspaceQuotaDir string
 	// ShutdownGrace is how long requests may finish when the node stops.
 	ShutdownGrace time.Duration
 	// GitTokenHosts receive env.GITHUB_TOKEN on clone (default github.com).
@@ -92,7 +98,15 @@ type Node struct {
 
 func newEngine(tb testing.TB, egress bool, namespace string) *engine.Engine {
 	tb.Helper()
-	eng, err := engine.New(context.Background(), engine.Config{Egress: egress, Namespace: namespace})
+	return newEngineOpts(tb, egress, Options{Namespace: namespace})
+}
+
+// newEngineOpts is newEngine with the engine settings of opt.
+func newEngineOpts(tb testing.TB, egress bool, opt Options) *engine.Engine {
+	tb.Helper()
+	eng, err := engine.New(context.Background(), engine.Config{Egress: egress, Namespace: opt.Namespace,
+		AllowUnenforcedWorkspaceSize: opt.InsecureWorkspaceSize, WorkspaceQuotaDir: opt.WorkspaceQuotaDir,
+		HostAddrInterval: 500 * time.Millisecond})
 	if err != nil {
 		tb.Fatalf("no Docker engine (run docker/ensure-engine.sh as root): %v", err)
 	}
@@ -105,7 +119,7 @@ func newEngine(tb testing.TB, egress bool, namespace string) *engine.Engine {
 // test ends.
 func Start(tb testing.TB, opt Options) *Node {
 	tb.Helper()
-	eng := newEngine(tb, !opt.NoEgress && engine.EgressSupported() == nil, opt.Namespace)
+	eng := newEngineOpts(tb, !opt.NoEgress && engine.EgressSupported() == nil, opt)
 	n := &Node{Engine: eng, DataDir: opt.DataDir, HTTP: &http.Client{Timeout: 2 * time.Minute}}
 	if n.DataDir == "" {
 		n.DataDir = tb.TempDir()

@@ -141,16 +141,21 @@ type Process struct {
 
 // ContainerSpec is everything the engine needs to make a space.
 type ContainerSpec struct {
-	Name           string
-	Image          string
-	MemoryBytes    int64
-	CPUs           float64
-	GPU            bool
-	Env            []string // KEY=VALUE
-	NetworkMode    string   // template network mode: none, internet, lan
-	BlockCIDRs     []string // egress the space may not reach (internet mode)
+	Name        string
+	Image       string
+	MemoryBytes int64
+	CPUs        float64
+	GPU         bool
+	Env         []string // KEY=VALUE
+	NetworkMode string   // template network mode: none, internet, lan
+	BlockCIDRs  []string // egress the space may not reach (internet mode)
+	// HostPorts are the ports of the node's host the space may reach when
+	// it has a block list (which blocks the host's own addresses too).
+	HostPorts      []uint16
 	ReadOnlyRootfs bool
-	Template       string
+	// WorkspaceMaxBytes limits the workspace volume; 0 is no limit.
+	WorkspaceMaxBytes int64
+	Template          string
 	// BeforeCreate, when set, is called once the engine knows whether the
 	// workspace volume exists and before it makes anything; an error stops
 	// the create. The service records its create intent here.

@@ -336,16 +336,18 @@ func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec
 	}
 	sort.Strings(env)
 	return ContainerSpec{
-		Name:           req.Name,
-		Image:          image,
-		MemoryBytes:    memBytes,
-		CPUs:           cpus,
-		GPU:            gpu,
-		Env:            env,
-		NetworkMode:    tpl.NetworkMode(),
-		BlockCIDRs:     tpl.EgressBlocks(),
-		ReadOnlyRootfs: tpl.ReadOnlyRootfs(),
-		Template:       tplName,
+		Name:              req.Name,
+		Image:             image,
+		MemoryBytes:       memBytes,
+		CPUs:              cpus,
+		GPU:               gpu,
+		Env:               env,
+		NetworkMode:       tpl.NetworkMode(),
+		BlockCIDRs:        tpl.EgressBlocks(),
+		HostPorts:         tpl.HostPorts(),
+		ReadOnlyRootfs:    tpl.ReadOnlyRootfs(),
+		WorkspaceMaxBytes: tpl.WorkspaceMaxBytes(),
+		Template:          tplName,
 	}, tpl, nil
 }
 

@@ -38,6 +38,11 @@ const (
 	// LabelNetworkBlock holds the template's egress block list (CIDRs,
 	// comma-separated), enforced whenever the container starts.
 	LabelNetworkBlock = "clawdspace.network.block"
+	// LabelHostPorts holds the host ports a space with a block list may
+	// still reach on the node's host addresses (comma-separated).
+	LabelHostPorts = "clawdspace.network.hostports"
+	// LabelWorkspaceMax holds the template's workspace size limit in bytes.
+	LabelWorkspaceMax = "clawdspace.workspace.maxbytes"
 	// LabelNamespace names the engine namespace of a space's container and
 	// volume when nodes share one engine; the default namespace has none.
 	LabelNamespace = "clawdspace.namespace"

@@ -51,11 +51,21 @@ type TemplateSecurity struct {
 type TemplateNetwork struct {
 	Mode       string   `yaml:"mode,omitempty" json:"mode,omitempty"`
 	BlockCIDRs []string `yaml:"blockCidrs,omitempty" json:"blockCidrs,omitempty"`
+	// HostPorts opens these ports of the node's own addresses to spaces
+	// whose block list otherwise blocks the whole host.
+	HostPorts []int `yaml:"hostPorts,omitempty" json:"hostPorts,omitempty"`
 }
 
 type TemplateWorkspace struct {
 	DefaultRepoDest string `yaml:"defaultRepoDest,omitempty" json:"defaultRepoDest,omitempty"`
+	// MaxSize limits the workspace volume (memory syntax: 10g). A node
+	// that cannot enforce it refuses the create (see docs/API.md).
+	MaxSize string `yaml:"maxSize,omitempty" json:"maxSize,omitempty"`
 }
+
+// maxHostPorts bounds a template's hostPorts: each costs rules per host
+// address in every space.
+const maxHostPorts = 16
 
 // ReadOnlyRootfs reports whether spaces from this template get a read-only root.
 func (t Template) ReadOnlyRootfs() bool {
@@ -77,6 +87,29 @@ func (t Template) EgressBlocks() []string {
 		return nil
 	}
 	return t.Network.BlockCIDRs
+}
+
+// HostPorts returns the host ports spaces of this template may reach
+// while the rest of the host is blocked; only a block list blocks the host.
+func (t Template) HostPorts() []uint16 {
+	if len(t.EgressBlocks()) == 0 {
+		return nil
+	}
+	out := make([]uint16, 0, len(t.Network.HostPorts))
+	for _, p := range t.Network.HostPorts {
+		out = append(out, uint16(p))
+	}
+	return out
+}
+
+// WorkspaceMaxBytes is the workspace size limit in bytes, 0 for none.
+// Normalize has checked the value.
+func (t Template) WorkspaceMaxBytes() int64 {
+	if t.Workspace.MaxSize == "" {
+		return 0
+	}
+	n, _ := ParseMemory(t.Workspace.MaxSize)
+	return n
 }
 
 // ParseTemplate parses and validates a template's YAML. Unknown keys, a bad
@@ -130,6 +163,22 @@ func (t *Template) Normalize() error {
 	for _, c := range t.Network.BlockCIDRs {
 		if _, err := netip.ParsePrefix(c); err != nil {
 			return Errorf(ErrInvalid, "network.blockCidrs: %q is not a CIDR", c)
+		}
+	}
+	if len(t.Network.HostPorts) > maxHostPorts {
+		return Errorf(ErrInvalid, "network.hostPorts: at most %d ports", maxHostPorts)
+	}
+	for _, p := range t.Network.HostPorts {
+		if p < 1 || p > 65535 {
+			return Errorf(ErrInvalid, "network.hostPorts: %d is not a port (1-65535)", p)
+		}
+	}
+	if len(t.Network.HostPorts) > 0 && t.NetworkMode() == NetworkNone {
+		return Errorf(ErrInvalid, "network.hostPorts needs a network (mode is none)")
+	}
+	if m := t.Workspace.MaxSize; m != "" {
+		if _, err := ParseMemory(m); err != nil {
+			return Errorf(ErrInvalid, "workspace.maxSize: %s", err.Error())
 		}
 	}
 	if d := t.Workspace.DefaultRepoDest; d != "" {

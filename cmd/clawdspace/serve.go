@@ -40,8 +40,14 @@ type serveOptions struct {
 	// InsecureEgress makes spaces whose template blocks addresses even when
 	// the node cannot enforce the block.
 	InsecureEgress bool
-	AllowedHosts   []string
-	Verbose        bool
+	// InsecureWorkspaceSize makes spaces whose template limits the
+	// workspace size although the node cannot enforce the limit.
+	InsecureWorkspaceSize bool
+	// WorkspaceQuotaDir is a folder on btrfs with quotas enabled that holds
+	// size-limited workspaces.
+	WorkspaceQuotaDir string
+	AllowedHosts      []string
+	Verbose           bool
 
 	IdleTimeout     time.Duration
 	HistoryInterval time.Duration
@@ -120,7 +126,9 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "log debug messages")
 	f.StringSliceVar(&o.AllowedHosts, "allowed-hosts", splitList(getenv("CLAWDSPACE_ALLOWED_HOSTS"), ""),
 		"Host names accepted besides loopback ones when auth is disabled ($CLAWDSPACE_ALLOWED_HOSTS)")
-	f.BoolVar(&o.InsecureEgress, "insecure-egress", false, "make spaces even when their template's egress block list cannot be enforced (node not root)")
+	f.BoolVar(&o.InsecureEgress, "insecure-egress", false, "make spaces with a network even when their rules (egress block list, isolation from other spaces) cannot be enforced (node not root)")
+	f.StringVar(&o.WorkspaceQuotaDir, "workspace-quota-dir", getenv("CLAWDSPACE_WORKSPACE_QUOTA_DIR"), "folder on btrfs with quotas enabled where workspaces of templates with workspace.maxSize are made ($CLAWDSPACE_WORKSPACE_QUOTA_DIR)")
+	f.BoolVar(&o.InsecureWorkspaceSize, "insecure-workspace-size", false, "make spaces whose template sets workspace.maxSize although the limit cannot be enforced")
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", idle, "pause spaces idle this long; 0 turns auto-sleep off ($IDLE_TIMEOUT_MS)")
 	f.DurationVar(&o.HistoryInterval, "history-interval", hist, "how often shell history is read into the audit log; 0 turns it off ($HISTORY_INGEST_MS)")
 	f.Int64Var(&o.MaxFileBytes, "max-file-bytes", maxFile, "largest file upload in bytes ($CLAWDSPACE_MAX_FILE_BYTES)")
@@ -252,11 +260,20 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	egressErr := engine.EgressSupported()
 	switch {
 	case egressErr != nil && o.InsecureEgress:
-		log.Warn("TEMPLATE EGRESS BLOCK LISTS ARE NOT ENFORCED (--insecure-egress): spaces can reach private and tailnet addresses.", "reason", egressErr)
+		log.Warn("SPACE NETWORK RULES ARE NOT ENFORCED (--insecure-egress): spaces can reach private and tailnet addresses, the node's host and each other.", "reason", egressErr)
 	case egressErr != nil:
-		log.Warn("template egress block lists cannot be enforced: spaces from templates with one (default, gpu) will be refused. Run the node as root on the engine's host, or pass --insecure-egress.", "reason", egressErr)
+		log.Warn("space network rules cannot be enforced: spaces with a network (every template but offline) will be refused. Run the node as root on the engine's host, or pass --insecure-egress.", "reason", egressErr)
 	}
-	eng, err := engine.New(ctx, engine.Config{Host: o.DockerHost, Logger: log, Egress: egressErr == nil, AllowUnenforcedEgress: o.InsecureEgress, Namespace: o.Namespace})
+	if o.WorkspaceQuotaDir != "" {
+		if err := engine.CheckWorkspaceQuotaDir(o.WorkspaceQuotaDir); err != nil {
+			return err
+		}
+	}
+	if o.InsecureWorkspaceSize {
+		log.Warn("WORKSPACE SIZE LIMITS ARE NOT ENFORCED (--insecure-workspace-size): templates' workspace.maxSize is ignored.")
+	}
+	eng, err := engine.New(ctx, engine.Config{Host: o.DockerHost, Logger: log, Egress: egressErr == nil, AllowUnenforcedEgress: o.InsecureEgress,
+		AllowUnenforcedWorkspaceSize: o.InsecureWorkspaceSize, WorkspaceQuotaDir: o.WorkspaceQuotaDir, Namespace: o.Namespace})
 	if err != nil {
 		return fmt.Errorf("%w\nIs the Docker engine installed and running? Run docker/ensure-engine.sh as root, or see docs/SETUP.md", err)
 	}
