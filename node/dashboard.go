@@ -3,8 +3,10 @@ package node
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 	"unicode"
@@ -65,9 +67,18 @@ func (s *Server) dashboardRoutes(root *http.ServeMux) {
 	})
 }
 
+// staticFiles serves the dashboard's assets without a key. It serves files
+// only: a folder (with or without its trailing slash) is a plain 404, never
+// a listing of what the node ships.
 func (s *Server) staticFiles() http.Handler {
 	files := http.StripPrefix("/static/", http.FileServerFS(static.FS))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/static")
+		name = strings.TrimPrefix(name, "/")
+		if fi, err := fs.Stat(static.FS, name); name == "" || strings.HasSuffix(r.URL.Path, "/") || err != nil || fi.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		files.ServeHTTP(w, r)
 	})
