@@ -84,14 +84,10 @@ func (s *Server) identify(r *http.Request) (spaces.Caller, error) {
 		return spaces.CallerLocal(), nil
 	}
 	got := requestKey(r)
-	if s.isKey(got) {
-		return spaces.CallerAPIKey(), nil
+	if got == "" {
+		return spaces.Caller{}, s.refuseUnknown(r, "Unauthorized: missing API key (send Authorization: Bearer KEY)")
 	}
-	msg := "Unauthorized: missing API key (send Authorization: Bearer KEY)"
-	if got != "" {
-		msg = "Unauthorized: wrong API key"
-	}
-	return spaces.Caller{}, s.refuseUnknown(r, msg)
+	return s.checkKey(r, got)
 }
 
 // denialLog limits audit rows for refused requests to one per remote host
@@ -126,11 +122,17 @@ func (s *Server) recordDenial(r *http.Request, reason string) {
 // one per remote host (and, for known callers, per caller and route) per
 // interval.
 func (s *Server) recordRefusal(r *http.Request, c spaces.Caller, space, reason string, known bool) {
-	host := remoteIP(r.RemoteAddr)
-	limit := host
+	limit := remoteIP(r.RemoteAddr)
 	if known {
 		limit += "|" + c.Actor + "|" + r.Method + " " + r.URL.Path
 	}
+	s.recordLimited(r, c, space, reason, limit)
+}
+
+// recordLimited writes an auth.denied row unless one with the same limit
+// key was written within the interval.
+func (s *Server) recordLimited(r *http.Request, c spaces.Caller, space, reason, limit string) {
+	host := remoteIP(r.RemoteAddr)
 	if !s.denials.allow(limit, s.clock.Now()) {
 		return
 	}

@@ -93,7 +93,7 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 		if r.Method == http.MethodGet && q.Has("key") {
 			c, err := s.identify(r)
 			if err != nil {
-				s.renderSignIn(w, r, "wrong")
+				s.refuseSignIn(w, r, err, "wrong")
 				return
 			}
 			if c.Actor == spaces.CallerAPIKey().Actor {
@@ -111,7 +111,7 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 				problem = "wrong"
 				clearKeyCookie(w, r)
 			}
-			s.renderSignIn(w, r, problem)
+			s.refuseSignIn(w, r, err, problem)
 			return
 		}
 		h(w, withCaller(r, c))
@@ -159,7 +159,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	probe.URL.RawQuery = url.Values{"key": {key}}.Encode()
 	c, err := s.identify(probe)
 	if err != nil || key == "" {
-		s.renderSignIn(w, r, "wrong")
+		s.refuseSignIn(w, r, err, "wrong")
 		return
 	}
 	if c.Actor == spaces.CallerAPIKey().Actor {
@@ -173,9 +173,18 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, problem string) {
+// refuseSignIn answers a page request refused by identify with the
+// sign-in page: 401 saying problem, or 429 with Retry-After while the
+// browser's address must wait after too many wrong keys.
+func (s *Server) refuseSignIn(w http.ResponseWriter, r *http.Request, err error, problem string) {
+	status := http.StatusUnauthorized
+	var retry *RetryLater
+	if errors.As(err, &retry) {
+		status, problem = http.StatusTooManyRequests, "limited"
+		setRetryAfter(w, err)
+	}
 	ch := views.Chrome{Title: "Sign in", Node: s.selfName(), Version: s.cfg.Version}
-	s.render(w, r, http.StatusUnauthorized, views.SignInPage(views.SignIn{Chrome: ch, Problem: problem}))
+	s.render(w, r, status, views.SignInPage(views.SignIn{Chrome: ch, Problem: problem}))
 }
 
 // render writes a page: rendered into a buffer first, so a failing view

@@ -64,6 +64,10 @@ type Options struct {
 	TrustTailnet bool
 	// Nodes is a fixed fleet (CLAWDSPACE_NODES), without the tailnet.
 	Nodes []node.StaticNode
+	// AuthFreeFailures and AuthBackoff set the wrong-key backoff (node
+	// defaults when 0).
+	AuthFreeFailures int
+	AuthBackoff      time.Duration
 	// NoFleetLoop leaves the fleet monitor stopped (no first refresh), to
 	// see what the node answers from its stored cache alone.
 	NoFleetLoop bool
@@ -144,6 +148,7 @@ func Start(tb testing.TB, opt Options) *Node {
 		APIKey: Key, AuthDisabled: opt.AuthDisabled, Version: "test", URL: n.URL, MaxBodyBytes: opt.MaxBodyBytes,
 		MaxFileBytes: opt.MaxFileBytes, SpoolDir: filepath.Join(n.DataDir, "spool"),
 		ShutdownGrace: opt.ShutdownGrace, NodeName: n.Name, TrustTailnet: opt.TrustTailnet,
+		AuthFreeFailures: opt.AuthFreeFailures, AuthBackoff: opt.AuthBackoff,
 	}
 	var tln net.Listener
 	// The fleet refreshes once at start; tests refresh again by hand with

@@ -37,6 +37,9 @@ type serveOptions struct {
 	Name         string
 	TemplatesDir string
 	AuthDisabled bool
+	// AllowWeakKey starts with a key that node.CheckAPIKey finds too weak,
+	// with a warning.
+	AllowWeakKey bool
 	// InsecureEgress makes spaces whose template blocks addresses even when
 	// the node cannot enforce the block.
 	InsecureEgress bool
@@ -67,7 +70,7 @@ func newServeCmd(getenv func(string) string) *cobra.Command {
 		Long: `Run a Clawdspace node: the REST API on 127.0.0.1:7777, spaces on the local Docker engine.
 
 Settings come from flags, else from the environment: PORT, API_KEY, CLAWDSPACE_DATA_DIR,
-CLAWDSPACE_IMAGE, CLAWDSPACE_GPU_IMAGE, CLAWDSPACE_AUTH_DISABLED, CLAWDSPACE_TEMPLATES_DIR,
+CLAWDSPACE_IMAGE, CLAWDSPACE_GPU_IMAGE, CLAWDSPACE_AUTH_DISABLED, CLAWDSPACE_ALLOW_WEAK_KEY, CLAWDSPACE_TEMPLATES_DIR,
 IDLE_TIMEOUT_MS, HISTORY_INGEST_MS, CLAWDSPACE_MAX_FILE_BYTES, CLAWDSPACE_GIT_TOKEN_HOSTS
 ("none" for no host), CLAWDSPACE_NAMESPACE and DOCKER_HOST.
 Without an API key a strong one is generated on first start and kept in the data folder.
@@ -117,6 +120,8 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 	f.StringVar(&o.TemplatesDir, "templates-dir", getenv("CLAWDSPACE_TEMPLATES_DIR"), "folder of template YAML files added at start-up when missing ($CLAWDSPACE_TEMPLATES_DIR)")
 	f.StringVar(&o.Name, "name", "", "node name shown in /api/nodes (default: the host name)")
 	f.BoolVar(&o.AuthDisabled, "auth-disabled", isTrue(getenv("CLAWDSPACE_AUTH_DISABLED")), "turn authentication off: development only ($CLAWDSPACE_AUTH_DISABLED)")
+	f.BoolVar(&o.AllowWeakKey, "allow-weak-key", isTrue(getenv("CLAWDSPACE_ALLOW_WEAK_KEY")),
+		"start with an API key shorter or more predictable than the rules allow, with a warning ($CLAWDSPACE_ALLOW_WEAK_KEY)")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "log debug messages")
 	f.StringSliceVar(&o.AllowedHosts, "allowed-hosts", splitList(getenv("CLAWDSPACE_ALLOWED_HOSTS"), ""),
 		"Host names accepted besides loopback ones when auth is disabled ($CLAWDSPACE_ALLOWED_HOSTS)")
@@ -319,7 +324,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	}
 	cfg := node.Config{
 		Spaces: svc, Machine: machine, Logger: log,
-		APIKey: key, AuthDisabled: o.AuthDisabled,
+		APIKey: key, AllowWeakKey: o.AllowWeakKey, AuthDisabled: o.AuthDisabled,
 		Version: version, NodeName: name, URL: url,
 		MaxFileBytes: o.MaxFileBytes, SpoolDir: filepath.Join(o.DataDir, "spool"),
 		AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet, Fleet: fleet,
@@ -439,8 +444,8 @@ func keySource(o serveOptions) string {
 // folder, generating and storing it (mode 0600) on first start.
 func resolveAPIKey(o serveOptions) (key string, generated bool, err error) {
 	if o.APIKey != "" {
-		if len(o.APIKey) < 16 {
-			return "", false, errors.New("the API key must be at least 16 characters")
+		if err := checkKey(o, o.APIKey); err != nil {
+			return "", false, fmt.Errorf("refusing the key of --api-key or $API_KEY: %w", err)
 		}
 		return o.APIKey, false, nil
 	}
@@ -451,6 +456,9 @@ func resolveAPIKey(o serveOptions) (key string, generated bool, err error) {
 		k := strings.TrimSpace(string(b))
 		if k == "" {
 			return "", false, fmt.Errorf("%s is empty: delete it to generate a new key", p)
+		}
+		if err := checkKey(o, k); err != nil {
+			return "", false, fmt.Errorf("refusing the key in %s: %w (delete the file to generate a strong one)", p, err)
 		}
 		return k, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
@@ -473,6 +481,19 @@ func resolveAPIKey(o serveOptions) (key string, generated bool, err error) {
 		return "", false, fmt.Errorf("storing API key: %w", err)
 	}
 	return k, true, nil
+}
+
+// checkKey applies the node's key rules; --allow-weak-key lets a weak key
+// through (node.New then warns), never one with whitespace around it.
+func checkKey(o serveOptions, key string) error {
+	err := node.CheckAPIKey(key)
+	if errors.Is(err, node.ErrWeakKey) && o.AllowWeakKey {
+		return nil
+	}
+	if errors.Is(err, node.ErrWeakKey) {
+		return fmt.Errorf("%w, or pass --allow-weak-key to start anyway", err)
+	}
+	return err
 }
 
 // readTemplates parses every *.yaml and *.yml file of dir; a file that is not
