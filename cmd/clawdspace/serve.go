@@ -48,6 +48,8 @@ type serveOptions struct {
 
 	IdleTimeout     time.Duration
 	HistoryInterval time.Duration
+	AuditMaxAge     dayDuration
+	AuditMaxRows    int64
 	MaxFileBytes    int64
 	GitTokenHosts   []string
 	Namespace       string
@@ -98,6 +100,9 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 		if o.MaxFileBytes <= 0 {
 			errs = append(errs, errors.New("--max-file-bytes must be positive"))
 		}
+		if o.AuditMaxAge < 0 || o.AuditMaxRows < 0 {
+			errs = append(errs, errors.New("--audit-max-age and --audit-max-rows must not be negative"))
+		}
 		if o.NodesRefresh < time.Second {
 			errs = append(errs, errors.New("--nodes-refresh must be at least 1s"))
 		}
@@ -128,6 +133,9 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 	f.BoolVar(&o.InsecureEgress, "insecure-egress", false, "make spaces even when their template's egress block list cannot be enforced (node not root)")
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", idle, "pause spaces idle this long; 0 turns auto-sleep off ($IDLE_TIMEOUT_MS)")
 	f.DurationVar(&o.HistoryInterval, "history-interval", hist, "how often shell history is read into the audit log; 0 turns it off ($HISTORY_INGEST_MS)")
+	o.AuditMaxAge = dayDuration(spaces.DefaultAuditMaxAge)
+	f.Var(&o.AuditMaxAge, "audit-max-age", "delete audit rows older than this (90d, 36h…); 0 keeps them")
+	f.Int64Var(&o.AuditMaxRows, "audit-max-rows", spaces.DefaultAuditMaxRows, "keep only the newest this many audit rows; 0 keeps any number")
 	f.Int64Var(&o.MaxFileBytes, "max-file-bytes", maxFile, "largest file upload in bytes ($CLAWDSPACE_MAX_FILE_BYTES)")
 	f.StringSliceVar(&o.GitTokenHosts, "git-token-hosts", splitList(getenv("CLAWDSPACE_GIT_TOKEN_HOSTS"), "github.com"),
 		"hosts that get env.GITHUB_TOKEN when a create clones over https ($CLAWDSPACE_GIT_TOKEN_HOSTS)")
@@ -359,6 +367,11 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		sl.Start(ctx)
 		defer sl.Close()
 	}
+	if o.AuditMaxAge > 0 || o.AuditMaxRows > 0 {
+		ret := spaces.NewAuditRetention(spaces.AuditRetentionConfig{Service: svc, MaxAge: time.Duration(o.AuditMaxAge), MaxRows: o.AuditMaxRows, Logger: log})
+		ret.Start(ctx)
+		defer ret.Close()
+	}
 	if o.HistoryInterval > 0 {
 		in := spaces.NewIngester(spaces.IngesterConfig{Service: svc, Interval: o.HistoryInterval, Logger: log})
 		in.Start(ctx)
@@ -522,3 +535,32 @@ func readTemplates(dir string) ([]spaces.Template, error) {
 	}
 	return out, nil
 }
+
+// dayDuration is a flag duration that also takes whole days ("90d").
+type dayDuration time.Duration
+
+func (d *dayDuration) String() string {
+	if *d > 0 && time.Duration(*d)%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(time.Duration(*d)/(24*time.Hour)), 10) + "d"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *dayDuration) Set(v string) error {
+	if n, ok := strings.CutSuffix(strings.TrimSpace(v), "d"); ok {
+		days, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || days < 0 || days > 100*365 {
+			return fmt.Errorf("%q is not a number of days", v)
+		}
+		*d = dayDuration(time.Duration(days) * 24 * time.Hour)
+		return nil
+	}
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (90d, 36h, 0)", v)
+	}
+	*d = dayDuration(x)
+	return nil
+}
+
+func (d *dayDuration) Type() string { return "duration" }
