@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/a-h/templ"
@@ -22,9 +21,6 @@ import (
 // attributes are allowed because xterm.js sets them on its own elements.
 const pageCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
 	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-
-// keyCookieAge is how long a browser keeps the key after a ?key= link.
-const keyCookieAge = 30 * 24 * time.Hour
 
 // dashboardRoutes registers the pages people open in a browser. Every page
 // resolves its caller as the API does (identify); state-changing forms are
@@ -84,9 +80,10 @@ func (s *Server) staticFiles() http.Handler {
 	})
 }
 
-// page resolves the caller of a page request. A ?key= link stores the key
-// in an HttpOnly, SameSite=Strict cookie and sends the browser to the same
-// address without it; a browser without a valid key gets the sign-in page.
+// page resolves the caller of a page request. A ?key= link starts a
+// session (its token in an HttpOnly, SameSite=Strict cookie) and sends the
+// browser to the same address without the key; a browser without a valid
+// key or session gets the sign-in page.
 func (s *Server) page(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -97,7 +94,10 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 				return
 			}
 			if c.Actor == spaces.CallerAPIKey().Actor {
-				setKeyCookie(w, r, q.Get("key"))
+				if err := s.startSession(w, r); err != nil {
+					s.pageError(w, r, err)
+					return
+				}
 			}
 			q.Del("key")
 			clean := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
@@ -107,13 +107,16 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 		c, err := s.identify(r)
 		if err != nil {
 			problem := "missing"
-			if requestKey(r) != "" {
+			if headerOrQueryKey(r) != "" {
 				problem = "wrong"
-				clearKeyCookie(w, r)
+			}
+			if _, err := r.Cookie(sessionCookie); err == nil {
+				clearSessionCookie(w, r)
 			}
 			s.refuseSignIn(w, r, err, problem)
 			return
 		}
+		s.refreshSession(w, r)
 		h(w, withCaller(r, c))
 	})
 }
@@ -132,13 +135,6 @@ func (s *Server) redirectClean(w http.ResponseWriter, r *http.Request, target st
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte(`<!doctype html><meta charset="utf-8"><title>Signing in</title><p>Signed in. <a href="` +
 		templ.EscapeString(target) + `">Continue to the dashboard</a>.</p>`))
-}
-
-func setKeyCookie(w http.ResponseWriter, r *http.Request, key string) {
-	http.SetCookie(w, &http.Cookie{
-		Name: keyCookie, Value: key, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
-		SameSite: http.SameSiteStrictMode, MaxAge: int(keyCookieAge / time.Second),
-	})
 }
 
 func clearKeyCookie(w http.ResponseWriter, r *http.Request) {
@@ -163,12 +159,19 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.Actor == spaces.CallerAPIKey().Actor {
-		setKeyCookie(w, r, key)
+		if err := s.startSession(w, r); err != nil {
+			s.pageError(w, r, err)
+			return
+		}
 	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// handleSignOut ends the browser's session on the node, not only its
+// cookie: a copy of the token is worthless afterwards.
 func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
+	s.endSession(r)
+	clearSessionCookie(w, r)
 	clearKeyCookie(w, r)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
@@ -211,7 +214,7 @@ func (s *Server) chrome(r *http.Request, title, nav string) views.Chrome {
 	if c.Actor == spaces.CallerAPIKey().Actor {
 		user = "API key"
 	}
-	_, err := r.Cookie(keyCookie)
+	_, err := r.Cookie(sessionCookie)
 	return views.Chrome{
 		Title: title, Nav: nav, Node: s.selfName(), Version: s.cfg.Version,
 		User: user, Access: c.Access.String(), SignOut: err == nil, Notice: notice(r.URL.Query().Get("done")),

@@ -78,6 +78,9 @@ type Config struct {
 	TrustTailnet bool
 	// Fleet knows the other nodes; nil means this node alone.
 	Fleet *Fleet
+	// Sessions keeps the dashboard's sessions; nil: in memory, lost when
+	// the node stops.
+	Sessions spaces.SessionStore
 }
 
 // Tailnet is what the node needs of its tailnet device: who is at a
@@ -114,6 +117,9 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 		cfg.Logger.Warn("WEAK API KEY ALLOWED (--allow-weak-key): anyone who guesses it controls this node's spaces", "problem", err.Error())
+	}
+	if cfg.Sessions == nil {
+		cfg.Sessions = &memSessions{}
 	}
 	if cfg.AuthFreeFailures <= 0 {
 		cfg.AuthFreeFailures = DefaultAuthFreeFailures

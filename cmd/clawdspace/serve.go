@@ -335,7 +335,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		APIKey: key, AllowWeakKey: o.AllowWeakKey, AuthDisabled: o.AuthDisabled,
 		Version: version, NodeName: name, URL: url,
 		MaxFileBytes: o.MaxFileBytes, SpoolDir: filepath.Join(o.DataDir, "spool"),
-		AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet, Fleet: fleet,
+		AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet, Fleet: fleet, Sessions: st,
 	}
 	if tn != nil {
 		cfg.Tailnet, cfg.TailnetHosts = tn, tn.Hosts()
