@@ -261,6 +261,9 @@ func TestHistoryCannotFalsifyOrFloodTheAudit(t *testing.T) {
 	if others := auditEvents(t, n, "?limit=1&space="+name+"&type="+spaces.EventCreate); len(others) != 1 || others[0].Source != spaces.SourceNode {
 		t.Errorf("space.create row = %+v, want source node", others)
 	}
+	if body := bodyOf(t, page(t, n, http.MethodGet, "/audit?space="+name, nil)); !strings.Contains(body, "shell (reported by the space)") {
+		t.Errorf("the dashboard's audit page does not say the shell rows are the space's report")
+	}
 
 	// The flood: 480 entries of 7,000 bytes each, all from the year 3000.
 	execIn(t, n, name, []string{"sh", "-c", `i=0; cmd=$(head -c 7000 /dev/zero | tr '\0' x); while [ $i -lt 480 ]; do printf '#32503680000\necho %s\n' "$cmd"; i=$((i+1)); done >> /workspace/.bash_history`})
