@@ -113,10 +113,16 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 			if _, err := r.Cookie(sessionCookie); err == nil {
 				clearSessionCookie(w, r)
 			}
+			if _, err := r.Cookie(keyCookie); err == nil {
+				clearKeyCookie(w, r)
+			}
 			s.refuseSignIn(w, r, err, problem)
 			return
 		}
 		s.refreshSession(w, r)
+		if _, err := r.Cookie(keyCookie); err == nil {
+			clearKeyCookie(w, r) // the key itself, kept by earlier versions
+		}
 		h(w, withCaller(r, c))
 	})
 }

@@ -79,6 +79,11 @@ func (s *Server) session(r *http.Request) (spaces.Session, bool) {
 // a new token when the old one is older than SessionRotate, else a later
 // expiry.
 func (s *Server) refreshSession(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Upgrade") != "" {
+		// A WebSocket handshake's cookies may not be kept: the token
+		// moves on with the next plain request instead.
+		return
+	}
 	sess, ok := s.session(r)
 	if !ok {
 		return
