@@ -57,6 +57,22 @@ func TestDashboardSessions(t *testing.T) {
 	if st, _ := getWith(t, n, "/api/spaces", &http.Cookie{Name: "clawdspace_key", Value: nodetest.Key}); st != http.StatusUnauthorized {
 		t.Errorf("the key as a cookie: %d, want 401", st)
 	}
+	// A page clears that old cookie.
+	req0, _ := http.NewRequest(http.MethodGet, n.URL+"/", nil)
+	req0.AddCookie(b)
+	req0.AddCookie(&http.Cookie{Name: "clawdspace_key", Value: nodetest.Key})
+	res0, err := http.DefaultTransport.RoundTrip(req0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res0.Body.Close()
+	cleared := false
+	for _, c := range res0.Cookies() {
+		cleared = cleared || (c.Name == "clawdspace_key" && c.MaxAge < 0)
+	}
+	if res0.StatusCode != http.StatusOK || !cleared {
+		t.Errorf("a page with the old key cookie: %d, cleared %v; want 200 and the cookie cleared", res0.StatusCode, cleared)
+	}
 	if st, _ := getWith(t, n, "/api/spaces", &http.Cookie{Name: "clawdspace_session", Value: nodetest.Key}); st != http.StatusUnauthorized {
 		t.Errorf("the key as a session token: %d, want 401", st)
 	}
