@@ -76,6 +76,8 @@ type auditEvent struct {
 	Type  string         `json:"type"`
 	Actor string         `json:"actor"`
 	Meta  map[string]any `json:"meta"`
+	// Source is "space" for rows a space reported (its shell history).
+	Source string `json:"source"`
 }
 
 func fetchAudit(ctx context.Context, c *Client, space string, limit int) ([]rawObject, error) {
@@ -190,7 +192,11 @@ func (o *AuditOptions) printEvents(events []rawObject, header bool) error {
 		if t, err := time.Parse(time.RFC3339Nano, e.TS); err == nil {
 			ts = t.Local().Format("2006-01-02 15:04:05")
 		}
-		rows = append(rows, []string{ts, e.Type, orDash(e.Space), orDash(e.Actor), formatMeta(e.Meta)})
+		actor := orDash(e.Actor)
+		if e.Source == "space" {
+			actor += " (reported by the space)"
+		}
+		rows = append(rows, []string{ts, e.Type, orDash(e.Space), actor, formatMeta(e.Meta)})
 	}
 	return o.Printer.table(rows)
 }

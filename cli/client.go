@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +33,8 @@ type APIError struct {
 	Status  int
 	Message string
 	Node    string
+	// RetryAfter is the node's Retry-After in seconds (0 when none).
+	RetryAfter int
 }
 
 func (e *APIError) Error() string {
@@ -39,8 +42,16 @@ func (e *APIError) Error() string {
 	if msg == "" {
 		msg = fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status))
 	}
-	if e.Status == http.StatusUnauthorized {
+	switch e.Status {
+	case http.StatusUnauthorized:
 		msg += " (set CLAWDSPACE_KEY, or see 'clawdspace config')"
+	case http.StatusTooManyRequests:
+		wait := "a while"
+		if e.RetryAfter > 0 {
+			wait = fmt.Sprintf("%d s", e.RetryAfter)
+		}
+		msg = fmt.Sprintf("the node refuses keys from this address for %s after too many wrong API keys (%s); "+
+			"check CLAWDSPACE_KEY or 'clawdspace config', then try again", wait, msg)
 	}
 	if e.Node != "" {
 		return e.Node + ": " + msg
@@ -149,7 +160,8 @@ func (c *Client) readError(resp *http.Response) error {
 	if resp.StatusCode == http.StatusNotFound && msg == "Not found" && resp.Request != nil {
 		msg = "Not found: this node does not serve " + resp.Request.URL.Path + " (an older node?)"
 	}
-	return &APIError{Status: resp.StatusCode, Message: msg, Node: c.Name}
+	retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	return &APIError{Status: resp.StatusCode, Message: msg, Node: c.Name, RetryAfter: retry}
 }
 
 // Do sends a JSON request (body nil for none) and decodes a JSON answer into

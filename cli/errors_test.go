@@ -4,6 +4,9 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/adam91holt/clawdspace/nodetest"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -88,5 +91,22 @@ func TestWrongKeyAndUnreachable(t *testing.T) {
 				t.Errorf("the error shows the key: %s", r)
 			}
 		})
+	}
+}
+
+// TestWrongKeyRateLimited: once a node slows down an address that sent
+// wrong keys, the CLI says so and when to come back, not a bare 429.
+func TestWrongKeyRateLimited(t *testing.T) {
+	t.Parallel()
+	n := nodetest.Start(t, nodetest.Options{AuthFreeFailures: 1, AuthBackoff: time.Hour})
+	wrong := newBareEnv(t)
+	wrong.env["CLAWDSPACE_HOSTS"] = n.URL
+	wrong.env["CLAWDSPACE_KEY"] = "wrong-key-wrong-key"
+	// The first wrong key is free; a run may send more than one request.
+	oneLineError(t, wrong.run(nil, "system"), 1, "")
+	r := wrong.run(nil, "list")
+	oneLineError(t, r, 1, "refuses keys from this address for 300 s")
+	if !strings.Contains(r.Stderr, "after too many wrong API keys") || !strings.Contains(r.Stderr, "CLAWDSPACE_KEY") {
+		t.Errorf("429 message: %s", r)
 	}
 }

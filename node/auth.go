@@ -19,14 +19,15 @@ func callerOf(r *http.Request) spaces.Caller {
 	return c
 }
 
-// requestKey returns the API key a request presents: a Bearer header, or the
-// key query parameter browsers use.
-func requestKey(r *http.Request) string {
+// requestKey returns the API key to pass on for r to another node: the
+// key r presented, or, for a dashboard session (issued for this node's
+// key, which the fleet shares), the node's key.
+func (s *Server) requestKey(r *http.Request) string {
 	if k := headerOrQueryKey(r); k != "" {
 		return k
 	}
-	if ck, err := r.Cookie(keyCookie); err == nil {
-		return ck.Value
+	if callerOf(r).Actor == spaces.CallerAPIKey().Actor {
+		return s.cfg.APIKey
 	}
 	return ""
 }
@@ -45,8 +46,8 @@ func headerOrQueryKey(r *http.Request) string {
 	return r.URL.Query().Get("key")
 }
 
-// keyCookie carries the API key of a browser that signed in with a ?key=
-// link (HttpOnly, SameSite=Strict).
+// keyCookie carried the API key itself in earlier versions; it is no
+// longer read, only cleared.
 const keyCookie = "clawdspace_key"
 
 // authenticate resolves the caller of every API request and refuses
@@ -58,6 +59,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
+		s.refreshSession(w, r)
 		next.ServeHTTP(w, withCaller(r, c))
 	})
 }
@@ -73,8 +75,9 @@ func withCaller(r *http.Request, c spaces.Caller) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
 }
 
-// identify resolves who makes r: the API key (header, ?key= or the
-// browser's cookie), or auth disabled. A refusal is logged and audited and
+// identify resolves who makes r: the API key (header or ?key=), a
+// dashboard session (the browser's cookie, which holds a session token,
+// never the key), or auth disabled. A refusal is logged and audited and
 // comes back as an ErrUnauthorized error.
 func (s *Server) identify(r *http.Request) (spaces.Caller, error) {
 	if s.cfg.Tailnet != nil && viaTailnet(r) {
@@ -83,15 +86,17 @@ func (s *Server) identify(r *http.Request) (spaces.Caller, error) {
 	if s.cfg.AuthDisabled {
 		return spaces.CallerLocal(), nil
 	}
-	got := requestKey(r)
-	if s.isKey(got) {
+	got := headerOrQueryKey(r)
+	if got != "" {
+		return s.checkKey(r, got)
+	}
+	if _, ok := s.session(r); ok {
 		return spaces.CallerAPIKey(), nil
 	}
-	msg := "Unauthorized: missing API key (send Authorization: Bearer KEY)"
-	if got != "" {
-		msg = "Unauthorized: wrong API key"
+	if _, err := r.Cookie(sessionCookie); err == nil {
+		return spaces.Caller{}, s.refuseUnknown(r, "Unauthorized: the dashboard session ended: sign in again")
 	}
-	return spaces.Caller{}, s.refuseUnknown(r, msg)
+	return spaces.Caller{}, s.refuseUnknown(r, "Unauthorized: missing API key (send Authorization: Bearer KEY)")
 }
 
 // denialLog limits audit rows for refused requests to one per remote host
@@ -126,11 +131,17 @@ func (s *Server) recordDenial(r *http.Request, reason string) {
 // one per remote host (and, for known callers, per caller and route) per
 // interval.
 func (s *Server) recordRefusal(r *http.Request, c spaces.Caller, space, reason string, known bool) {
-	host := remoteIP(r.RemoteAddr)
-	limit := host
+	limit := remoteIP(r.RemoteAddr)
 	if known {
 		limit += "|" + c.Actor + "|" + r.Method + " " + r.URL.Path
 	}
+	s.recordLimited(r, c, space, reason, limit)
+}
+
+// recordLimited writes an auth.denied row unless one with the same limit
+// key was written within the interval.
+func (s *Server) recordLimited(r *http.Request, c spaces.Caller, space, reason, limit string) {
+	host := remoteIP(r.RemoteAddr)
 	if !s.denials.allow(limit, s.clock.Now()) {
 		return
 	}

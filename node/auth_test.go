@@ -50,7 +50,9 @@ func TestHealthNeedsNoKey(t *testing.T) {
 
 func TestEveryOtherRouteNeedsTheKey(t *testing.T) {
 	t.Parallel()
-	n := nodetest.Start(t, nodetest.Options{})
+	// 51 wrong keys from one address: past the backoff's free failures
+	// (TestWrongKeysBackOff covers those).
+	n := nodetest.Start(t, nodetest.Options{AuthFreeFailures: 1000})
 	for _, r := range protectedRoutes {
 		t.Run(r.method+" "+r.path, func(t *testing.T) {
 			tests := []struct {

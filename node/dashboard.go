@@ -3,10 +3,11 @@ package node
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/a-h/templ"
@@ -20,9 +21,6 @@ import (
 // attributes are allowed because xterm.js sets them on its own elements.
 const pageCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
 	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-
-// keyCookieAge is how long a browser keeps the key after a ?key= link.
-const keyCookieAge = 30 * 24 * time.Hour
 
 // dashboardRoutes registers the pages people open in a browser. Every page
 // resolves its caller as the API does (identify); state-changing forms are
@@ -65,28 +63,41 @@ func (s *Server) dashboardRoutes(root *http.ServeMux) {
 	})
 }
 
+// staticFiles serves the dashboard's assets without a key. It serves files
+// only: a folder (with or without its trailing slash) is a plain 404, never
+// a listing of what the node ships.
 func (s *Server) staticFiles() http.Handler {
 	files := http.StripPrefix("/static/", http.FileServerFS(static.FS))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/static")
+		name = strings.TrimPrefix(name, "/")
+		if fi, err := fs.Stat(static.FS, name); name == "" || strings.HasSuffix(r.URL.Path, "/") || err != nil || fi.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		files.ServeHTTP(w, r)
 	})
 }
 
-// page resolves the caller of a page request. A ?key= link stores the key
-// in an HttpOnly, SameSite=Strict cookie and sends the browser to the same
-// address without it; a browser without a valid key gets the sign-in page.
+// page resolves the caller of a page request. A ?key= link starts a
+// session (its token in an HttpOnly, SameSite=Strict cookie) and sends the
+// browser to the same address without the key; a browser without a valid
+// key or session gets the sign-in page.
 func (s *Server) page(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if r.Method == http.MethodGet && q.Has("key") {
 			c, err := s.identify(r)
 			if err != nil {
-				s.renderSignIn(w, r, "wrong")
+				s.refuseSignIn(w, r, err, "wrong")
 				return
 			}
 			if c.Actor == spaces.CallerAPIKey().Actor {
-				setKeyCookie(w, r, q.Get("key"))
+				if err := s.startSession(w, r); err != nil {
+					s.pageError(w, r, err)
+					return
+				}
 			}
 			q.Del("key")
 			clean := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
@@ -96,12 +107,21 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 		c, err := s.identify(r)
 		if err != nil {
 			problem := "missing"
-			if requestKey(r) != "" {
+			if headerOrQueryKey(r) != "" {
 				problem = "wrong"
+			}
+			if _, err := r.Cookie(sessionCookie); err == nil {
+				clearSessionCookie(w, r)
+			}
+			if _, err := r.Cookie(keyCookie); err == nil {
 				clearKeyCookie(w, r)
 			}
-			s.renderSignIn(w, r, problem)
+			s.refuseSignIn(w, r, err, problem)
 			return
+		}
+		s.refreshSession(w, r)
+		if _, err := r.Cookie(keyCookie); err == nil {
+			clearKeyCookie(w, r) // the key itself, kept by earlier versions
 		}
 		h(w, withCaller(r, c))
 	})
@@ -123,13 +143,6 @@ func (s *Server) redirectClean(w http.ResponseWriter, r *http.Request, target st
 		templ.EscapeString(target) + `">Continue to the dashboard</a>.</p>`))
 }
 
-func setKeyCookie(w http.ResponseWriter, r *http.Request, key string) {
-	http.SetCookie(w, &http.Cookie{
-		Name: keyCookie, Value: key, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
-		SameSite: http.SameSiteStrictMode, MaxAge: int(keyCookieAge / time.Second),
-	})
-}
-
 func clearKeyCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name: keyCookie, Value: "", Path: "/", HttpOnly: true, Secure: r.TLS != nil,
@@ -148,23 +161,39 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	probe.URL.RawQuery = url.Values{"key": {key}}.Encode()
 	c, err := s.identify(probe)
 	if err != nil || key == "" {
-		s.renderSignIn(w, r, "wrong")
+		s.refuseSignIn(w, r, err, "wrong")
 		return
 	}
 	if c.Actor == spaces.CallerAPIKey().Actor {
-		setKeyCookie(w, r, key)
+		if err := s.startSession(w, r); err != nil {
+			s.pageError(w, r, err)
+			return
+		}
 	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// handleSignOut ends the browser's session on the node, not only its
+// cookie: a copy of the token is worthless afterwards.
 func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
+	s.endSession(r)
+	clearSessionCookie(w, r)
 	clearKeyCookie(w, r)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, problem string) {
+// refuseSignIn answers a page request refused by identify with the
+// sign-in page: 401 saying problem, or 429 with Retry-After while the
+// browser's address must wait after too many wrong keys.
+func (s *Server) refuseSignIn(w http.ResponseWriter, r *http.Request, err error, problem string) {
+	status := http.StatusUnauthorized
+	var retry *RetryLater
+	if errors.As(err, &retry) {
+		status, problem = http.StatusTooManyRequests, "limited"
+		setRetryAfter(w, err)
+	}
 	ch := views.Chrome{Title: "Sign in", Node: s.selfName(), Version: s.cfg.Version}
-	s.render(w, r, http.StatusUnauthorized, views.SignInPage(views.SignIn{Chrome: ch, Problem: problem}))
+	s.render(w, r, status, views.SignInPage(views.SignIn{Chrome: ch, Problem: problem}))
 }
 
 // render writes a page: rendered into a buffer first, so a failing view
@@ -191,7 +220,7 @@ func (s *Server) chrome(r *http.Request, title, nav string) views.Chrome {
 	if c.Actor == spaces.CallerAPIKey().Actor {
 		user = "API key"
 	}
-	_, err := r.Cookie(keyCookie)
+	_, err := r.Cookie(sessionCookie)
 	return views.Chrome{
 		Title: title, Nav: nav, Node: s.selfName(), Version: s.cfg.Version,
 		User: user, Access: c.Access.String(), SignOut: err == nil, Notice: notice(r.URL.Query().Get("done")),

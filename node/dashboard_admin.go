@@ -186,7 +186,12 @@ func eventRow(e spaces.Event) views.Event {
 			meta = meta[:cut] + "…"
 		}
 	}
-	return views.Event{ID: e.ID, Time: e.Time, Space: e.Space, Type: e.Type, Actor: e.Actor, Meta: meta}
+	actor := e.Actor
+	if e.Source == spaces.SourceSpace {
+		// Written by code in the space: its claim, not the node's record.
+		actor += " (reported by the space)"
+	}
+	return views.Event{ID: e.ID, Time: e.Time, Space: e.Space, Type: e.Type, Actor: actor, Meta: meta}
 }
 
 func (s *Server) handleFleetPage(w http.ResponseWriter, r *http.Request) {

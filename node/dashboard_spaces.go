@@ -215,7 +215,7 @@ func (s *Server) createOn(r *http.Request, node string, req spaces.CreateRequest
 			Name string `json:"name"`
 		} `json:"space"`
 	}
-	if err := s.callNode(r.Context(), n, callerOf(r), requestKey(r), http.MethodPost, "/api/spaces", body, &out); err != nil {
+	if err := s.callNode(r.Context(), n, callerOf(r), s.requestKey(r), http.MethodPost, "/api/spaces", body, &out); err != nil {
 		return "", nil, err
 	}
 	return out.Space.Name, &n, nil

@@ -6,14 +6,16 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/nodetest"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
-// page sends a browser-like request: the key in the cookie, form bodies
+// page sends a browser-like request: a signed-in session's cookie, form bodies
 // url-encoded, and no redirects followed.
 func page(t *testing.T, n *nodetest.Node, method, path string, form url.Values, headers ...string) *http.Response {
 	t.Helper()
@@ -30,7 +32,7 @@ func page(t *testing.T, n *nodetest.Node, method, path string, form url.Values, 
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	req.AddCookie(&http.Cookie{Name: "clawdspace_key", Value: nodetest.Key})
+	req.AddCookie(signedIn(t, n))
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
@@ -41,6 +43,39 @@ func page(t *testing.T, n *nodetest.Node, method, path string, form url.Values, 
 	}
 	t.Cleanup(func() { res.Body.Close() })
 	return res
+}
+
+// sessions holds one signed-in session cookie per test node.
+var sessions sync.Map // node URL -> *http.Cookie
+
+// signedIn returns the session cookie of a browser signed in to n with the
+// key, signing in on first use.
+func signedIn(t *testing.T, n *nodetest.Node) *http.Cookie {
+	t.Helper()
+	if ck, ok := sessions.Load(n.URL); ok {
+		return ck.(*http.Cookie)
+	}
+	ck := signIn(t, n)
+	sessions.Store(n.URL, ck)
+	return ck
+}
+
+// signIn signs in to n with the sign-in form and returns the session cookie.
+func signIn(t *testing.T, n *nodetest.Node) *http.Cookie {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.PostForm(n.URL+"/signin", url.Values{"key": {nodetest.Key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	for _, ck := range res.Cookies() {
+		if ck.Name == "clawdspace_session" && ck.Value != "" {
+			return ck
+		}
+	}
+	t.Fatalf("sign-in answered %d without a session cookie", res.StatusCode)
+	return nil
 }
 
 func bodyOf(t *testing.T, res *http.Response) string {
@@ -106,12 +141,13 @@ func TestDashboardSignIn(t *testing.T) {
 	}
 	var ck *http.Cookie
 	for _, c := range res.Cookies() {
-		if c.Name == "clawdspace_key" {
+		if c.Name == "clawdspace_session" {
 			ck = c
 		}
 	}
-	if ck == nil || ck.Value != nodetest.Key || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" {
-		t.Fatalf("cookie = %+v", ck)
+	if ck == nil || len(ck.Value) < 40 || strings.Contains(ck.Value, nodetest.Key) || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" ||
+		ck.MaxAge != int(node.SessionTTL/time.Second) {
+		t.Fatalf("cookie = %+v, want a session token (not the key), HttpOnly, SameSite=Strict, for 12 h", ck)
 	}
 	// From another site the redirect would drop the SameSite=Strict
 	// cookie, so the node moves on with a same-site refresh instead.

@@ -47,7 +47,7 @@ func (s *Server) proxyTo(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	c := callerOf(r)
-	key := requestKey(r)
+	key := s.requestKey(r)
 	if err := canVouch(c); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -165,7 +165,7 @@ func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local [
 		out = append(out, fleetSpaceJSON{spaceJSON: sp, Node: s.selfName()})
 	}
 	errs := []nodeErrorJSON{}
-	c, key := callerOf(r), requestKey(r)
+	c, key := callerOf(r), s.requestKey(r)
 	if s.cfg.Fleet != nil {
 		nodes, _, err := s.cfg.Fleet.Nodes(r.Context())
 		if err != nil {

@@ -47,6 +47,8 @@ type eventDoc struct {
 	Type  string         `json:"type"`
 	Actor string         `json:"actor"`
 	Meta  map[string]any `json:"meta"`
+	// Source is node or space.
+	Source string `json:"source"`
 }
 
 // createSpace creates a space with the given extra request fields and fails

@@ -39,6 +39,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="clawdspace"`)
 	}
+	setRetryAfter(w, err)
 	writeJSON(w, status, errorBody{Error: msg})
 }
 
@@ -57,9 +58,12 @@ func (s *Server) classifyAndLog(r *http.Request, err error) (int, string) {
 func (s *Server) classify(err error) (int, string) {
 	msg, hasMsg := spaces.Message(err)
 	var mbe *http.MaxBytesError
+	var retry *RetryLater
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "Request body too large"
+	case errors.As(err, &retry):
+		return http.StatusTooManyRequests, retry.Msg
 	case errors.Is(err, spaces.ErrInvalid):
 		return http.StatusBadRequest, pick(hasMsg, msg, "Invalid request")
 	case errors.Is(err, spaces.ErrUnauthorized):
@@ -80,6 +84,14 @@ func (s *Server) classify(err error) (int, string) {
 		return http.StatusServiceUnavailable, pick(hasMsg, msg, "Unavailable")
 	}
 	return http.StatusInternalServerError, "Internal error"
+}
+
+// setRetryAfter sets Retry-After for an error that says when to come back.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	var retry *RetryLater
+	if errors.As(err, &retry) {
+		w.Header().Set("Retry-After", retry.retrySeconds())
+	}
 }
 
 func pick(ok bool, a, b string) string {

@@ -40,10 +40,10 @@ func (s *Server) identifyTailnet(r *http.Request) (spaces.Caller, error) {
 	// Browsers on the tailnet are known by identity; a key cookie from
 	// local mode is ignored here.
 	if key := headerOrQueryKey(r); key != "" {
-		if !s.isKey(key) {
-			return spaces.Caller{}, s.refuseUnknown(r, "Unauthorized: wrong API key")
+		c, err := s.checkKey(r, key)
+		if err != nil {
+			return spaces.Caller{}, err
 		}
-		c := spaces.CallerAPIKey()
 		c.Addr = remoteIP(r.RemoteAddr)
 		return c, nil
 	}

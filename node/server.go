@@ -32,8 +32,18 @@ type Config struct {
 	Logger  *slog.Logger
 	Clock   spaces.Clock
 
-	// APIKey is the shared key; required unless AuthDisabled.
-	APIKey string
+	// APIKey is the shared key; required unless AuthDisabled. New refuses
+	// a key that CheckAPIKey refuses, unless AllowWeakKey lets a weak one
+	// through with a warning (never one with whitespace around it).
+	APIKey       string
+	AllowWeakKey bool
+	// AuthFreeFailures is how many wrong keys one address may send before
+	// it must wait AuthBackoff, doubled by every further failure up to
+	// AuthMaxBackoff (defaults 5, 1 s, 5 min); meanwhile its requests
+	// with a key are answered 429 with Retry-After.
+	AuthFreeFailures int
+	AuthBackoff      time.Duration
+	AuthMaxBackoff   time.Duration
 	// AuthDisabled lets every request through as the "local" caller.
 	AuthDisabled bool
 	// Version is reported by /api/health.
@@ -68,6 +78,9 @@ type Config struct {
 	TrustTailnet bool
 	// Fleet knows the other nodes; nil means this node alone.
 	Fleet *Fleet
+	// Sessions keeps the dashboard's sessions; nil: in memory, lost when
+	// the node stops.
+	Sessions spaces.SessionStore
 }
 
 // Tailnet is what the node needs of its tailnet device: who is at a
@@ -83,6 +96,7 @@ type Server struct {
 	clock    spaces.Clock
 	handler  http.Handler
 	denials  denialLog
+	keys     authLimiter
 	inflight sync.WaitGroup
 	terms    terminals
 }
@@ -97,6 +111,24 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := CheckAPIKey(cfg.APIKey); err != nil {
+		if !errors.Is(err, ErrWeakKey) || !cfg.AllowWeakKey {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		cfg.Logger.Warn("WEAK API KEY ALLOWED (--allow-weak-key): anyone who guesses it controls this node's spaces", "problem", err.Error())
+	}
+	if cfg.Sessions == nil {
+		cfg.Sessions = &memSessions{}
+	}
+	if cfg.AuthFreeFailures <= 0 {
+		cfg.AuthFreeFailures = DefaultAuthFreeFailures
+	}
+	if cfg.AuthBackoff <= 0 {
+		cfg.AuthBackoff = DefaultAuthBackoff
+	}
+	if cfg.AuthMaxBackoff <= 0 {
+		cfg.AuthMaxBackoff = DefaultAuthMaxBackoff
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = spaces.SystemClock{}
@@ -117,6 +149,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.NodeName = cfg.Machine.Snapshot().Hostname
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock}
+	s.keys = authLimiter{free: cfg.AuthFreeFailures, base: cfg.AuthBackoff, max: cfg.AuthMaxBackoff, exempt: staticPeerAddrs(cfg.Fleet)}
 	s.handler = s.routes()
 	return s, nil
 }

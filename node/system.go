@@ -257,6 +257,9 @@ type eventJSON struct {
 	Type  string         `json:"type"`
 	Actor string         `json:"actor,omitempty"`
 	Meta  map[string]any `json:"meta,omitempty"`
+	// Source is "node" (done or seen by the node) or "space" (reported by
+	// the space itself: its shell history).
+	Source string `json:"source"`
 }
 
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
@@ -291,7 +294,11 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]eventJSON, 0, len(events))
 	for _, e := range events {
-		out = append(out, eventJSON{ID: e.ID, TS: isoTime(e.Time), Space: e.Space, Type: e.Type, Actor: e.Actor, Meta: e.Meta})
+		src := e.Source
+		if src == "" {
+			src = spaces.SourceNode
+		}
+		out = append(out, eventJSON{ID: e.ID, TS: isoTime(e.Time), Space: e.Space, Type: e.Type, Actor: e.Actor, Meta: e.Meta, Source: src})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": out})
 }

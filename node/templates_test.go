@@ -1,7 +1,9 @@
 package node_test
 
 import (
+	"database/sql"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -181,6 +183,11 @@ func TestPutTemplateRefusesBadYAML(t *testing.T) {
 		{name: "network mode bogus", body: map[string]string{"yaml": "name: x\nnetwork:\n  mode: bogus\n"}, wantMsg: []string{"network.mode", "bogus"}},
 		{name: "blockCidrs nope", body: map[string]string{"yaml": "name: x\nnetwork:\n  blockCidrs: [nope]\n"}, wantMsg: []string{"blockCidrs", "nope"}},
 		{name: "bad repo dest", body: map[string]string{"yaml": "name: x\nworkspace:\n  defaultRepoDest: ../up\n"}, wantMsg: []string{"defaultRepoDest"}},
+		// Issue 11 item 7: the image rule of create holds when a template is saved.
+		{name: "image --privileged", body: map[string]string{"yaml": "name: x\nresources:\n  image: --privileged\n"}, wantMsg: []string{"image", "--privileged"}},
+		{name: "image with a space", body: map[string]string{"yaml": "name: x\nresources:\n  image: \"alpine --privileged\"\n"}, wantMsg: []string{"image"}},
+		{name: "image with shell metacharacters", body: map[string]string{"yaml": "name: x\nresources:\n  image: \"alpine;rm -rf /\"\n"}, wantMsg: []string{"image"}},
+		{name: "image with a command substitution", body: map[string]string{"yaml": "name: x\nresources:\n  image: \"$(id)\"\n"}, wantMsg: []string{"image"}},
 		{name: "two documents", body: map[string]string{"yaml": "name: x\n---\nname: y\n"}, wantMsg: []string{"yaml"}},
 		{name: "empty yaml", body: map[string]string{"yaml": ""}, wantMsg: []string{"yaml"}},
 		{name: "no yaml field", body: map[string]string{}, wantMsg: []string{"yaml"}},
@@ -210,4 +217,29 @@ func TestMissingTemplate(t *testing.T) {
 	}
 	wantError(t, n.Do(t, http.MethodDelete, "/api/templates/lan", nil), http.StatusNotFound, "Template not found")
 	wantErrorContains(t, n.Do(t, http.MethodPost, "/api/spaces", map[string]any{"name": "never-made", "template": "lan"}), http.StatusNotFound, "template")
+}
+
+// TestStoredTemplateWithBadImage: a template saved before images were
+// checked at save is still listed and shown (not a 500), and a create
+// from it is refused like any bad image.
+func TestStoredTemplateWithBadImage(t *testing.T) {
+	t.Parallel()
+	n := nodetest.Start(t, nodetest.Options{})
+	db, err := sql.Open("sqlite", filepath.Join(n.DataDir, "clawdspace.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(t.Context(), `INSERT INTO templates (name, yaml, managed, updated_at) VALUES ('old', ?, 0, 0)`,
+		"name: old\nresources:\n  image: --privileged\n"); err != nil {
+		t.Fatal(err)
+	}
+	if r := n.Do(t, http.MethodGet, "/api/templates/old", nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), "--privileged") {
+		t.Errorf("GET /api/templates/old = %d %s, want 200 showing the image", r.Status, r.Body)
+	}
+	if names := templateNames(listTemplates(t, n)); !slices.Contains(names, "old") {
+		t.Errorf("templates = %v, want old listed", names)
+	}
+	wantErrorContains(t, n.Do(t, http.MethodPost, "/api/spaces", map[string]any{"name": "never-made", "template": "old"}),
+		http.StatusBadRequest, "image", "--privileged")
 }

@@ -4,6 +4,7 @@ package nodetest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -70,6 +71,12 @@ type Options struct {
 	TrustTailnet bool
 	// Nodes is a fixed fleet (CLAWDSPACE_NODES), without the tailnet.
 	Nodes []node.StaticNode
+	// APIKey replaces Key (e.g. to restart a node with a new key).
+	APIKey string
+	// AuthFreeFailures and AuthBackoff set the wrong-key backoff (node
+	// defaults when 0).
+	AuthFreeFailures int
+	AuthBackoff      time.Duration
 	// NoFleetLoop leaves the fleet monitor stopped (no first refresh), to
 	// see what the node answers from its stored cache alone.
 	NoFleetLoop bool
@@ -159,9 +166,10 @@ func Start(tb testing.TB, opt Options) *Node {
 	}
 	cfg := node.Config{
 		Spaces: svc, Machine: host.New(ctx, host.Config{DiskPath: n.DataDir}), Logger: log, Clock: opt.Clock,
-		APIKey: Key, AuthDisabled: opt.AuthDisabled, Version: "test", URL: n.URL, MaxBodyBytes: opt.MaxBodyBytes,
+		APIKey: cmp.Or(opt.APIKey, Key), AuthDisabled: opt.AuthDisabled, Version: "test", URL: n.URL, MaxBodyBytes: opt.MaxBodyBytes,
 		MaxFileBytes: opt.MaxFileBytes, SpoolDir: filepath.Join(n.DataDir, "spool"),
 		ShutdownGrace: opt.ShutdownGrace, NodeName: n.Name, TrustTailnet: opt.TrustTailnet,
+		AuthFreeFailures: opt.AuthFreeFailures, AuthBackoff: opt.AuthBackoff, Sessions: st,
 	}
 	var tln net.Listener
 	// The fleet refreshes once at start; tests refresh again by hand with

@@ -26,6 +26,11 @@ const (
 	DefaultPassCommands = 500
 	// DefaultPassBytes is the default of IngesterConfig.PassBytes.
 	DefaultPassBytes = 1 << 20
+	// DefaultSpaceHourCommands is the default of
+	// IngesterConfig.SpaceHourCommands.
+	DefaultSpaceHourCommands = 5000
+	// DefaultSpaceHourBytes is the default of IngesterConfig.SpaceHourBytes.
+	DefaultSpaceHourBytes = 8 << 20
 )
 
 // IngesterConfig holds every dependency of an Ingester.
@@ -52,6 +57,14 @@ type IngesterConfig struct {
 	// PassBytes is the most new bytes (past the cursor) one pass reads of
 	// one space; 0: DefaultPassBytes (1 MiB).
 	PassBytes int64
+	// SpaceHourCommands and SpaceHourBytes bound what the passes of one
+	// clock hour record of one space, over all its passes: commands
+	// recorded and bytes read past the cursor. Beyond them a pass records
+	// nothing but its space.shell.skipped row. 0: DefaultSpaceHourCommands
+	// (5000) and DefaultSpaceHourBytes (8 MiB). Counted in memory: a
+	// restart of the node starts the hour afresh.
+	SpaceHourCommands int
+	SpaceHourBytes    int64
 	// BatchEvents is the most events recorded in one transaction, each
 	// with the cursor after it; 0 or more than MaxHistoryBatch:
 	// MaxHistoryBatch (500).
@@ -84,6 +97,11 @@ type Ingester struct {
 	passCmds int
 	passLen  int64
 	batch    int
+	hourCmds int
+	hourLen  int64
+
+	// spent is what each space used of its hour's budget (under pass).
+	spent map[string]*hourBudget
 
 	pass sync.Mutex // one pass at a time, so a cursor is never read twice
 
@@ -107,6 +125,15 @@ func NewIngester(cfg IngesterConfig) *Ingester {
 		passCmds: cfg.PassCommands,
 		passLen:  cfg.PassBytes,
 		batch:    cfg.BatchEvents,
+		hourCmds: cfg.SpaceHourCommands,
+		hourLen:  cfg.SpaceHourBytes,
+		spent:    map[string]*hourBudget{},
+	}
+	if in.hourCmds <= 0 {
+		in.hourCmds = DefaultSpaceHourCommands
+	}
+	if in.hourLen <= 0 {
+		in.hourLen = DefaultSpaceHourBytes
 	}
 	if in.clock == nil {
 		in.clock = cfg.Service.clock
@@ -166,7 +193,7 @@ func (in *Ingester) IngestOnce(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, skipped, err := in.ingestSpace(ctx, sp.Name, now)
+		n, skipped, err := in.ingestSpace(ctx, sp.Name, sp.Created, now, in.budget(sp.Name, now))
 		if err != nil {
 			in.log.Error("ingesting shell history", "space", sp.Name, "err", err)
 			errs = append(errs, fmt.Errorf("space %s: %w", sp.Name, err))
@@ -185,16 +212,52 @@ func (in *Ingester) IngestOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// HistoryBackdate is how long before the previous pass a new history
+// entry may be dated: bash writes a command's line when the command ends,
+// with the time it started, so a long command is found after a pass that
+// ran while it did.
+const HistoryBackdate = time.Hour
+
+// hourBudget is what one space used of the bounds of one clock hour.
+type hourBudget struct {
+	hour time.Time
+	cmds int
+	read int64
+}
+
+// budget returns the budget of space for the hour of now, forgetting the
+// spaces whose hour is over.
+func (in *Ingester) budget(space string, now time.Time) *hourBudget {
+	hour := now.Truncate(time.Hour)
+	for name, b := range in.spent {
+		if !b.hour.Equal(hour) {
+			delete(in.spent, name)
+		}
+	}
+	b := in.spent[space]
+	if b == nil {
+		b = &hourBudget{hour: hour}
+		in.spent[space] = b
+	}
+	return b
+}
+
 // ingestSpace records what is new in the history file of one space, within
-// the bounds of one pass, and returns how many commands it recorded and how
-// many bytes it skipped.
+// the bounds of one pass and what is left of the space's hour (spent), and
+// returns how many commands it recorded and how many bytes it skipped.
+//
+// Entries are dated by their "#<epoch>" line, clamped into the window the
+// pass can vouch for: not before the space was created, nor more than
+// HistoryBackdate before the previous pass that saved the cursor, and not
+// after now. The time the file claimed is kept in meta
+// "reportedTs" when it was moved.
 //
 // The pass takes the file as its stat found it: what is new is the bytes from
 // the cursor (or from 0, for a file truncated or replaced) up to the stat's
 // size, of which it reads passLen at most. Events are saved in batches of at
 // most batch rows, each with the cursor just past its last command, so a
 // failure or a restart part way neither loses nor repeats a command.
-func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time) (recorded int, skipped int64, err error) {
+func (in *Ingester) ingestSpace(ctx context.Context, name string, created, now time.Time, spent *hourBudget) (recorded int, skipped int64, err error) {
 	fi, err := in.eng.StatPath(ctx, name, HistoryFile)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -212,10 +275,22 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time)
 	if fi.Size == cur.Size && fi.MTime.Equal(cur.MTime) {
 		return 0, 0, nil
 	}
+	// The window entries are dated into (see above).
+	lo := created
+	if !cur.SavedAt.IsZero() {
+		lo = cur.SavedAt.Add(-HistoryBackdate)
+	}
+	if lo.IsZero() || lo.After(now) {
+		lo = now
+	}
+	if lo.Before(created) {
+		lo = created
+	}
+	maxCmds := max(min(in.passCmds, in.hourCmds-spent.cmds), 0)
 	if fi.Size > in.maxFile {
 		in.log.Warn("history file too large to ingest", "space", name, "size", fi.Size, "max", in.maxFile)
 		// Noted as read, so the warning comes again only when it changes.
-		cur.Size, cur.MTime = fi.Size, fi.MTime
+		cur.Size, cur.MTime, cur.SavedAt = fi.Size, fi.MTime, now
 		return 0, 0, in.st.SaveHistory(ctx, name, cur, nil)
 	}
 	start := cur.Offset
@@ -250,7 +325,8 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time)
 	}
 
 	// window is how much of what is new this pass reads.
-	window := min(max(fi.Size-start, 0), in.passLen)
+	window := max(min(fi.Size-start, in.passLen, in.hourLen-spent.read), 0)
+	spent.read += window
 	// buf holds the unconsumed bytes read, up to readEnd in the file.
 	var (
 		buf     []byte
@@ -283,13 +359,14 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time)
 		countedN int64   // the bytes they (and blank entries) take
 	)
 	cursorAt := func(off int64) HistoryCursor {
-		return HistoryCursor{Offset: off, Size: -1, HeadHash: headHash(head[:min(off, int64(len(head)))])}
+		return HistoryCursor{Offset: off, Size: -1, HeadHash: headHash(head[:min(off, int64(len(head)))]), SavedAt: now}
 	}
 	flush := func() error {
 		if err := in.st.SaveHistory(ctx, name, cursorAt(offset), pending); err != nil {
 			return err
 		}
 		recorded += len(pending)
+		spent.cmds += len(pending)
 		pending = nil
 		return nil
 	}
@@ -298,7 +375,7 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time)
 	take := func(data []byte, atEOF bool) (int, error) {
 		used := 0
 		for !counting {
-			left := in.passCmds - recorded - len(pending)
+			left := maxCmds - recorded - len(pending)
 			if left == 0 {
 				counting = true
 				break
@@ -310,7 +387,7 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time)
 			used += n
 			offset += int64(n)
 			for _, e := range entries {
-				pending = append(pending, shellEvent(name, e, now))
+				pending = append(pending, shellEvent(name, e, lo, now))
 			}
 			if len(pending) == in.batch {
 				if err := flush(); err != nil {
@@ -369,7 +446,7 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time)
 		}
 	}
 
-	end := HistoryCursor{Offset: offset, Size: fi.Size, MTime: fi.MTime}
+	end := HistoryCursor{Offset: offset, Size: fi.Size, MTime: fi.MTime, SavedAt: now}
 	var beyond int64 // bytes of the file the byte bound left unread
 	if !realEOF {
 		beyond = max(fi.Size-readEnd, 0)
@@ -379,6 +456,7 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time)
 		if err := in.st.SaveHistory(ctx, name, end, pending); err != nil {
 			return recorded, 0, err
 		}
+		spent.cmds += len(pending)
 		return recorded + len(pending), 0, nil
 	}
 
@@ -413,23 +491,34 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, now time.Time)
 		return recorded, 0, err
 	}
 	recorded += len(pending)
+	spent.cmds += len(pending)
 	in.log.Warn("shell history past the bounds of a pass skipped", "space", name,
-		"bytes", skipped, "commands", commands, "maxCommands", in.passCmds, "maxBytes", in.passLen)
+		"bytes", skipped, "commands", commands, "maxCommands", maxCmds, "maxBytes", window)
 	return recorded, skipped, nil
 }
 
-// shellEvent is the audit event of one history entry; an entry without a
-// time gets the time of the pass that found it.
-func shellEvent(space string, e HistoryEntry, now time.Time) Event {
+// shellEvent is the audit event of one history entry, reported by the
+// space: an entry without a time gets the time of the pass that found it,
+// and a time outside [lo, now] is moved to the nearer end, with the time
+// the file claimed in meta "reportedTs" (Unix seconds).
+func shellEvent(space string, e HistoryEntry, lo, now time.Time) Event {
 	at := e.Time
-	if at.IsZero() {
-		at = now
-	}
 	meta := map[string]any{"command": e.Command}
+	switch {
+	case at.IsZero():
+		at = now
+	case at.Before(lo) || at.After(now):
+		meta["reportedTs"] = at.Unix()
+		if at.Before(lo) {
+			at = lo
+		} else {
+			at = now
+		}
+	}
 	if cmd, cut := truncateUTF8(e.Command, maxShellCommand); cut {
 		meta["command"], meta["truncated"] = cmd, true
 	}
-	return Event{Type: EventShell, Space: space, Actor: ShellActor, Time: at, Meta: meta}
+	return Event{Type: EventShell, Space: space, Actor: ShellActor, Time: at, Meta: meta, Source: SourceSpace}
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.

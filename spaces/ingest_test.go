@@ -49,7 +49,7 @@ func (f *historyEngine) List(context.Context) ([]spaces.Space, error) {
 	defer f.mu.Unlock()
 	var out []spaces.Space
 	for name, st := range f.status {
-		out = append(out, spaces.Space{Name: name, Status: st})
+		out = append(out, spaces.Space{Name: name, Status: st, Created: spaceCreated})
 	}
 	return out, nil
 }
@@ -118,7 +118,12 @@ type fixedClock struct{ t time.Time }
 
 func (c fixedClock) Now() time.Time { return c.t }
 
-var passTime = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+// passTime is the time of every pass: shortly after the entries the tests
+// write (#1700000000 on), inside the window the ingester dates them into.
+var passTime = time.Unix(1700003000, 0).UTC()
+
+// spaceCreated is when every space of historyEngine was made.
+var spaceCreated = time.Unix(1600000000, 0).UTC()
 
 // flakyStore fails the next failSaves calls of SaveHistory, after the next
 // okSaves calls, and notes how many events each call that succeeds records.

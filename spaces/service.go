@@ -324,8 +324,8 @@ func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec
 			image = s.cfg.GPUImage
 		}
 	}
-	if strings.ContainsAny(image, " \t\n\x00") || strings.HasPrefix(image, "-") {
-		return ContainerSpec{}, Template{}, Errorf(ErrInvalid, "image %q is not a valid image reference", image)
+	if err := ValidateImage(image); err != nil {
+		return ContainerSpec{}, Template{}, err
 	}
 	if err := ValidateEnv(req.Env); err != nil {
 		return ContainerSpec{}, Template{}, err

@@ -25,6 +25,15 @@ const (
 	EventGitPush        = "space.git.push"
 )
 
+// Event sources: who vouches for an audit row.
+const (
+	// SourceNode is what the node did or witnessed (the default).
+	SourceNode = "node"
+	// SourceSpace is what a space reported about itself (its shell
+	// history): code in the space wrote it, and it may be false.
+	SourceSpace = "space"
+)
+
 // Event is one audit row: who did what to which space, and when.
 type Event struct {
 	ID    int64
@@ -33,6 +42,8 @@ type Event struct {
 	Type  string
 	Actor string
 	Meta  map[string]any
+	// Source is SourceNode (when empty) or SourceSpace.
+	Source string
 }
 
 // AuditQuery selects the newest Limit events, optionally of one space.
@@ -61,6 +72,10 @@ type AuditLog interface {
 	Record(ctx context.Context, e Event) error
 	// Events returns the newest q.Limit matching events, oldest first.
 	Events(ctx context.Context, q AuditQuery) ([]Event, error)
+	// PruneAudit deletes events older than before (none when before is
+	// zero) and then the oldest beyond the newest maxRows (none when
+	// maxRows is 0); it returns how many it deleted.
+	PruneAudit(ctx context.Context, before time.Time, maxRows int64) (int64, error)
 }
 
 // TemplateStore keeps templates.
@@ -114,4 +129,7 @@ type HistoryCursor struct {
 	MTime time.Time
 	// HeadHash is the SHA-256 of the file's first min(Offset, 4096) bytes.
 	HeadHash []byte
+	// SavedAt is when the pass that saved the cursor ran (zero when never):
+	// entries found later are dated no earlier.
+	SavedAt time.Time
 }

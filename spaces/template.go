@@ -116,6 +116,10 @@ func (t Template) WorkspaceMaxBytes() int64 {
 // name, bad memory or any other schema violation is an ErrInvalid error that
 // says what is wrong.
 func ParseTemplate(src string) (Template, error) {
+	return parseTemplate(src, true)
+}
+
+func parseTemplate(src string, checkImage bool) (Template, error) {
 	var t Template
 	if strings.TrimSpace(src) == "" {
 		return t, Errorf(ErrInvalid, "yaml is required")
@@ -129,15 +133,27 @@ func ParseTemplate(src string) (Template, error) {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return Template{}, Errorf(ErrInvalid, "invalid template yaml: expected a single document")
 	}
-	if err := t.Normalize(); err != nil {
+	if err := t.normalize(checkImage); err != nil {
 		return Template{}, err
 	}
 	return t, nil
 }
 
+// ParseStoredTemplate is ParseTemplate for a template read back from the
+// store: an image that the rules of ValidateImage refuse (saved before
+// they existed) is kept, so the template can still be shown and fixed; a
+// create from it is refused, since create checks the image again.
+func ParseStoredTemplate(src string) (Template, error) {
+	return parseTemplate(src, false)
+}
+
 // Normalize validates t and puts it into canonical form (lower-case name,
 // sorted-free, unchanged otherwise).
 func (t *Template) Normalize() error {
+	return t.normalize(true)
+}
+
+func (t *Template) normalize(checkImage bool) error {
 	t.Name = strings.ToLower(strings.TrimSpace(t.Name))
 	if err := ValidateTemplateName(t.Name); err != nil {
 		return err
@@ -153,6 +169,11 @@ func (t *Template) Normalize() error {
 	if t.Resources.CPUs != nil {
 		if err := ValidateCPUs(*t.Resources.CPUs, 0); err != nil {
 			return err
+		}
+	}
+	if checkImage && t.Resources.Image != "" {
+		if err := ValidateImage(t.Resources.Image); err != nil {
+			return Errorf(ErrInvalid, "resources.image: %s", err.Error())
 		}
 	}
 	switch t.Network.Mode {

@@ -90,3 +90,33 @@ func ValidateEnv(env map[string]string) error {
 	}
 	return nil
 }
+
+// imageRE is the grammar of an image reference as the engine reads it
+// ([registry[:port]/]path[:tag][@digest]): lower-case path parts joined by
+// '.', '_', '__' or dashes, a tag of word characters, dots and dashes, and
+// nothing a shell or the engine's command line would read as more than a
+// name (no spaces, no leading '-').
+var imageRE = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?/)?` +
+	`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*` +
+	`(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,})?$`)
+
+// maxImageLen bounds an image reference (the engine's own limit is 255 for
+// the name part).
+const maxImageLen = 512
+
+// ValidateImage checks an image reference, for a create and for a template
+// when it is saved: the same rule at both doors.
+func ValidateImage(image string) error {
+	if len(image) > maxImageLen || !imageRE.MatchString(image) {
+		return Errorf(ErrInvalid, "image %q is not a valid image reference (e.g. clawdspace:latest or registry.example:5000/team/image:tag)", truncateImage(image))
+	}
+	return nil
+}
+
+// truncateImage keeps an error message about a huge image short.
+func truncateImage(s string) string {
+	if cut, ok := truncateUTF8(s, 80); ok {
+		return cut + "…"
+	}
+	return s
+}

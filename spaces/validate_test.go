@@ -107,3 +107,36 @@ func TestValidateEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateImage(t *testing.T) {
+	tests := []struct {
+		image string
+		ok    bool
+	}{
+		{"clawdspace:latest", true},
+		{"clawdspace-test:busybox-v3", true},
+		{"debian", true},
+		{"library/debian:bookworm-slim", true},
+		{"registry.example:5000/team/my_image:v1.2", true},
+		{"ghcr.io/owner/image@sha256:" + strings.Repeat("a", 64), true},
+		{"--privileged", false},
+		{"-v", false},
+		{"alpine --privileged", false},
+		{"alpine;id", false},
+		{"$(id)", false},
+		{"alpine|sh", false},
+		{"alpine\nx", false},
+		{"Upper/Case", false},
+		{"", false},
+		{strings.Repeat("a", 600), false},
+	}
+	for _, tt := range tests {
+		err := ValidateImage(tt.image)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidateImage(%q) = %v, want ok %v", tt.image, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("ValidateImage(%q) = %v, want ErrInvalid", tt.image, err)
+		}
+	}
+}

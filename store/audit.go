@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,11 +18,11 @@ import (
 const DefaultEventLimit = 200
 
 const (
-	insertEventSQL = `INSERT INTO audit (ts, space, type, actor, meta) VALUES (?, ?, ?, ?, ?)`
+	insertEventSQL = `INSERT INTO audit (ts, space, type, actor, meta, source) VALUES (?, ?, ?, ?, ?, ?)`
 
 	// The listings read newest first so that LIMIT stops early on the rowid
 	// (or audit_space_id) b-tree; Events reverses the page in Go.
-	selectEventsSQL = `SELECT id, ts, space, type, actor, meta FROM audit`
+	selectEventsSQL = `SELECT id, ts, space, type, actor, meta, source FROM audit`
 )
 
 // Record appends e to the audit log. e.ID is ignored; a zero e.Time is
@@ -61,7 +62,7 @@ func (s *Store) Events(ctx context.Context, q spaces.AuditQuery) ([]spaces.Event
 			ts   sql.NullInt64
 			meta sql.NullString
 		)
-		if err := rows.Scan(&e.ID, &ts, &e.Space, &e.Type, &e.Actor, &meta); err != nil {
+		if err := rows.Scan(&e.ID, &ts, &e.Space, &e.Type, &e.Actor, &meta, &e.Source); err != nil {
 			return nil, fmt.Errorf("reading event: %w", err)
 		}
 		e.Time = fromMillis(ts)
@@ -87,7 +88,11 @@ func eventArgs(e spaces.Event, now time.Time) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{e.Time.UnixMilli(), e.Space, e.Type, e.Actor, meta}, nil
+	source := e.Source
+	if source == "" {
+		source = spaces.SourceNode
+	}
+	return []any{e.Time.UnixMilli(), e.Space, e.Type, e.Actor, meta, source}, nil
 }
 
 // eventsQuery is the SQL of an audit query: newest first, walking the
@@ -137,4 +142,53 @@ func decodeMeta(meta sql.NullString) (map[string]any, error) {
 		return nil, fmt.Errorf("decoding meta: %w", err)
 	}
 	return m, nil
+}
+
+// pruneChunk is the most rows one DELETE of PruneAudit removes, so other
+// writers get the store's one write connection in between.
+const pruneChunk = 5000
+
+// PruneAudit deletes the events older than before (none when before is
+// zero), then the oldest beyond the newest maxRows (none when maxRows is
+// not positive), in chunks of pruneChunk rows, and returns how many it
+// deleted.
+func (s *Store) PruneAudit(ctx context.Context, before time.Time, maxRows int64) (int64, error) {
+	var total int64
+	del := func(query string, arg any) error {
+		for {
+			res, err := s.rw.ExecContext(ctx, query, arg, pruneChunk)
+			if err != nil {
+				return fmt.Errorf("pruning the audit log: %w", err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("pruning the audit log: %w", err)
+			}
+			total += n
+			if n < pruneChunk {
+				return nil
+			}
+		}
+	}
+	if !before.IsZero() {
+		if err := del(`DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE ts < ? ORDER BY id LIMIT ?)`, before.UnixMilli()); err != nil {
+			return total, err
+		}
+	}
+	if maxRows > 0 {
+		// The id of the oldest row to keep: the OFFSET walks the rowid
+		// b-tree from the newest end.
+		var keep int64
+		err := s.ro.QueryRowContext(ctx, `SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?`, maxRows-1).Scan(&keep)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return total, nil // no more rows than that
+		case err != nil:
+			return total, fmt.Errorf("pruning the audit log: %w", err)
+		}
+		if err := del(`DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id < ? ORDER BY id LIMIT ?)`, keep); err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }

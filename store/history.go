@@ -11,11 +11,11 @@ import (
 )
 
 const (
-	selectCursorSQL = `SELECT offset, size, mtime_ns, head_hash FROM history_cursor WHERE space = ?`
-	upsertCursorSQL = `INSERT INTO history_cursor (space, offset, size, mtime_ns, head_hash) VALUES (?, ?, ?, ?, ?)
+	selectCursorSQL = `SELECT offset, size, mtime_ns, head_hash, saved_at FROM history_cursor WHERE space = ?`
+	upsertCursorSQL = `INSERT INTO history_cursor (space, offset, size, mtime_ns, head_hash, saved_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (space) DO UPDATE SET
 			offset = excluded.offset, size = excluded.size,
-			mtime_ns = excluded.mtime_ns, head_hash = excluded.head_hash`
+			mtime_ns = excluded.mtime_ns, head_hash = excluded.head_hash, saved_at = excluded.saved_at`
 )
 
 // HistoryCursor returns how far the history of space was recorded, or the
@@ -28,8 +28,9 @@ func (s *Store) HistoryCursor(ctx context.Context, space string) (spaces.History
 	var (
 		c     spaces.HistoryCursor
 		mtime int64
+		saved int64
 	)
-	err := s.ro.QueryRowContext(ctx, selectCursorSQL, space).Scan(&c.Offset, &c.Size, &mtime, &c.HeadHash)
+	err := s.ro.QueryRowContext(ctx, selectCursorSQL, space).Scan(&c.Offset, &c.Size, &mtime, &c.HeadHash, &saved)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return spaces.HistoryCursor{}, nil
@@ -38,6 +39,9 @@ func (s *Store) HistoryCursor(ctx context.Context, space string) (spaces.History
 	}
 	if mtime != 0 {
 		c.MTime = time.Unix(0, mtime).UTC()
+	}
+	if saved != 0 {
+		c.SavedAt = time.UnixMilli(saved).UTC()
 	}
 	return c, nil
 }
@@ -97,7 +101,11 @@ func (s *Store) SaveHistory(ctx context.Context, space string, cur spaces.Histor
 			}
 		}
 	}
-	if _, err := tx.ExecContext(ctx, upsertCursorSQL, space, cur.Offset, cur.Size, mtime, hash); err != nil {
+	var saved int64
+	if !cur.SavedAt.IsZero() {
+		saved = cur.SavedAt.UnixMilli()
+	}
+	if _, err := tx.ExecContext(ctx, upsertCursorSQL, space, cur.Offset, cur.Size, mtime, hash, saved); err != nil {
 		return fmt.Errorf("saving history cursor of %q: %w", space, err)
 	}
 	if err := tx.Commit(); err != nil {

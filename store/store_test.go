@@ -212,6 +212,8 @@ func TestRecordRoundTrip(t *testing.T) {
 			if err != nil || len(evs) != 1 {
 				t.Fatalf("Events = %+v, %v; want one event", evs, err)
 			}
+			// Rows recorded without a source are the node's.
+			tt.want.Source = spaces.SourceNode
 			if got := evs[0]; !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}

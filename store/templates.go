@@ -39,7 +39,7 @@ func (s *Store) Template(ctx context.Context, name string) (spaces.Template, err
 	if err != nil {
 		return spaces.Template{}, fmt.Errorf("reading template %q: %w", name, err)
 	}
-	t, err := spaces.ParseTemplate(src)
+	t, err := spaces.ParseStoredTemplate(src)
 	if err != nil {
 		// %v, not %w: a row that no longer parses is the server's fault, and
 		// must not reach the client as the ErrInvalid of a bad request.
@@ -63,7 +63,7 @@ func (s *Store) Templates(ctx context.Context) ([]spaces.Template, error) {
 		if err := rows.Scan(&name, &src); err != nil {
 			return nil, fmt.Errorf("reading template: %w", err)
 		}
-		t, err := spaces.ParseTemplate(src)
+		t, err := spaces.ParseStoredTemplate(src)
 		if err != nil {
 			s.log.Error("skipping stored template that does not parse", "template", name, "err", err)
 			continue

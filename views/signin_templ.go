@@ -43,18 +43,23 @@ func SignInPage(vm SignIn) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if vm.Problem == "wrong" {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<p class=\"notice error\" role=\"alert\" data-testid=\"signin-wrong\"><span aria-hidden=\"true\">⚠ </span>That key is not this node's API key.</p>")
+			if vm.Problem == "limited" {
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<p class=\"notice error\" role=\"alert\" data-testid=\"signin-limited\"><span aria-hidden=\"true\">⚠ </span>Too many wrong keys came from this address: wait a little, then try again.</p>")
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+			} else if vm.Problem == "wrong" {
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<p class=\"notice error\" role=\"alert\" data-testid=\"signin-wrong\"><span aria-hidden=\"true\">⚠ </span>That key is not this node's API key.</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 			} else {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<p>This Clawdspace node needs its API key.</p>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "<p>This Clawdspace node needs its API key.</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "<ul><li><code>clawdspace serve</code> prints a <strong>Dashboard: http://…/?key=…</strong> link when it first starts: open it.</li><li>The key is kept in the node's data folder, in the file <code>api-key</code> (by default <code>~/.local/share/clawdspace/api-key</code>): <code>cat ~/.local/share/clawdspace/api-key</code> on the node's machine.</li><li>On a tailnet, the node signs you in by your tailnet identity when the policy grants you access.</li></ul><form method=\"post\" action=\"/signin\" class=\"form\" data-testid=\"signin-form\"><label for=\"f-key\">API key</label> <input type=\"password\" id=\"f-key\" name=\"key\" required autocomplete=\"current-password\" spellcheck=\"false\" data-testid=\"signin-key\"><div class=\"form-actions\"><button type=\"submit\" class=\"primary\" data-testid=\"signin-submit\">Sign in</button></div><p class=\"hint\">The key is kept in a cookie this browser sends only to this node.</p></form></div>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "<ul><li><code>clawdspace serve</code> prints a <strong>Dashboard: http://…/?key=…</strong> link when it first starts: open it.</li><li>The key is kept in the node's data folder, in the file <code>api-key</code> (by default <code>~/.local/share/clawdspace/api-key</code>): <code>cat ~/.local/share/clawdspace/api-key</code> on the node's machine.</li><li>On a tailnet, the node signs you in by your tailnet identity when the policy grants you access.</li></ul><form method=\"post\" action=\"/signin\" class=\"form\" data-testid=\"signin-form\"><label for=\"f-key\">API key</label> <input type=\"password\" id=\"f-key\" name=\"key\" required autocomplete=\"current-password\" spellcheck=\"false\" data-testid=\"signin-key\"><div class=\"form-actions\"><button type=\"submit\" class=\"primary\" data-testid=\"signin-submit\">Sign in</button></div><p class=\"hint\">The key is kept in a cookie this browser sends only to this node.</p></form></div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -98,46 +103,46 @@ func ErrorView(vm ErrorPage) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "<div class=\"panel narrow\" data-testid=\"error-page\" data-status=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "<div class=\"panel narrow\" data-testid=\"error-page\" data-status=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var5 string
 			templ_7745c5c3_Var5, templ_7745c5c3_Err = templruntime.NewAttributeExpression(itoa(vm.Status)).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `signin.templ`, Line: 33, Col: 82}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `signin.templ`, Line: 35, Col: 82}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var5)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "\"><h1>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "\"><h1>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var6 string
 			templ_7745c5c3_Var6, templ_7745c5c3_Err = templ.JoinStringErrs(vm.Heading)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `signin.templ`, Line: 34, Col: 19}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `signin.templ`, Line: 36, Col: 19}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var6))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "</h1><p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 8, "</h1><p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var7 string
 			templ_7745c5c3_Var7, templ_7745c5c3_Err = templ.JoinStringErrs(vm.Message)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `signin.templ`, Line: 35, Col: 18}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `signin.templ`, Line: 37, Col: 18}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var7))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 8, "</p><p><a href=\"/\">Back to the spaces</a></p></div>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "</p><p><a href=\"/\">Back to the spaces</a></p></div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -37,6 +37,9 @@ type serveOptions struct {
 	Name         string
 	TemplatesDir string
 	AuthDisabled bool
+	// AllowWeakKey starts with a key that node.CheckAPIKey finds too weak,
+	// with a warning.
+	AllowWeakKey bool
 	// InsecureEgress makes spaces whose template blocks addresses even when
 	// the node cannot enforce the block.
 	InsecureEgress bool
@@ -51,6 +54,8 @@ type serveOptions struct {
 
 	IdleTimeout     time.Duration
 	HistoryInterval time.Duration
+	AuditMaxAge     dayDuration
+	AuditMaxRows    int64
 	MaxFileBytes    int64
 	GitTokenHosts   []string
 	Namespace       string
@@ -73,7 +78,7 @@ func newServeCmd(getenv func(string) string) *cobra.Command {
 		Long: `Run a Clawdspace node: the REST API on 127.0.0.1:7777, spaces on the local Docker engine.
 
 Settings come from flags, else from the environment: PORT, API_KEY, CLAWDSPACE_DATA_DIR,
-CLAWDSPACE_IMAGE, CLAWDSPACE_GPU_IMAGE, CLAWDSPACE_AUTH_DISABLED, CLAWDSPACE_TEMPLATES_DIR,
+CLAWDSPACE_IMAGE, CLAWDSPACE_GPU_IMAGE, CLAWDSPACE_AUTH_DISABLED, CLAWDSPACE_ALLOW_WEAK_KEY, CLAWDSPACE_TEMPLATES_DIR,
 IDLE_TIMEOUT_MS, HISTORY_INGEST_MS, CLAWDSPACE_MAX_FILE_BYTES, CLAWDSPACE_GIT_TOKEN_HOSTS
 ("none" for no host), CLAWDSPACE_NAMESPACE and DOCKER_HOST.
 Without an API key a strong one is generated on first start and kept in the data folder.
@@ -101,6 +106,9 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 		if o.MaxFileBytes <= 0 {
 			errs = append(errs, errors.New("--max-file-bytes must be positive"))
 		}
+		if o.AuditMaxAge < 0 || o.AuditMaxRows < 0 {
+			errs = append(errs, errors.New("--audit-max-age and --audit-max-rows must not be negative"))
+		}
 		if o.NodesRefresh < time.Second {
 			errs = append(errs, errors.New("--nodes-refresh must be at least 1s"))
 		}
@@ -123,6 +131,8 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 	f.StringVar(&o.TemplatesDir, "templates-dir", getenv("CLAWDSPACE_TEMPLATES_DIR"), "folder of template YAML files added at start-up when missing ($CLAWDSPACE_TEMPLATES_DIR)")
 	f.StringVar(&o.Name, "name", "", "node name shown in /api/nodes (default: the host name)")
 	f.BoolVar(&o.AuthDisabled, "auth-disabled", isTrue(getenv("CLAWDSPACE_AUTH_DISABLED")), "turn authentication off: development only ($CLAWDSPACE_AUTH_DISABLED)")
+	f.BoolVar(&o.AllowWeakKey, "allow-weak-key", isTrue(getenv("CLAWDSPACE_ALLOW_WEAK_KEY")),
+		"start with an API key shorter or more predictable than the rules allow, with a warning ($CLAWDSPACE_ALLOW_WEAK_KEY)")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "log debug messages")
 	f.StringSliceVar(&o.AllowedHosts, "allowed-hosts", splitList(getenv("CLAWDSPACE_ALLOWED_HOSTS"), ""),
 		"Host names accepted besides loopback ones when auth is disabled ($CLAWDSPACE_ALLOWED_HOSTS)")
@@ -131,6 +141,9 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 	f.BoolVar(&o.InsecureWorkspaceSize, "insecure-workspace-size", false, "make spaces whose template sets workspace.maxSize although the limit cannot be enforced")
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", idle, "pause spaces idle this long; 0 turns auto-sleep off ($IDLE_TIMEOUT_MS)")
 	f.DurationVar(&o.HistoryInterval, "history-interval", hist, "how often shell history is read into the audit log; 0 turns it off ($HISTORY_INGEST_MS)")
+	o.AuditMaxAge = dayDuration(spaces.DefaultAuditMaxAge)
+	f.Var(&o.AuditMaxAge, "audit-max-age", "delete audit rows older than this (90d, 36h…); 0 keeps them")
+	f.Int64Var(&o.AuditMaxRows, "audit-max-rows", spaces.DefaultAuditMaxRows, "keep only the newest this many audit rows; 0 keeps any number")
 	f.Int64Var(&o.MaxFileBytes, "max-file-bytes", maxFile, "largest file upload in bytes ($CLAWDSPACE_MAX_FILE_BYTES)")
 	f.StringSliceVar(&o.GitTokenHosts, "git-token-hosts", splitList(getenv("CLAWDSPACE_GIT_TOKEN_HOSTS"), "github.com"),
 		"hosts that get env.GITHUB_TOKEN when a create clones over https ($CLAWDSPACE_GIT_TOKEN_HOSTS)")
@@ -341,10 +354,10 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	}
 	cfg := node.Config{
 		Spaces: svc, Machine: machine, Logger: log,
-		APIKey: key, AuthDisabled: o.AuthDisabled,
+		APIKey: key, AllowWeakKey: o.AllowWeakKey, AuthDisabled: o.AuthDisabled,
 		Version: version, NodeName: name, URL: url,
 		MaxFileBytes: o.MaxFileBytes, SpoolDir: filepath.Join(o.DataDir, "spool"),
-		AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet, Fleet: fleet,
+		AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet, Fleet: fleet, Sessions: st,
 	}
 	if tn != nil {
 		cfg.Tailnet, cfg.TailnetHosts = tn, tn.Hosts()
@@ -375,6 +388,11 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		sl := spaces.NewSleeper(spaces.SleeperConfig{Service: svc, IdleTimeout: o.IdleTimeout, Logger: log})
 		sl.Start(ctx)
 		defer sl.Close()
+	}
+	if o.AuditMaxAge > 0 || o.AuditMaxRows > 0 {
+		ret := spaces.NewAuditRetention(spaces.AuditRetentionConfig{Service: svc, MaxAge: time.Duration(o.AuditMaxAge), MaxRows: o.AuditMaxRows, Logger: log})
+		ret.Start(ctx)
+		defer ret.Close()
 	}
 	if o.HistoryInterval > 0 {
 		in := spaces.NewIngester(spaces.IngesterConfig{Service: svc, Interval: o.HistoryInterval, Logger: log})
@@ -461,8 +479,8 @@ func keySource(o serveOptions) string {
 // folder, generating and storing it (mode 0600) on first start.
 func resolveAPIKey(o serveOptions) (key string, generated bool, err error) {
 	if o.APIKey != "" {
-		if len(o.APIKey) < 16 {
-			return "", false, errors.New("the API key must be at least 16 characters")
+		if err := checkKey(o, o.APIKey); err != nil {
+			return "", false, fmt.Errorf("refusing the key of --api-key or $API_KEY: %w", err)
 		}
 		return o.APIKey, false, nil
 	}
@@ -473,6 +491,9 @@ func resolveAPIKey(o serveOptions) (key string, generated bool, err error) {
 		k := strings.TrimSpace(string(b))
 		if k == "" {
 			return "", false, fmt.Errorf("%s is empty: delete it to generate a new key", p)
+		}
+		if err := checkKey(o, k); err != nil {
+			return "", false, fmt.Errorf("refusing the key in %s: %w (delete the file to generate a strong one)", p, err)
 		}
 		return k, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
@@ -495,6 +516,19 @@ func resolveAPIKey(o serveOptions) (key string, generated bool, err error) {
 		return "", false, fmt.Errorf("storing API key: %w", err)
 	}
 	return k, true, nil
+}
+
+// checkKey applies the node's key rules; --allow-weak-key lets a weak key
+// through (node.New then warns), never one with whitespace around it.
+func checkKey(o serveOptions, key string) error {
+	err := node.CheckAPIKey(key)
+	if errors.Is(err, node.ErrWeakKey) && o.AllowWeakKey {
+		return nil
+	}
+	if errors.Is(err, node.ErrWeakKey) {
+		return fmt.Errorf("%w, or pass --allow-weak-key to start anyway", err)
+	}
+	return err
 }
 
 // readTemplates parses every *.yaml and *.yml file of dir; a file that is not
@@ -523,3 +557,32 @@ func readTemplates(dir string) ([]spaces.Template, error) {
 	}
 	return out, nil
 }
+
+// dayDuration is a flag duration that also takes whole days ("90d").
+type dayDuration time.Duration
+
+func (d *dayDuration) String() string {
+	if *d > 0 && time.Duration(*d)%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(time.Duration(*d)/(24*time.Hour)), 10) + "d"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *dayDuration) Set(v string) error {
+	if n, ok := strings.CutSuffix(strings.TrimSpace(v), "d"); ok {
+		days, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || days < 0 || days > 100*365 {
+			return fmt.Errorf("%q is not a number of days", v)
+		}
+		*d = dayDuration(time.Duration(days) * 24 * time.Hour)
+		return nil
+	}
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (90d, 36h, 0)", v)
+	}
+	*d = dayDuration(x)
+	return nil
+}
+
+func (d *dayDuration) Type() string { return "duration" }

@@ -35,6 +35,40 @@ func TestResolveAPIKey(t *testing.T) {
 	if k, gen, err := resolveAPIKey(serveOptions{DataDir: dir, APIKey: "a-long-enough-key-123"}); err != nil || gen || k != "a-long-enough-key-123" {
 		t.Fatalf("explicit key: %q, %v, %v", k, gen, err)
 	}
+	// Issue 11 item 8: weak keys and keys with whitespace around them.
+	tests := []struct {
+		name  string
+		key   string
+		allow bool
+		want  string // "" when accepted
+	}{
+		{name: "one letter repeated", key: "aaaaaaaaaaaaaaaa", want: "too weak"},
+		{name: "a word repeated", key: "passwordpassword", want: "too weak"},
+		{name: "two letters", key: "abababababababababababab", want: "too weak"},
+		{name: "weak, allowed", key: "aaaaaaaaaaaaaaaa", allow: true},
+		{name: "trailing space", key: "a-long-enough-key-123 ", want: "whitespace"},
+		{name: "leading tab", key: "\ta-long-enough-key-123", want: "whitespace"},
+		{name: "trailing space, allowed weak", key: "aaaaaaaaaaaaaaaa ", allow: true, want: "whitespace"},
+		{name: "random hex", key: "9f86d081884c7d659a2feaa0c55ad015", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := resolveAPIKey(serveOptions{DataDir: dir, APIKey: tt.key, AllowWeakKey: tt.allow})
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("error = %v, want one saying %q", err, tt.want)
+			}
+		})
+	}
+	weakFile := t.TempDir()
+	if err := os.WriteFile(filepath.Join(weakFile, "api-key"), []byte("aaaaaaaaaaaaaaaa\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := resolveAPIKey(serveOptions{DataDir: weakFile}); err == nil || !strings.Contains(err.Error(), "allow-weak-key") {
+		t.Errorf("weak stored key: %v, want a refusal naming --allow-weak-key", err)
+	}
 }
 
 func TestDefaultDataDir(t *testing.T) {
