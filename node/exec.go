@@ -32,18 +32,6 @@ type execRequest struct {
 	Stream         bool              `json:"stream"`
 }
 
-type execResponse struct {
-	Stdout    string `json:"stdout"`
-	Stderr    string `json:"stderr"`
-	ExitCode  int    `json:"exitCode"`
-	TimedOut  bool   `json:"timedOut,omitempty"`
-	Truncated bool   `json:"truncated,omitempty"`
-	// The exact bytes, only when the output is not valid UTF-8 (a JSON
-	// string cannot carry it; stdout/stderr then hold U+FFFD in its place).
-	StdoutBase64 string `json:"stdoutBase64,omitempty"`
-	StderrBase64 string `json:"stderrBase64,omitempty"`
-}
-
 // parseCommand accepts a string (run with sh -c) or an argv array.
 func parseCommand(raw json.RawMessage) ([]string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
@@ -130,49 +118,28 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 		s.streamExec(w, r, in, limit)
 		return
 	}
-	lim := &outputLimit{left: limit}
-	stdout, stderr := &cappedBuffer{limit: lim}, &cappedBuffer{limit: lim}
-	in.Stdout, in.Stderr = stdout, stderr
+	out, err := newExecOutput(&s.outPool, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer out.release()
+	in.Stdout, in.Stderr = &out.stdout, &out.stderr
 	res, err := s.cfg.Spaces.Exec(r.Context(), callerOf(r), r.PathValue("name"), in)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if lim.truncated {
-		stdout.buf, stderr.buf = trimPartialRune(stdout.buf), trimPartialRune(stderr.buf)
+	out.finish()
+	if out.starved {
+		s.log.Warn("exec output cut: the node holds as much exec output as it may", "space", r.PathValue("name"), "maxExecOutput", s.outPool.max)
 	}
-	writeJSON(w, http.StatusOK, execResponse{
-		Stdout:       string(stdout.buf),
-		Stderr:       string(stderr.buf),
-		ExitCode:     res.ExitCode,
-		TimedOut:     res.TimedOut,
-		Truncated:    lim.truncated,
-		StdoutBase64: base64IfBinary(stdout.buf),
-		StderrBase64: base64IfBinary(stderr.buf),
-	})
+	if err := writeExecAnswer(w, out, res); err != nil {
+		s.log.Debug("exec answer not delivered", "space", r.PathValue("name"), "err", err)
+	}
 }
 
-func base64IfBinary(b []byte) string {
-	if utf8.Valid(b) {
-		return ""
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-// trimPartialRune drops a UTF-8 sequence cut short by the output limit.
-func trimPartialRune(b []byte) []byte {
-	for i := 1; i <= utf8.UTFMax && i <= len(b); i++ {
-		if utf8.RuneStart(b[len(b)-i]) {
-			if r, _ := utf8.DecodeRune(b[len(b)-i:]); r == utf8.RuneError && !utf8.FullRune(b[len(b)-i:]) {
-				return b[:len(b)-i]
-			}
-			return b
-		}
-	}
-	return b
-}
-
-// outputLimit is the byte budget stdout and stderr share.
+// outputLimit is the byte budget stdout and stderr share in a stream.
 type outputLimit struct {
 	left      int64
 	truncated bool
@@ -186,19 +153,6 @@ func (l *outputLimit) take(n int) int {
 	}
 	l.left -= int64(n)
 	return n
-}
-
-// cappedBuffer keeps what fits in its limit and drops the rest, so a noisy
-// command cannot exhaust the node's memory. It never fails a write: the
-// process keeps running and its exit code is still reported.
-type cappedBuffer struct {
-	buf   []byte
-	limit *outputLimit
-}
-
-func (c *cappedBuffer) Write(p []byte) (int, error) {
-	c.buf = append(c.buf, p[:c.limit.take(len(p))]...)
-	return len(p), nil
 }
 
 // streamLine is one NDJSON line of a streamed exec.

@@ -62,6 +62,11 @@ type Config struct {
 	// ShutdownGrace is how long requests in flight may finish when the
 	// node stops (default 10 s).
 	ShutdownGrace time.Duration
+	// MaxExecOutput bounds the output that JSON execs in flight hold in
+	// memory together (default DefaultMaxExecOutput). An exec that finds
+	// it spent is refused with 503 before it starts; one that reaches it
+	// while it runs keeps what it has and answers truncated.
+	MaxExecOutput int64
 	// SpoolDir holds large uploads until they are complete (default: the
 	// system's temporary folder).
 	SpoolDir string
@@ -99,6 +104,7 @@ type Server struct {
 	keys     authLimiter
 	inflight sync.WaitGroup
 	terms    terminals
+	outPool  outputPool
 }
 
 // New builds a Server.
@@ -142,13 +148,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 10 * time.Second
 	}
+	if cfg.MaxExecOutput <= 0 {
+		cfg.MaxExecOutput = DefaultMaxExecOutput
+	}
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = os.TempDir()
 	}
 	if cfg.NodeName == "" {
 		cfg.NodeName = cfg.Machine.Snapshot().Hostname
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock}
+	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, outPool: outputPool{max: cfg.MaxExecOutput}}
 	s.keys = authLimiter{free: cfg.AuthFreeFailures, base: cfg.AuthBackoff, max: cfg.AuthMaxBackoff, exempt: staticPeerAddrs(cfg.Fleet)}
 	s.handler = s.routes()
 	return s, nil

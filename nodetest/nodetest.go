@@ -48,6 +48,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxFileBytes bounds raw uploads.
 	MaxFileBytes int64
+	// MaxExecOutput bounds the output JSON execs hold together.
+	MaxExecOutput int64
 	// NoEgress starts the node as one that cannot enforce egress rules.
 	NoEgress bool
 	// InsecureWorkspaceSize makes spaces whose template's workspace.maxSize
@@ -167,7 +169,7 @@ func Start(tb testing.TB, opt Options) *Node {
 	cfg := node.Config{
 		Spaces: svc, Machine: host.New(ctx, host.Config{DiskPath: n.DataDir}), Logger: log, Clock: opt.Clock,
 		APIKey: cmp.Or(opt.APIKey, Key), AuthDisabled: opt.AuthDisabled, Version: "test", URL: n.URL, MaxBodyBytes: opt.MaxBodyBytes,
-		MaxFileBytes: opt.MaxFileBytes, SpoolDir: filepath.Join(n.DataDir, "spool"),
+		MaxFileBytes: opt.MaxFileBytes, MaxExecOutput: opt.MaxExecOutput, SpoolDir: filepath.Join(n.DataDir, "spool"),
 		ShutdownGrace: opt.ShutdownGrace, NodeName: n.Name, TrustTailnet: opt.TrustTailnet,
 		AuthFreeFailures: opt.AuthFreeFailures, AuthBackoff: opt.AuthBackoff, Sessions: st,
 	}
