@@ -152,7 +152,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if err != nil {
-			s.pageError(w, r, uploadErr(err, s.cfg.MaxFileBytes))
+			s.pageError(w, r, uploadErr(r, err, s.cfg.MaxFileBytes))
 			return
 		}
 		switch part.FormName() {
@@ -180,7 +180,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) spoolAndWrite(r *http.Request, name, target string, content io.Reader) error {
-	f, n, cleanup, err := s.spool(io.LimitReader(content, s.cfg.MaxFileBytes+1))
+	f, n, cleanup, err := s.spool(r, io.LimitReader(content, s.cfg.MaxFileBytes+1))
 	if err != nil {
 		return err
 	}

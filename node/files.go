@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"syscall"
 
 	"github.com/adam91holt/clawdspace/spaces"
 )
@@ -160,32 +161,37 @@ func (s *Server) receiveUpload(w http.ResponseWriter, r *http.Request) (io.Reade
 	if r.ContentLength >= 0 && r.ContentLength <= spoolThreshold {
 		data, err := io.ReadAll(body)
 		if err != nil {
-			return nil, 0, noop, uploadErr(err, limit)
+			return nil, 0, noop, uploadErr(r, err, limit)
 		}
 		return bytes.NewReader(data), int64(len(data)), noop, nil
 	}
-	f, n, cleanup, err := s.spool(body)
+	f, n, cleanup, err := s.spool(r, body)
 	if err != nil {
 		return nil, 0, noop, err
 	}
 	return f, n, cleanup, nil
 }
 
-// spool copies content into a new file of the spool folder and rewinds
-// it; cleanup closes and removes it.
-func (s *Server) spool(content io.Reader) (*os.File, int64, func(), error) {
+// spool copies content, the body of r, into a new file of the spool
+// folder and rewinds it; cleanup closes and removes it.
+func (s *Server) spool(r *http.Request, content io.Reader) (*os.File, int64, func(), error) {
 	if err := os.MkdirAll(s.cfg.SpoolDir, 0o700); err != nil {
-		return nil, 0, nil, fmt.Errorf("creating spool folder: %w", err)
+		return nil, 0, nil, fmt.Errorf("creating spool folder: %w", diskFull(err))
 	}
 	f, err := os.CreateTemp(s.cfg.SpoolDir, "upload-*")
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("creating spool file: %w", err)
+		return nil, 0, nil, fmt.Errorf("creating spool file: %w", diskFull(err))
 	}
 	cleanup := func() { f.Close(); os.Remove(f.Name()) }
-	n, err := io.Copy(f, content)
+	n, err := io.Copy(spoolFile{f}, content)
 	if err != nil {
 		cleanup()
-		return nil, 0, nil, uploadErr(err, s.cfg.MaxFileBytes)
+		var full writeError
+		if errors.As(err, &full) {
+			// Never the client's fault, and never its path in the answer.
+			return nil, 0, nil, fmt.Errorf("spooling an upload: %w", diskFull(full.error))
+		}
+		return nil, 0, nil, uploadErr(r, err, s.cfg.MaxFileBytes)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		cleanup()
@@ -194,16 +200,37 @@ func (s *Server) spool(content io.Reader) (*os.File, int64, func(), error) {
 	return f, n, cleanup, nil
 }
 
+// spoolFile tells the errors of writing the spool from those of reading
+// the upload, which io.Copy returns alike.
+type spoolFile struct{ f *os.File }
+
+func (s spoolFile) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	if err != nil {
+		return n, writeError{err}
+	}
+	return n, nil
+}
+
+type writeError struct{ error }
+
+func (e writeError) Unwrap() error { return e.error }
+
+// diskFull marks err as the node's disk being full when it is ENOSPC (or
+// EDQUOT).
+func diskFull(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", spaces.ErrDiskFull, err)
+	}
+	return err
+}
+
 func errFileTooLarge(limit int64) error {
 	return spaces.Errorf(spaces.ErrTooLarge, "file is larger than this node's limit of %d bytes", limit)
 }
 
-func uploadErr(err error, limit int64) error {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return errFileTooLarge(limit)
-	}
-	return spaces.Errorf(spaces.ErrInvalid, "reading the upload: %v", err)
+func uploadErr(r *http.Request, err error, limit int64) error {
+	return bodyErr(r, err, func() error { return errFileTooLarge(limit) })
 }
 
 func (s *Server) handleDeleteFile(w http.ResponseWriter, r *http.Request) {

@@ -39,6 +39,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="clawdspace"`)
 	}
+	if status == http.StatusRequestTimeout {
+		// The rest of the body may still come: the connection cannot be
+		// reused.
+		w.Header().Set("Connection", "close")
+	}
 	setRetryAfter(w, err)
 	writeJSON(w, status, errorBody{Error: msg})
 }
@@ -47,6 +52,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // refusals at debug level.
 func (s *Server) classifyAndLog(r *http.Request, err error) (int, string) {
 	status, msg := s.classify(err)
+	if r.Context().Err() != nil {
+		// The client went away (or the node is stopping, which is logged
+		// on its own): whatever failed is not an error of the node.
+		s.log.Debug("request ended: the client went away", "method", r.Method, "path", r.URL.Path, "err", err)
+		return status, msg
+	}
 	if status >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	} else {
@@ -62,6 +73,8 @@ func (s *Server) classify(err error) (int, string) {
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "Request body too large"
+	case errors.Is(err, errBodyTimeout):
+		return http.StatusRequestTimeout, "Request body not received in time"
 	case errors.As(err, &retry):
 		return http.StatusTooManyRequests, retry.Msg
 	case errors.Is(err, spaces.ErrInvalid):
@@ -80,6 +93,8 @@ func (s *Server) classify(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, pick(hasMsg, msg, "Too large")
 	case errors.Is(err, spaces.ErrNotRunning):
 		return http.StatusConflict, "Space was paused or stopped meanwhile; try again"
+	case errors.Is(err, spaces.ErrDiskFull):
+		return http.StatusInsufficientStorage, "The node's disk is full"
 	case errors.Is(err, spaces.ErrUnavailable):
 		return http.StatusServiceUnavailable, pick(hasMsg, msg, "Unavailable")
 	}
@@ -113,7 +128,11 @@ func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 
 // readBody reads a request body of at most MaxBodyBytes.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	return io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		return nil, bodyErr(r, err, func() error { return err })
+	}
+	return data, nil
 }
 
 // decodeJSON decodes an optional JSON body (empty leaves v as it is).

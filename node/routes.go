@@ -59,7 +59,7 @@ func (s *Server) routes() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, errorBody{Error: "Cross-origin request refused"})
 	}))
-	return s.track(secureHeaders(s.checkHost(cop.Handler(root))))
+	return s.track(s.bodyDeadline(secureHeaders(s.checkHost(cop.Handler(root)))))
 }
 
 // jsonNotFound answers unknown routes and wrong methods with JSON errors, as

@@ -67,6 +67,9 @@ type Config struct {
 	// it spent is refused with 503 before it starts; one that reaches it
 	// while it runs keeps what it has and answers truncated.
 	MaxExecOutput int64
+	// BodyReadTimeout is how long a request body may go without a byte
+	// before the request is answered 408 (default DefaultBodyReadTimeout).
+	BodyReadTimeout time.Duration
 	// SpoolDir holds large uploads until they are complete (default: the
 	// system's temporary folder).
 	SpoolDir string
@@ -150,6 +153,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxExecOutput <= 0 {
 		cfg.MaxExecOutput = DefaultMaxExecOutput
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = os.TempDir()

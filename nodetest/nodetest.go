@@ -50,6 +50,11 @@ type Options struct {
 	MaxFileBytes int64
 	// MaxExecOutput bounds the output JSON execs hold together.
 	MaxExecOutput int64
+	// BodyReadTimeout is how long a request body may stall.
+	BodyReadTimeout time.Duration
+	// Log receives the node's log (at debug level); nil discards it
+	// unless CLAWDSPACE_TEST_LOG is set.
+	Log io.Writer
 	// NoEgress starts the node as one that cannot enforce egress rules.
 	NoEgress bool
 	// InsecureWorkspaceSize makes spaces whose template's workspace.maxSize
@@ -136,7 +141,10 @@ func Start(tb testing.TB, opt Options) *Node {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("CLAWDSPACE_TEST_LOG") != "" {
+	switch {
+	case opt.Log != nil:
+		log = slog.New(slog.NewTextHandler(opt.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case os.Getenv("CLAWDSPACE_TEST_LOG") != "":
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	st, err := store.New(ctx, store.Config{Path: filepath.Join(n.DataDir, "clawdspace.db"), Logger: log})
@@ -169,7 +177,7 @@ func Start(tb testing.TB, opt Options) *Node {
 	cfg := node.Config{
 		Spaces: svc, Machine: host.New(ctx, host.Config{DiskPath: n.DataDir}), Logger: log, Clock: opt.Clock,
 		APIKey: cmp.Or(opt.APIKey, Key), AuthDisabled: opt.AuthDisabled, Version: "test", URL: n.URL, MaxBodyBytes: opt.MaxBodyBytes,
-		MaxFileBytes: opt.MaxFileBytes, MaxExecOutput: opt.MaxExecOutput, SpoolDir: filepath.Join(n.DataDir, "spool"),
+		MaxFileBytes: opt.MaxFileBytes, MaxExecOutput: opt.MaxExecOutput, BodyReadTimeout: opt.BodyReadTimeout, SpoolDir: filepath.Join(n.DataDir, "spool"),
 		ShutdownGrace: opt.ShutdownGrace, NodeName: n.Name, TrustTailnet: opt.TrustTailnet,
 		AuthFreeFailures: opt.AuthFreeFailures, AuthBackoff: opt.AuthBackoff, Sessions: st,
 	}

@@ -16,6 +16,9 @@ var (
 	ErrTooLarge     = errors.New("too large")
 	ErrConflict     = errors.New("conflict")
 	ErrUnavailable  = errors.New("unavailable")
+	// ErrDiskFull is the node's own disk (its database, its upload spool)
+	// out of space: 507, whatever the request.
+	ErrDiskFull = errors.New("the node's disk is full")
 
 	// ErrNotRunning is returned by an Engine when an operation needs a running
 	// container and the space is paused or stopped. The service resumes the
