@@ -27,7 +27,8 @@ const (
 )
 
 // Touch records activity in space at at, unless later activity is known.
-func (s *Store) Touch(ctx context.Context, space string, at time.Time) error {
+func (s *Store) Touch(ctx context.Context, space string, at time.Time) (err error) {
+	defer s.mapFull(&err)
 	if space == "" {
 		return spaces.Errorf(spaces.ErrInvalid, "space is required")
 	}
@@ -39,7 +40,8 @@ func (s *Store) Touch(ctx context.Context, space string, at time.Time) error {
 
 // MarkStarted records that space was started at at. A start is activity too,
 // so last activity moves up to at when it is earlier.
-func (s *Store) MarkStarted(ctx context.Context, space string, at time.Time) error {
+func (s *Store) MarkStarted(ctx context.Context, space string, at time.Time) (err error) {
+	defer s.mapFull(&err)
 	if space == "" {
 		return spaces.Errorf(spaces.ErrInvalid, "space is required")
 	}
@@ -92,7 +94,8 @@ func (s *Store) SpaceActivity(ctx context.Context, space string) (spaces.SpaceAc
 
 // Forget drops what is known of space, typically after it was destroyed.
 // Forgetting an unknown space is not an error.
-func (s *Store) Forget(ctx context.Context, space string) error {
+func (s *Store) Forget(ctx context.Context, space string) (err error) {
+	defer s.mapFull(&err)
 	if _, err := s.rw.ExecContext(ctx, forgetSQL, space); err != nil {
 		return fmt.Errorf("forgetting space %q: %w", space, err)
 	}

@@ -27,7 +27,8 @@ const (
 
 // Record appends e to the audit log. e.ID is ignored; a zero e.Time is
 // recorded as the current time, since an audit row without a time is useless.
-func (s *Store) Record(ctx context.Context, e spaces.Event) error {
+func (s *Store) Record(ctx context.Context, e spaces.Event) (err error) {
+	defer s.mapFull(&err)
 	if e.Type == "" {
 		return spaces.Errorf(spaces.ErrInvalid, "event type is required")
 	}
@@ -152,7 +153,8 @@ const pruneChunk = 5000
 // zero), then the oldest beyond the newest maxRows (none when maxRows is
 // not positive), in chunks of pruneChunk rows, and returns how many it
 // deleted.
-func (s *Store) PruneAudit(ctx context.Context, before time.Time, maxRows int64) (int64, error) {
+func (s *Store) PruneAudit(ctx context.Context, before time.Time, maxRows int64) (_ int64, err error) {
+	defer s.mapFull(&err)
 	var total int64
 	del := func(query string, arg any) error {
 		for {

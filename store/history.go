@@ -51,7 +51,8 @@ func (s *Store) HistoryCursor(ctx context.Context, space string) (spaces.History
 // takes at most spaces.MaxHistoryBatch events, so that one call holds the
 // single write connection only briefly: the ingester saves a long history
 // in several calls, each with the cursor after its events.
-func (s *Store) SaveHistory(ctx context.Context, space string, cur spaces.HistoryCursor, events []spaces.Event) error {
+func (s *Store) SaveHistory(ctx context.Context, space string, cur spaces.HistoryCursor, events []spaces.Event) (err error) {
+	defer s.mapFull(&err)
 	if space == "" {
 		return spaces.Errorf(spaces.ErrInvalid, "space is required")
 	}

@@ -25,7 +25,8 @@ type intentDetail struct {
 }
 
 // BeginIntent records in, replacing an earlier intent of the same space.
-func (s *Store) BeginIntent(ctx context.Context, in spaces.Intent) error {
+func (s *Store) BeginIntent(ctx context.Context, in spaces.Intent) (err error) {
+	defer s.mapFull(&err)
 	if in.Space == "" || in.Kind == "" {
 		return spaces.Errorf(spaces.ErrInvalid, "space and kind are required")
 	}
@@ -40,7 +41,8 @@ func (s *Store) BeginIntent(ctx context.Context, in spaces.Intent) error {
 }
 
 // EndIntent removes the intent of space, if any.
-func (s *Store) EndIntent(ctx context.Context, space string) error {
+func (s *Store) EndIntent(ctx context.Context, space string) (err error) {
+	defer s.mapFull(&err)
 	if _, err := s.rw.ExecContext(ctx, endIntentSQL, space); err != nil {
 		return fmt.Errorf("clearing intent of %q: %w", space, err)
 	}

@@ -52,7 +52,8 @@ func (s *Store) Nodes(ctx context.Context) ([]spaces.NodeHealth, error) {
 }
 
 // PutNodes stores the health of nodes in one transaction.
-func (s *Store) PutNodes(ctx context.Context, nodes []spaces.NodeHealth) error {
+func (s *Store) PutNodes(ctx context.Context, nodes []spaces.NodeHealth) (err error) {
+	defer s.mapFull(&err)
 	tx, err := s.rw.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storing nodes: %w", err)

@@ -11,7 +11,8 @@ import (
 )
 
 // CreateSession stores s and deletes the sessions expired at now.
-func (s *Store) CreateSession(ctx context.Context, sess spaces.Session, now time.Time) error {
+func (s *Store) CreateSession(ctx context.Context, sess spaces.Session, now time.Time) (err error) {
+	defer s.mapFull(&err)
 	tx, err := s.rw.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("creating session: %w", err)
@@ -47,7 +48,8 @@ func (s *Store) Session(ctx context.Context, tokenHash []byte) (spaces.Session, 
 }
 
 // ExtendSession sets the expiry of the session of tokenHash.
-func (s *Store) ExtendSession(ctx context.Context, tokenHash []byte, expires time.Time) error {
+func (s *Store) ExtendSession(ctx context.Context, tokenHash []byte, expires time.Time) (err error) {
+	defer s.mapFull(&err)
 	if _, err := s.rw.ExecContext(ctx, `UPDATE sessions SET expires_at = ? WHERE token_hash = ?`, expires.UnixMilli(), tokenHash); err != nil {
 		return fmt.Errorf("extending session: %w", err)
 	}
@@ -55,7 +57,8 @@ func (s *Store) ExtendSession(ctx context.Context, tokenHash []byte, expires tim
 }
 
 // DeleteSession removes the session of tokenHash.
-func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
+func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) (err error) {
+	defer s.mapFull(&err)
 	if _, err := s.rw.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, tokenHash); err != nil {
 		return fmt.Errorf("deleting session: %w", err)
 	}

@@ -52,11 +52,20 @@ type Store struct {
 	// the writer nor each other.
 	ro  *sql.DB
 	log *slog.Logger
+	// dir holds the database, for telling a full disk from other I/O
+	// errors.
+	dir string
 }
 
 // New opens (creating when missing) the database at cfg.Path and brings its
 // schema up to date.
-func New(ctx context.Context, cfg Config) (*Store, error) {
+func New(ctx context.Context, cfg Config) (_ *Store, err error) {
+	// On a full disk SQLite often says only "disk I/O error".
+	defer func() {
+		if err != nil && isFull(err, filepath.Dir(cfg.Path)) {
+			err = fmt.Errorf("%w: %w", spaces.ErrDiskFull, err)
+		}
+	}()
 	if cfg.Path == "" {
 		return nil, errors.New("opening store: path is required")
 	}
@@ -87,7 +96,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		rw.Close()
 		return nil, fmt.Errorf("opening store for reading: %w", err)
 	}
-	return &Store{rw: rw, ro: ro, log: log}, nil
+	return &Store{rw: rw, ro: ro, log: log, dir: filepath.Dir(cfg.Path)}, nil
 }
 
 // openDB opens a handle with at most conns connections and checks that the

@@ -88,7 +88,8 @@ func (s *Store) EnsureTemplate(ctx context.Context, t spaces.Template) error {
 	return s.writeTemplate(ctx, ensureTemplateSQL, t)
 }
 
-func (s *Store) writeTemplate(ctx context.Context, query string, t spaces.Template) error {
+func (s *Store) writeTemplate(ctx context.Context, query string, t spaces.Template) (err error) {
+	defer s.mapFull(&err)
 	// Normalize works on the copy: it lower-cases the name and rejects what
 	// ParseTemplate would refuse to read back later.
 	if err := t.Normalize(); err != nil {
@@ -102,7 +103,8 @@ func (s *Store) writeTemplate(ctx context.Context, query string, t spaces.Templa
 
 // DeleteTemplate removes the template called name (case-insensitive), or
 // returns spaces.TemplateNotFound when there is none.
-func (s *Store) DeleteTemplate(ctx context.Context, name string) error {
+func (s *Store) DeleteTemplate(ctx context.Context, name string) (err error) {
+	defer s.mapFull(&err)
 	res, err := s.rw.ExecContext(ctx, deleteTemplateSQL, templateKey(name))
 	if err != nil {
 		return fmt.Errorf("deleting template %q: %w", name, err)

@@ -14,9 +14,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/adam91holt/clawdspace/engine"
 	"github.com/adam91holt/clawdspace/host"
@@ -89,7 +91,7 @@ by their tailnet identity and act by the grants of the policy file (docs/POLICY.
 TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS apply there.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runServe(cmd.Context(), o, cmd.ErrOrStderr())
+			return diskFullAtStart(o.DataDir, runServe(cmd.Context(), o, cmd.ErrOrStderr()))
 		},
 	}
 	idle, idleErr := envMillis(getenv, "IDLE_TIMEOUT_MS", 10*time.Minute)
@@ -407,6 +409,20 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 }
 
 // nodeName is the node's name in the fleet and its device name.
+// diskFullAtStart says plainly that the node stopped because its disk is
+// full (SQLite itself may have said only "disk I/O error").
+func diskFullAtStart(dataDir string, err error) error {
+	if !errors.Is(err, spaces.ErrDiskFull) && !errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
+	var st unix.Statfs_t
+	free := "no space"
+	if unix.Statfs(dataDir, &st) == nil {
+		free = fmt.Sprintf("%d bytes", st.Bavail*uint64(st.Bsize))
+	}
+	return fmt.Errorf("the node's disk is full: its data folder %s has %s free; free some space and start again (%w)", dataDir, free, err)
+}
+
 func nodeName(o serveOptions, machine string) string {
 	for _, n := range []string{o.Hostname, o.Name, machine} {
 		if n != "" {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/nodetest"
 )
 
 func TestResolveAPIKey(t *testing.T) {
@@ -292,4 +294,27 @@ func TestServeEnvSettings(t *testing.T) {
 			tt.check(t, got)
 		})
 	}
+}
+
+// TestServeOnFullDisk: a node restarted on a full disk says so, not
+// "disk I/O error".
+func TestServeOnFullDisk(t *testing.T) {
+	dir := nodetest.SmallDisk(t, "4m")
+	env := map[string]string{"CLAWDSPACE_DATA_DIR": dir, "PORT": "0", "CLAWDSPACE_NAMESPACE": "cmdfull", "API_KEY": nodetest.Key}
+	started := regexp.MustCompile(`Clawdspace node on (http://127\.0\.0\.1:\d+)`)
+	_, out, stop, err := startServe(t, env, nil, started)
+	if err != nil {
+		t.Fatalf("first start: %v\n%s", err, out.String())
+	}
+	stop()
+	nodetest.FillDisk(t, dir)
+	_, out, stop, err = startServe(t, env, nil, started)
+	if err == nil {
+		stop()
+		t.Fatalf("a node started on a full disk:\n%s", out.String())
+	}
+	if !strings.Contains(err.Error(), "the node's disk is full: its data folder "+dir+" has ") {
+		t.Fatalf("start on a full disk: %v, want the node's disk is full", err)
+	}
+	t.Log(err)
 }
