@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -164,6 +165,10 @@ func (e *Engine) Stats(ctx context.Context, name string) (spaces.Stats, error) {
 	defer res.Body.Close()
 	var s container.StatsResponse
 	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
+		if errors.Is(err, io.EOF) {
+			// No sample at all: the container was removed meanwhile.
+			return spaces.Stats{}, spaces.SpaceNotFound()
+		}
 		return spaces.Stats{}, fmt.Errorf("decoding stats: %w", err)
 	}
 	return statsOf(s), nil

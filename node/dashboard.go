@@ -201,6 +201,11 @@ func (s *Server) refuseSignIn(w http.ResponseWriter, r *http.Request, err error,
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
 	var buf bytes.Buffer
 	if err := c.Render(r.Context(), &buf); err != nil {
+		if r.Context().Err() != nil {
+			// The browser went away: not an error of the node.
+			s.log.Debug("page not rendered: the client went away", "path", r.URL.Path, "err", err)
+			return
+		}
 		s.log.Error("rendering page", "path", r.URL.Path, "err", err)
 		http.Error(w, "Internal error", http.StatusInternalServerError)
 		return

@@ -275,7 +275,7 @@ func (s *Server) handleSpacePage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	events, err := s.cfg.Spaces.Events(r.Context(), spaces.AuditQuery{Space: name, Limit: 20})
-	if err != nil {
+	if err != nil && r.Context().Err() == nil {
 		s.log.Error("reading a space's audit trail", "space", name, "err", err)
 	}
 	vm.Events = eventRows(events)
