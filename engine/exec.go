@@ -51,7 +51,7 @@ func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (i
 	}
 	att, err := e.c.ExecAttach(context.WithoutCancel(ctx), cr.ID, client.ExecAttachOptions{})
 	if err != nil {
-		return 0, err
+		return 0, e.attachErr(ctx, id, err)
 	}
 	// The engine answers the attach before it starts the process, so the
 	// gate stays shut until the exec is seen running (or done), in the

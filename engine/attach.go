@@ -1,0 +1,33 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// attachErr explains a failed exec attach. The SDK reports a refused
+// upgrade only as "unable to upgrade to tcp, received 500", whatever the
+// engine said, so the container is looked at: removed meanwhile is the
+// SDK's not-found error (a stale ID or a missing space to the caller),
+// stopped or paused meanwhile is spaces.ErrNotRunning (the service resumes
+// the space and tries once more); anything else stays as it was.
+func (e *Engine) attachErr(ctx context.Context, id string, err error) error {
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	c, ierr := e.c.ContainerInspect(ictx, id, client.ContainerInspectOptions{})
+	switch {
+	case ierr != nil && cerrdefs.IsNotFound(ierr):
+		return ierr
+	case ierr != nil:
+		return err
+	case c.Container.State == nil || !c.Container.State.Running || c.Container.State.Paused:
+		return fmt.Errorf("attaching to an exec: %w (%w)", spaces.ErrNotRunning, err)
+	}
+	return err
+}
