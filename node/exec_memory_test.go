@@ -21,11 +21,13 @@ type scanWriter struct {
 	want []string
 	seen map[string]bool
 	tail []byte
+	buf  []byte
 }
 
 func (w *scanWriter) Write(p []byte) (int, error) {
 	w.n += int64(len(p))
-	window := append(w.tail, p...)
+	window := append(append(w.buf[:0], w.tail...), p...)
+	w.buf = window
 	for _, s := range w.want {
 		if bytes.Contains(window, []byte(s)) {
 			w.seen[s] = true
