@@ -70,15 +70,48 @@ func (w *walker) display(name string) string {
 	return spaces.DisplayPath(path.Join(append([]string{spaces.WorkspacePath}, append(w.names, name)...)...))
 }
 
-func (w *walker) pop() {
-	unix.Close(w.top())
+// maxOpenDirs bounds the folders a walk holds open: a deep path (2047
+// parts, or symlinks to deep folders) must not take a handle per part.
+const maxOpenDirs = 32
+
+// push enters a folder the walk opened; the handle of the folder
+// maxOpenDirs above it is closed (-1) and opened again if a ".." comes
+// back to it.
+func (w *walker) push(fd int, name string) {
+	w.fds, w.names = append(w.fds, fd), append(w.names, name)
+	if i := len(w.fds) - 1 - maxOpenDirs; i > 0 && w.fds[i] >= 0 {
+		unix.Close(w.fds[i])
+		w.fds[i] = -1
+	}
+}
+
+// pop leaves the current folder for its parent. A parent whose handle was
+// closed is opened again from the workspace in one openat2, which refuses
+// any symlink on the way, so it is the same folder or an error.
+func (w *walker) pop() error {
+	if fd := w.top(); fd >= 0 {
+		unix.Close(fd)
+	}
 	w.fds, w.names = w.fds[:len(w.fds)-1], w.names[:len(w.names)-1]
+	if w.top() >= 0 {
+		return nil
+	}
+	fd, err := openat(w.fs.root, strings.Join(w.names, "/"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		w.fds, w.names = w.fds[:len(w.fds)-1], w.names[:len(w.names)-1]
+		return spaces.Errorf(spaces.ErrConflict, "%s changed while the node walked it: try again", w.display(""))
+	}
+	w.fds[len(w.fds)-1] = fd
+	return nil
 }
 
 func (w *walker) release() {
-	for len(w.fds) > 1 {
-		w.pop()
+	for _, fd := range w.fds[1:] {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 	}
+	w.fds, w.names = w.fds[:1], w.names[:0]
 }
 
 // target is what the walk found: the folder that holds the last component,
@@ -137,7 +170,9 @@ func (w *walker) run(abs string, follow, allDirs bool) (target, error) {
 			if len(w.fds) == 1 {
 				return target{}, spaces.Errorf(spaces.ErrForbidden, "%s leads outside /workspace through a symlink", spaces.DisplayPath(abs))
 			}
-			w.pop()
+			if err := w.pop(); err != nil {
+				return target{}, err
+			}
 			if last && allDirs {
 				return w.here(abs)
 			}
@@ -208,7 +243,7 @@ func (w *walker) run(abs string, follow, allDirs bool) (target, error) {
 		case err != nil:
 			return target{}, w.pathErr(err, c)
 		}
-		w.fds, w.names = append(w.fds, fd), append(w.names, c)
+		w.push(fd, c)
 		if last {
 			return w.here(abs)
 		}

@@ -31,12 +31,16 @@ func TestFilesHostilePaths(t *testing.T) {
 				" && ln -s loop1 /workspace/loop2 && ln -s loop2 /workspace/loop1" +
 				" && ln -s /etc /workspace/etc-link && ln -s ../etc /workspace/up" +
 				" && ln -s /workspace/notes /workspace/abs && ln -s .. /workspace/notes/parent" +
-				" && mkfifo /workspace/fifo"
+				" && mkfifo /workspace/fifo" +
+				" && mkdir -p /workspace/deep2" + strings.Repeat("/b", 40) +
+				" && ln -s " + strings.Repeat("../", 41) + "notes/f /workspace/deep2" + strings.Repeat("/b", 40) + "/up"
 			if out, code := sh(t, n, name, setup); code != 0 {
 				t.Fatal(out)
 			}
 			long := strings.Repeat("x", 256)
-			many := strings.TrimSuffix(strings.Repeat("/a", 2047), "")
+			many := strings.Repeat("/a", 2047)
+			deep := strings.Repeat("/a", 2000)
+			b40 := strings.Repeat("/b", 40)
 			tests := []struct {
 				name, method, path string
 				want               int
@@ -50,6 +54,10 @@ func TestFilesHostilePaths(t *testing.T) {
 				{"part over 255 bytes mkdir", "MKDIR", "/notes/" + long, 400, "longer than 255 bytes"},
 				{"part over 255 bytes delete", "DELETE", "/" + long, 400, "longer than 255 bytes"},
 				{"2047 parts", "GET", many, 404, "No such file or folder"},
+				{"mkdir 2000 parts", "MKDIR", "/deep" + deep, 200, ""},
+				{"list 2000 parts", "LIST", "/deep" + deep, 200, ""},
+				{"write 2000 parts", "PUT", "/deep" + deep + "/f", 200, ""},
+				{"a link up 41 folders", "GET", "/deep2" + b40 + "/up", 200, ""},
 				{"absolute link outside", "GET", "/etc-link/passwd", 403, "outside /workspace"},
 				{"relative link outside", "GET", "/up/passwd", 403, "outside /workspace"},
 				{"write through link outside", "PUT", "/etc-link/pwned", 403, "outside /workspace"},
