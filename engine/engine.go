@@ -48,6 +48,10 @@ type Config struct {
 	// form and namespace.go for the names). Empty is the default namespace,
 	// with the wire contract's names and the older node's spaces.
 	Namespace string
+	// FilesInSpace makes file operations run in the space as its user even
+	// where the node could act on the workspace from the host (see
+	// workspace.go); for tests of that path and for nodes that prefer it.
+	FilesInSpace bool
 }
 
 // Engine is a spaces.Engine backed by a Docker engine.
@@ -74,6 +78,8 @@ type Engine struct {
 	gates gateMap
 	// run identifies this run of the node; every exec carries it (strays.go).
 	run string
+	// filesInSpace: see Config.FilesInSpace.
+	filesInSpace bool
 }
 
 var _ spaces.Engine = (*Engine)(nil)
@@ -102,7 +108,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("reaching the Docker engine at %s: %w", c.DaemonHost(), err)
 	}
 	e := &Engine{c: c, log: cfg.Logger, names: newNames(cfg.Namespace), egress: cfg.Egress,
-		allowUnenforced: cfg.AllowUnenforcedEgress, allowAnySize: cfg.AllowUnenforcedWorkspaceSize, quotaDir: cfg.WorkspaceQuotaDir, run: RunID()}
+		allowUnenforced: cfg.AllowUnenforcedEgress, allowAnySize: cfg.AllowUnenforcedWorkspaceSize, quotaDir: cfg.WorkspaceQuotaDir, run: RunID(),
+		filesInSpace: cfg.FilesInSpace}
 	e.hosts = NewHostAddrs(cfg.HostAddrInterval, cfg.Logger, e.reconcileEgress)
 	return e, nil
 }

@@ -87,6 +87,9 @@ type Options struct {
 	// NoFleetLoop leaves the fleet monitor stopped (no first refresh), to
 	// see what the node answers from its stored cache alone.
 	NoFleetLoop bool
+	// FilesInSpace makes file operations run in the space as its user,
+	// as on a node that cannot see the workspace from the engine's host.
+	FilesInSpace bool
 }
 
 // Node is a running test node.
@@ -120,7 +123,7 @@ func newEngineOpts(tb testing.TB, egress bool, opt Options) *engine.Engine {
 	tb.Helper()
 	eng, err := engine.New(context.Background(), engine.Config{Egress: egress, Namespace: opt.Namespace,
 		AllowUnenforcedWorkspaceSize: opt.InsecureWorkspaceSize, WorkspaceQuotaDir: opt.WorkspaceQuotaDir,
-		HostAddrInterval: 500 * time.Millisecond})
+		HostAddrInterval: 500 * time.Millisecond, FilesInSpace: opt.FilesInSpace})
 	if err != nil {
 		tb.Fatalf("no Docker engine (run docker/ensure-engine.sh as root): %v", err)
 	}
