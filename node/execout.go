@@ -144,8 +144,10 @@ func (s *outputStream) Write(p []byte) (int, error) {
 			if !s.keep(unit) {
 				break
 			}
-			// An invalid first byte leaves the rest to decode again.
-			p = append(append([]byte(nil), rest...), p...)
+			if len(rest) > 0 {
+				// An invalid first byte leaves the rest to decode again.
+				p = append(append([]byte(nil), rest...), p...)
+			}
 		}
 	}
 	for len(p) > 0 && !o.truncated {
