@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +23,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/adam91holt/clawdspace/nodetest"
+	"github.com/adam91holt/clawdspace/spaces"
 )
 
 // fuzzRoute is a route of the node with a generator of bodies it might get.
@@ -348,6 +351,7 @@ func TestFuzzRoutes(t *testing.T) {
 	var (
 		mu       sync.Mutex
 		statuses = map[int]int{}
+		created  = map[string]bool{} // spaces a hostile name happened to create
 		failures []string
 		stalled  atomic.Bool
 		next     = make(chan int)
@@ -392,6 +396,16 @@ func TestFuzzRoutes(t *testing.T) {
 				if err == nil {
 					statuses[resp.StatusCode]++
 				}
+				if err == nil && resp.StatusCode == http.StatusCreated && req.Method == http.MethodPost && req.URL.Path == "/api/spaces" {
+					var doc struct {
+						Space struct {
+							Name string `json:"name"`
+						} `json:"space"`
+					}
+					if json.Unmarshal(body, &doc) == nil && doc.Space.Name != "" && !slices.Contains(names, doc.Space.Name) {
+						created[doc.Space.Name] = true
+					}
+				}
 				mu.Unlock()
 			}
 		}()
@@ -403,6 +417,14 @@ func TestFuzzRoutes(t *testing.T) {
 	}
 	close(next)
 	wg.Wait()
+	// A random value can be a valid name ("a", "null"): remove what it made.
+	for name := range created {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := n.Engine.Remove(ctx, name, true); err != nil && !errors.Is(err, spaces.ErrNotFound) {
+			t.Errorf("removing space %s the fuzzer created: %v", name, err)
+		}
+		cancel()
+	}
 
 	codes := make([]int, 0, len(statuses))
 	for c := range statuses {
