@@ -50,6 +50,10 @@ type Config struct {
 	// form and namespace.go for the names). Empty is the default namespace,
 	// with the wire contract's names and the older node's spaces.
 	Namespace string
+	// FilesInSpace makes file operations run in the space as its user even
+	// where the node could act on the workspace from the host (see
+	// workspace.go); for tests of that path and for nodes that prefer it.
+	FilesInSpace bool
 	// CallTimeout bounds calls that the engine answers at once (inspect,
 	// list, exec create, pause); LongCallTimeout those that do real work
 	// (create, start, remove). An engine that does not answer in time
@@ -89,6 +93,8 @@ type Engine struct {
 	gates gateMap
 	// run identifies this run of the node; every exec carries it (strays.go).
 	run string
+	// filesInSpace: see Config.FilesInSpace.
+	filesInSpace bool
 	// procsFiles caches each container's cgroup.procs file (gate.go), ""
 	// where the node cannot see the engine's processes.
 	procsFiles sync.Map
@@ -123,7 +129,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{c: c, log: cfg.Logger, names: newNames(cfg.Namespace), egress: cfg.Egress,
 		allowUnenforced: cfg.AllowUnenforcedEgress, allowAnySize: cfg.AllowUnenforcedWorkspaceSize, quotaDir: cfg.WorkspaceQuotaDir, run: RunID(),
-		callTimeout: cmp.Or(cfg.CallTimeout, DefaultCallTimeout), longTimeout: cmp.Or(cfg.LongCallTimeout, DefaultLongCallTimeout)}
+		filesInSpace: cfg.FilesInSpace,
+		callTimeout:  cmp.Or(cfg.CallTimeout, DefaultCallTimeout), longTimeout: cmp.Or(cfg.LongCallTimeout, DefaultLongCallTimeout)}
 	e.hosts = NewHostAddrs(cfg.HostAddrInterval, cfg.Logger, e.reconcileEgress)
 	return e, nil
 }

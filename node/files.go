@@ -22,8 +22,8 @@ const (
 	maxJSONReadBytes = 64 << 20
 	// spoolThreshold: raw uploads above it are spooled to disk before they
 	// reach the space, so a client that goes away mid-upload never leaves a
-	// truncated file where a good one was (large replacements are then
-	// written next to the file and renamed over it).
+	// truncated file where a good one was (every write then goes next to
+	// the file and is renamed over it).
 	spoolThreshold = 1 << 20
 )
 

@@ -85,6 +85,9 @@ type Options struct {
 	// NoFleetLoop leaves the fleet monitor stopped (no first refresh), to
 	// see what the node answers from its stored cache alone.
 	NoFleetLoop bool
+	// FilesInSpace makes file operations run in the space as its user,
+	// as on a node that cannot see the workspace from the engine's host.
+	FilesInSpace bool
 }
 
 // Node is a running test node.
@@ -119,7 +122,7 @@ func newEngineOpts(tb testing.TB, egress bool, opt Options) *engine.Engine {
 	eng, err := engine.New(context.Background(), engine.Config{Host: opt.DockerHost, Egress: egress, Namespace: opt.Namespace,
 		CallTimeout: opt.CallTimeout, LongCallTimeout: opt.LongCallTimeout,
 		AllowUnenforcedWorkspaceSize: opt.InsecureWorkspaceSize, WorkspaceQuotaDir: opt.WorkspaceQuotaDir,
-		HostAddrInterval: 500 * time.Millisecond})
+		HostAddrInterval: 500 * time.Millisecond, FilesInSpace: opt.FilesInSpace})
 	if err != nil {
 		tb.Fatalf("no Docker engine (run docker/ensure-engine.sh as root): %v", err)
 	}

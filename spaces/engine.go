@@ -34,21 +34,36 @@ type Engine interface {
 	// Top lists the processes of a space.
 	Top(ctx context.Context, name string) ([]Process, error)
 
-	// StatPath describes path (absolute, in the space) without following a
-	// final symlink; intermediate symlinks are followed within the space.
-	// LinkTarget of a symlink is its fully resolved path in the space.
-	// A missing path is ErrNotFound with a message naming it.
-	StatPath(ctx context.Context, name, path string) (FileInfo, error)
-	// ReadFile opens a regular file. For a folder or symlink it returns its
-	// FileInfo and a nil reader.
-	ReadFile(ctx context.Context, name, path string) (FileInfo, io.ReadCloser, error)
-	// WriteFiles creates folders and at most one file below an existing
-	// folder, owned by the sandbox user, streaming the file's content.
-	WriteFiles(ctx context.Context, name string, w FileWrite) error
-	// ListDir lists the entries of a folder.
+	// File operations take absolute paths under /workspace (as
+	// WorkspacePathOf makes them) and never act outside it: a symlink is
+	// followed only while it stays inside /workspace (ErrForbidden where it
+	// leads out), and no check is separate from the action it guards, so a
+	// space that changes its files meanwhile reaches nothing it could not
+	// reach itself. What they create belongs to the sandbox user. A missing
+	// path is ErrNotFound with a message naming it; a folder where a file is
+	// needed and the other way round are ErrInvalid.
+
+	// StatPath describes path; a last symlink is followed when follow is
+	// set. LinkTarget of a symlink is its target as stored.
+	StatPath(ctx context.Context, name, path string, follow bool) (FileInfo, error)
+	// OpenFile opens a regular file, following symlinks, at offset.
+	OpenFile(ctx context.Context, name, path string, offset int64) (FileInfo, io.ReadCloser, error)
+	// WriteFile writes a whole file, following a last symlink, creating
+	// missing folders: into a hidden file beside it (UploadSuffix) that is
+	// renamed over the name once complete, so a crash never leaves part of
+	// it under its name. A file keeps its mode unless f.Mode is set.
+	WriteFile(ctx context.Context, name, path string, f FileContent) error
+	// MakeDir creates a folder and its parents; an existing folder is fine.
+	MakeDir(ctx context.Context, name, path string) error
+	// ListDir lists the entries of a folder, following symlinks to it.
 	ListDir(ctx context.Context, name, path string) ([]FileInfo, error)
-	// RemovePath deletes a file, symlink or folder (with its contents).
-	RemovePath(ctx context.Context, name, path string) error
+	// RemovePath deletes a file or symlink (never following a last
+	// symlink), or a folder with its contents when recursive is set.
+	RemovePath(ctx context.Context, name, path string, recursive bool) error
+	// SweepUploads removes the hidden files (UploadSuffix) of writes that
+	// never finished, older than before, and returns their paths. It is
+	// bounded per space (a depth and a count of entries).
+	SweepUploads(ctx context.Context, name string, before time.Time) ([]string, error)
 
 	// KillStrays kills the processes in this node's spaces that an earlier
 	// run of the node started (their NodeRunEnv names a run whose process
@@ -114,17 +129,8 @@ type FileInfo struct {
 	LinkTarget string
 }
 
-// FileWrite is one write below an existing folder Dir: the folders Dirs
-// (relative to Dir, parents first) and optionally one file.
-type FileWrite struct {
-	Dir  string
-	Dirs []string
-	File *FileContent
-}
-
-// FileContent is a file to write: Name relative to FileWrite.Dir.
+// FileContent is a file to write: Size bytes from Content.
 type FileContent struct {
-	Name    string
 	Mode    uint32
 	Size    int64
 	Content io.Reader

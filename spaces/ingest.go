@@ -258,7 +258,7 @@ func (in *Ingester) budget(space string, now time.Time) *hourBudget {
 // most batch rows, each with the cursor just past its last command, so a
 // failure or a restart part way neither loses nor repeats a command.
 func (in *Ingester) ingestSpace(ctx context.Context, name string, created, now time.Time, spent *hourBudget) (recorded int, skipped int64, err error) {
-	fi, err := in.eng.StatPath(ctx, name, HistoryFile)
+	fi, err := in.eng.StatPath(ctx, name, HistoryFile, false)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return 0, 0, nil // no history yet, or the space just went away
@@ -298,15 +298,12 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, created, now t
 		start = 0 // truncated
 	}
 
-	_, rc, err := in.eng.ReadFile(ctx, name, HistoryFile)
-	if errors.Is(err, ErrNotFound) {
-		return 0, 0, nil
+	_, rc, err := in.eng.OpenFile(ctx, name, HistoryFile, 0)
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrForbidden) {
+		return 0, 0, nil // gone, or replaced by something other than a file since the stat
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("reading history file: %w", err)
-	}
-	if rc == nil {
-		return 0, 0, nil // replaced by something other than a file since the stat
 	}
 	defer rc.Close()
 
@@ -339,13 +336,17 @@ func (in *Ingester) ingestSpace(ctx context.Context, name string, created, now t
 		readEnd += n
 		realEOF = headEOF && readEnd == int64(len(head))
 	} else {
-		_, err := io.CopyN(io.Discard, rc, start-int64(len(head)))
-		switch {
-		case errors.Is(err, io.EOF):
-			return 0, 0, nil // truncated since the stat: the next pass sees it
-		case err != nil:
+		// The rest is read from where it starts, not through what is
+		// before it: a large (or sparse) file costs only what is new.
+		rc.Close()
+		_, rc, err = in.eng.OpenFile(ctx, name, HistoryFile, start)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrForbidden) {
+			return 0, 0, nil
+		}
+		if err != nil {
 			return 0, 0, fmt.Errorf("reading history file: %w", err)
 		}
+		defer rc.Close()
 		buf = make([]byte, 0, min(int64(in.chunk), window))
 	}
 	lr := &io.LimitedReader{R: rc, N: start + window - readEnd}

@@ -54,7 +54,7 @@ func (f *historyEngine) List(context.Context) ([]spaces.Space, error) {
 	return out, nil
 }
 
-func (f *historyEngine) StatPath(_ context.Context, name, p string) (spaces.FileInfo, error) {
+func (f *historyEngine) StatPath(_ context.Context, name, p string, _ bool) (spaces.FileInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stats++
@@ -68,7 +68,7 @@ func (f *historyEngine) StatPath(_ context.Context, name, p string) (spaces.File
 	return file.info(p), nil
 }
 
-func (f *historyEngine) ReadFile(_ context.Context, name, p string) (spaces.FileInfo, io.ReadCloser, error) {
+func (f *historyEngine) OpenFile(_ context.Context, name, p string, offset int64) (spaces.FileInfo, io.ReadCloser, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reads++
@@ -77,9 +77,9 @@ func (f *historyEngine) ReadFile(_ context.Context, name, p string) (spaces.File
 		return spaces.FileInfo{}, nil, spaces.Errorf(spaces.ErrNotFound, "No such file or folder: %s", p)
 	}
 	if file.symlink {
-		return file.info(p), nil, nil
+		return spaces.FileInfo{}, nil, spaces.Errorf(spaces.ErrForbidden, "%s is a symlink that points outside /workspace", p)
 	}
-	return file.info(p), io.NopCloser(bytes.NewReader(bytes.Clone(file.data))), nil
+	return file.info(p), io.NopCloser(bytes.NewReader(bytes.Clone(file.data[min(offset, int64(len(file.data))):]))), nil
 }
 
 func (file *fakeFile) info(p string) spaces.FileInfo {

@@ -140,17 +140,18 @@ func (s *Service) workspaceSize(ctx context.Context, name string) *int64 {
 // historyTail returns the last commands of /workspace/.bash_history, one a
 // line, without bash's #<epoch> lines.
 func (s *Service) historyTail(ctx context.Context, name string) *string {
-	info, rc, err := s.cfg.Engine.ReadFile(ctx, name, HistoryFile)
-	if err != nil || rc == nil {
+	// Only the tail is read, from where it starts: a huge (or sparse)
+	// file costs no more than a small one.
+	fi, err := s.cfg.Engine.StatPath(ctx, name, HistoryFile, true)
+	if err != nil || fi.Type != TypeFile {
+		return nil
+	}
+	_, rc, err := s.cfg.Engine.OpenFile(ctx, name, HistoryFile, max(fi.Size-historyTailBytes, 0))
+	if err != nil {
 		return nil
 	}
 	defer rc.Close()
-	if skip := info.Size - historyTailBytes; skip > 0 {
-		if _, err := io.CopyN(io.Discard, rc, skip); err != nil {
-			return nil
-		}
-	}
-	data, err := io.ReadAll(rc)
+	data, err := io.ReadAll(io.LimitReader(rc, historyTailBytes))
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil
 	}

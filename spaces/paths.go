@@ -7,6 +7,9 @@ import (
 // maxPathLen bounds a client path; Linux's PATH_MAX.
 const maxPathLen = 4096
 
+// maxPartLen bounds one part of a path; Linux's NAME_MAX.
+const maxPartLen = 255
+
 // WorkspacePathOf turns a client path into an absolute path in the space.
 // Clients give paths relative to /workspace with a leading "/" ("/src/a.go");
 // "src/a.go" and "/workspace/src/a.go" mean the same. Paths are refused, not
@@ -38,6 +41,9 @@ func WorkspacePathOf(p string) (string, error) {
 			return "", Errorf(ErrInvalid, "path %q has an empty component (doubled slash)", p)
 		case ".", "..":
 			return "", Errorf(ErrInvalid, "path %q may not contain %q: paths stay inside /workspace", p, c)
+		}
+		if len(c) > maxPartLen {
+			return "", Errorf(ErrInvalid, "a part of the path is longer than %d bytes", maxPartLen)
 		}
 	}
 	return WorkspacePath + "/" + rel, nil

@@ -106,7 +106,33 @@ func (s *Service) Recover(ctx context.Context) error {
 	}
 	s.killStrays(ctx)
 	s.reportOrphanVolumes(ctx)
+	s.sweepUploads(ctx)
 	return nil
+}
+
+// sweepUploads removes the partial files writes left when an earlier run
+// of the node was killed midway (see Engine.WriteFile), in running spaces.
+func (s *Service) sweepUploads(ctx context.Context) {
+	list, err := s.cfg.Engine.List(ctx)
+	if err != nil {
+		s.log.Warn("listing spaces to sweep unfinished uploads", "err", err)
+		return
+	}
+	// File times come from the real clock, whatever clock the service has.
+	before := time.Now()
+	for _, sp := range list {
+		if sp.Status != StatusRunning {
+			continue
+		}
+		removed, err := s.cfg.Engine.SweepUploads(ctx, sp.Name, before)
+		if err != nil {
+			s.log.Warn("sweeping unfinished uploads", "space", sp.Name, "err", err)
+			continue
+		}
+		if len(removed) > 0 {
+			s.log.Warn("removed files of uploads an earlier run of the node did not finish", "space", sp.Name, "paths", removed)
+		}
+	}
 }
 
 func (s *Service) recoverIntent(ctx context.Context, in Intent) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -247,11 +248,7 @@ func (s *Service) tokenHost(host string) bool {
 
 // writeInternal writes a whole file for the node itself (no audit row).
 func (s *Service) writeInternal(ctx context.Context, name, abs string, mode uint32, content []byte) error {
-	r, err := s.resolvePath(ctx, name, abs, true)
-	if err != nil {
-		return err
-	}
-	return s.writeResolved(ctx, name, r, mode, int64(len(content)), bytes.NewReader(content))
+	return s.cfg.Engine.WriteFile(ctx, name, abs, FileContent{Mode: mode, Size: int64(len(content)), Content: bytes.NewReader(content)})
 }
 
 // gitSafeConfig keeps the repository's own programs (hooks, credential
@@ -307,21 +304,25 @@ func (s *Service) Push(ctx context.Context, c Caller, name string, req PushReque
 	if err := s.audit(ctx, c, name, EventGitPush, map[string]any{"repoPath": DisplayPath(abs), "remote": req.Remote, "branch": req.Branch}); err != nil {
 		return res, err
 	}
-	r, err := s.fileAccess(ctx, name, func() (resolved, error) { return s.resolvePath(ctx, name, abs, true) })
-	if err != nil {
+	if err := s.fileAccess(ctx, name); err != nil {
 		return res, err
 	}
-	if !r.Exists || r.Info.Type != TypeDir {
+	// git runs as the space's user: the check only gives a clear message.
+	fi, err := s.cfg.Engine.StatPath(ctx, name, abs, true)
+	if err != nil && (!errors.Is(err, ErrNotFound) || errors.Is(err, SpaceNotFound())) {
+		return res, err
+	}
+	if err != nil || fi.Type != TypeDir {
 		return res, Errorf(ErrInvalid, "repoPath %s is not a folder", DisplayPath(abs))
 	}
 	// Hooks are the repository's own code: they do not run with the token.
-	cmd := append(append([]string{"git"}, gitSafeConfig()...), "-C", r.Path, "push", "--", req.Remote)
+	cmd := append(append([]string{"git"}, gitSafeConfig()...), "-C", abs, "push", "--", req.Remote)
 	if req.Branch != "" {
 		cmd = append(cmd, req.Branch)
 	}
 	spec := ExecSpec{Cmd: cmd, Env: []string{"GIT_TERMINAL_PROMPT=0"}}
 	if req.Token != "" {
-		host, err := s.remoteHost(ctx, name, r.Path, req.Remote)
+		host, err := s.remoteHost(ctx, name, abs, req.Remote)
 		if err != nil {
 			return res, err
 		}

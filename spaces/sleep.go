@@ -170,7 +170,7 @@ func (s *Service) sleepIfIdle(ctx context.Context, sp Space, now time.Time, idle
 // activity too, but only on its next pass; this catches a command typed
 // since then, and works with the Ingester off.
 func (s *Service) noteHistory(ctx context.Context, name string, last, now time.Time) error {
-	fi, err := s.cfg.Engine.StatPath(ctx, name, HistoryFile)
+	fi, err := s.cfg.Engine.StatPath(ctx, name, HistoryFile, false)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}

@@ -128,7 +128,7 @@ func (e *sleepEngine) Resume(_ context.Context, name string) error {
 	return nil
 }
 
-func (e *sleepEngine) StatPath(_ context.Context, name, p string) (spaces.FileInfo, error) {
+func (e *sleepEngine) StatPath(_ context.Context, name, p string, _ bool) (spaces.FileInfo, error) {
 	if e.onStat != nil {
 		e.onStat(name)
 	}
