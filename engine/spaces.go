@@ -278,6 +278,7 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 	case err == nil && !e.isSpace(res.Container.Config):
 		return spaces.SpaceNotFound()
 	case err == nil:
+		e.procsFiles.Delete(res.Container.ID)
 		_, err := e.c.ContainerRemove(ctx, res.Container.ID, client.ContainerRemoveOptions{Force: true})
 		if err != nil && strings.Contains(err.Error(), "already in progress") {
 			// An earlier remove (of a node that was killed meanwhile)
