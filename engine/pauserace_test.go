@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -176,4 +177,81 @@ func cgroupProcs(freezerFile string) string {
 		out = append(out, pid+" "+strings.TrimSpace(string(comm))+" "+state)
 	}
 	return strings.Join(out, ", ")
+}
+
+// TestTerminalPauseRace is TestExecPauseRace for TTY execs (terminals):
+// two open at once, a pause 0-30 ms later, an unpause; every terminal
+// must then end.
+func TestTerminalPauseRace(t *testing.T) {
+	eng := newEngine(t, "race")
+	name := uniqueName("termrace")
+	cleanup(t, name, eng)
+	create(t, eng, name)
+	raw := eng.Client()
+	ins, err := raw.ContainerInspect(t.Context(), eng.ContainerName(name), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, file := ins.Container.ID, freezerFile(t, ins.Container.State.Pid)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = raw.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+		if s := frozen(t, file); !thawed(s) {
+			t.Errorf("the space is still frozen (%s) after the test", s)
+		}
+	})
+
+	const terms = 2
+	rounds := stressRounds(t, 200) / 2
+	for round := 0; round < max(rounds, 1); round++ {
+		errs := make(chan error, terms)
+		var wg sync.WaitGroup
+		for range terms {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				term, err := eng.Terminal(ctx, name, spaces.TerminalSpec{Cmd: []string{"true"}, Cols: 80, Rows: 24})
+				if errors.Is(err, spaces.ErrNotRunning) {
+					errs <- nil // opened while paused: the service resumes and retries
+					return
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer term.Close()
+				_, _ = io.Copy(io.Discard, term)
+				_, err = term.Wait(ctx)
+				errs <- err
+			})
+		}
+		time.Sleep(time.Duration(rand.IntN(31)) * time.Millisecond) // the race's offset, not a wait for state
+		pctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := eng.Pause(pctx, name); err != nil {
+			t.Fatalf("round %d: pause: %v", round, err)
+		}
+		cancel()
+		rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := eng.Resume(rctx, name); err != nil {
+			t.Fatalf("round %d: resume: %v", round, err)
+		}
+		cancel()
+		if s := frozen(t, file); !thawed(s) {
+			t.Fatalf("round %d: the space is still frozen (%s) after the unpause; processes: %s", round, s, cgroupProcs(file))
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: terminals never ended; freezer %s, processes: %s", round, frozen(t, file), cgroupProcs(file))
+		}
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: terminal: %v", round, err)
+			}
+		}
+	}
 }
