@@ -126,7 +126,7 @@ func (g *gateMap) lock(ctx context.Context, id string) (unlock func(), err error
 // ("runc:[2:INIT]" and its earlier stages; plain "runc" before nsexec
 // renames it).
 func isRuncInit(comm string) bool {
-	return strings.HasPrefix(comm, "runc")
+	return comm == "runc" || strings.HasPrefix(comm, "runc:[")
 }
 
 // procComm reads the name of a process; ok is false when it is gone.

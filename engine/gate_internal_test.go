@@ -71,12 +71,12 @@ func waitFor(t *testing.T, ok func() bool) {
 
 func TestRuncInits(t *testing.T) {
 	proc := t.TempDir()
-	for pid, comm := range map[string]string{"10": "runc:[2:INIT]", "11": "sh", "12": "runc", "13": "sleep"} {
+	for pid, comm := range map[string]string{"10": "runc:[2:INIT]", "11": "sh", "12": "runc", "13": "sleep", "14": "runcmd"} {
 		_ = os.MkdirAll(filepath.Join(proc, pid), 0o755)
 		_ = os.WriteFile(filepath.Join(proc, pid, "comm"), []byte(comm+"\n"), 0o644)
 	}
 	procs := filepath.Join(t.TempDir(), "cgroup.procs")
-	_ = os.WriteFile(procs, []byte("10\n11\n12\n13\n99\n"), 0o644)
+	_ = os.WriteFile(procs, []byte("10\n11\n12\n13\n14\n99\n"), 0o644)
 	got, err := runcInits(proc, procs)
 	if err != nil || !slices.Equal(got, []int{10, 12}) {
 		t.Fatalf("runcInits = %v, %v; want [10 12]", got, err)
