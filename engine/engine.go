@@ -5,10 +5,12 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,7 +54,20 @@ type Config struct {
 	// where the node could act on the workspace from the host (see
 	// workspace.go); for tests of that path and for nodes that prefer it.
 	FilesInSpace bool
+	// CallTimeout bounds calls that the engine answers at once (inspect,
+	// list, exec create, pause); LongCallTimeout those that do real work
+	// (create, start, remove). An engine that does not answer in time
+	// gives spaces.ErrUnavailable. Defaults: DefaultCallTimeout and
+	// DefaultLongCallTimeout.
+	CallTimeout     time.Duration
+	LongCallTimeout time.Duration
 }
+
+// Default deadlines of engine calls (see Config).
+const (
+	DefaultCallTimeout     = 10 * time.Second
+	DefaultLongCallTimeout = 3 * time.Minute
+)
 
 // Engine is a spaces.Engine backed by a Docker engine.
 type Engine struct {
@@ -80,6 +95,11 @@ type Engine struct {
 	run string
 	// filesInSpace: see Config.FilesInSpace.
 	filesInSpace bool
+	// procsFiles caches each container's cgroup.procs file (gate.go), ""
+	// where the node cannot see the engine's processes.
+	procsFiles sync.Map
+	// callTimeout and longTimeout bound engine calls (Config).
+	callTimeout, longTimeout time.Duration
 }
 
 var _ spaces.Engine = (*Engine)(nil)
@@ -109,7 +129,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{c: c, log: cfg.Logger, names: newNames(cfg.Namespace), egress: cfg.Egress,
 		allowUnenforced: cfg.AllowUnenforcedEgress, allowAnySize: cfg.AllowUnenforcedWorkspaceSize, quotaDir: cfg.WorkspaceQuotaDir, run: RunID(),
-		filesInSpace: cfg.FilesInSpace}
+		filesInSpace: cfg.FilesInSpace,
+		callTimeout:  cmp.Or(cfg.CallTimeout, DefaultCallTimeout), longTimeout: cmp.Or(cfg.LongCallTimeout, DefaultLongCallTimeout)}
 	e.hosts = NewHostAddrs(cfg.HostAddrInterval, cfg.Logger, e.reconcileEgress)
 	return e, nil
 }
@@ -141,8 +162,59 @@ func mapErr(err error, what string) error {
 		return spaces.Errorf(spaces.ErrInvalid, "%s", engineMessage(err))
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
+	case errors.Is(err, errEngineSlow):
+		// The transport ends a call at its deadline with the cause, which
+		// the SDK reports as a failed connection.
+		return fmt.Errorf("%s: %w (%w)", what, errNoAnswer, err)
+	case unreachable(err):
+		return fmt.Errorf("%s: %w (%w)", what, errUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// unreachable reports whether err says the engine's socket could not be
+// reached (nothing listens, no such socket, refused).
+func unreachable(err error) bool {
+	if client.IsErrConnectionFailed(err) {
+		return true
+	}
+	// Attaches dial the engine themselves; their errors are the dialer's.
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// errEngineSlow is the cause of the deadlines this adapter puts on engine
+// calls, to tell them from the caller's own.
+var errEngineSlow = errors.New("the Docker engine did not answer in time")
+
+// errUnavailable is what a caller sees when the engine cannot be reached.
+var errUnavailable = &spaces.Error{Kind: spaces.ErrUnavailable, Msg: "Docker engine unavailable"}
+
+// errNoAnswer is what a caller sees when the engine missed a deadline.
+var errNoAnswer = &spaces.Error{Kind: spaces.ErrUnavailable, Msg: "Docker engine did not answer in time"}
+
+// bound gives the engine calls of one operation d to answer. Its end
+// function cancels, and turns *err into errNoAnswer when d passed before
+// the engine answered (not when the caller's own context ended first, nor
+// when the operation gave a domain error of its own).
+func bound(ctx context.Context, d time.Duration) (context.Context, func(*error)) {
+	ctx, cancel := context.WithTimeoutCause(ctx, d, errEngineSlow)
+	return ctx, func(err *error) {
+		var de *spaces.Error
+		if *err != nil && !errors.As(*err, &de) && errors.Is(context.Cause(ctx), errEngineSlow) {
+			*err = errNoAnswer
+		}
+		cancel()
+	}
+}
+
+// short and long bound an operation by the engine's call timeouts.
+func (e *Engine) short(ctx context.Context) (context.Context, func(*error)) {
+	return bound(ctx, e.callTimeout)
+}
+
+func (e *Engine) long(ctx context.Context) (context.Context, func(*error)) {
+	return bound(ctx, e.longTimeout)
 }
 
 // spaceID returns the container ID of a space, from the cache when it was
@@ -158,7 +230,9 @@ func (e *Engine) spaceID(ctx context.Context, name string) (id string, cached bo
 // inspectSpace inspects a space by its container name, refuses a
 // container that is not one of this namespace's spaces, and remembers
 // the verified ID.
-func (e *Engine) inspectSpace(ctx context.Context, name string) (container.InspectResponse, error) {
+func (e *Engine) inspectSpace(ctx context.Context, name string) (_ container.InspectResponse, err error) {
+	ctx, end := e.short(ctx)
+	defer end(&err)
 	res, err := e.c.ContainerInspect(ctx, e.ContainerName(name), client.ContainerInspectOptions{})
 	if err != nil {
 		return container.InspectResponse{}, mapErr(err, "inspecting space")
@@ -229,50 +303,3 @@ func parseTime(s string) time.Time {
 }
 
 func formatCPUs(c float64) string { return strconv.FormatFloat(c, 'f', -1, 64) }
-
-// gateMap is a reader-writer lock per container: execs that are starting
-// hold it shared, a pause holds it exclusively.
-type gateMap struct {
-	mu sync.Mutex
-	m  map[string]*gate
-}
-
-type gate struct {
-	sync.RWMutex
-	refs int
-}
-
-func (g *gateMap) get(id string) *gate {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.m == nil {
-		g.m = make(map[string]*gate)
-	}
-	x := g.m[id]
-	if x == nil {
-		x = &gate{}
-		g.m[id] = x
-	}
-	x.refs++
-	return x
-}
-
-func (g *gateMap) put(id string, x *gate) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if x.refs--; x.refs == 0 {
-		delete(g.m, id)
-	}
-}
-
-func (g *gateMap) rlock(id string) (unlock func()) {
-	x := g.get(id)
-	x.RLock()
-	return func() { x.RUnlock(); g.put(id, x) }
-}
-
-func (g *gateMap) lock(id string) (unlock func()) {
-	x := g.get(id)
-	x.Lock()
-	return func() { x.Unlock(); g.put(id, x) }
-}

@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+
 	"encoding/json"
 	"errors"
 	"fmt"
+	cerrdefs "github.com/containerd/errdefs"
 	"io"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -30,14 +32,18 @@ func (e *Engine) Exec(ctx context.Context, name string, spec spaces.ExecSpec) (c
 // execIn runs a process in a container. Its errors are the SDK's, so that
 // onSpace can tell a stale container ID.
 func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (int, error) {
-	runlock := e.gates.rlock(id)
-	started := false
-	defer func() {
-		if !started {
-			runlock()
-		}
-	}()
-	cr, err := e.c.ExecCreate(ctx, id, client.ExecCreateOptions{
+	// The gate stays shared until the process runs the command or has
+	// ended, so no pause can freeze it while it is runc's init (gate.go).
+	// A pause that waits for the gate makes this wait too.
+	unlock, err := e.gates.rlock(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	if err := e.checkThawed(ctx, id); err != nil {
+		return 0, err
+	}
+	cr, err := e.createExec(ctx, id, client.ExecCreateOptions{
 		AttachStdout: true,
 		AttachStderr: true,
 		AttachStdin:  spec.Stdin != nil,
@@ -49,28 +55,34 @@ func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (i
 	if err != nil {
 		return 0, err
 	}
-	att, err := e.c.ExecAttach(context.WithoutCancel(ctx), cr.ID, client.ExecAttachOptions{})
+	att, err := e.attachExec(ctx, cr.ID, client.ExecAttachOptions{})
 	if err != nil {
 		return 0, e.attachErr(ctx, id, err)
 	}
-	// The engine answers the attach before it starts the process, so the
-	// gate stays shut until the exec is seen running (or done), in the
-	// background: the copy below does not wait for it.
-	started = true
-	release := sync.OnceFunc(runlock)
-	defer release()
-	go e.releaseWhenStarted(cr.ID, release)
 	defer att.Close()
-	// Output proves the process runs: that releases the gate at once.
-	spec.Stdout, spec.Stderr = firstWrite(spec.Stdout, release), firstWrite(spec.Stderr, release)
+	// The engine answers the attach before the process exists: the gate is
+	// let go in the background once it runs the command, so the copy below
+	// does not wait for it.
+	watched := make(chan struct{})
+	defer close(watched)
+	go e.releaseWhenStarted(watched, id, cr.ID, unlock)
+	// Output proves the command runs: that lets the gate go at once.
+	spec.Stdout, spec.Stderr = firstWrite(spec.Stdout, unlock), firstWrite(spec.Stderr, unlock)
 
 	// When the caller goes away or the time is up, kill the process tree;
-	// closing the connection ends the copy below.
+	// closing the connection ends the copy below. The answer waits for the
+	// kill: a command reported as timed out must be dead.
+	killed := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(killed)
 		e.killExec(id, cr.ID)
 		att.Conn.Close()
 	})
-	defer stop()
+	defer func() {
+		if !stop() {
+			<-killed
+		}
+	}()
 	if spec.Started != nil {
 		spec.Started()
 	}
@@ -82,12 +94,6 @@ func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (i
 		}()
 	}
 	stdout, stderr := spec.Stdout, spec.Stderr
-	if stdout == nil {
-		stdout = io.Discard
-	}
-	if stderr == nil {
-		stderr = io.Discard
-	}
 	if _, err := stdcopy.StdCopy(stdout, stderr, att.Reader); err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
@@ -97,36 +103,113 @@ func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (i
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
-	ins, err := e.c.ExecInspect(ctx, cr.ID, client.ExecInspectOptions{})
+	ins, err := e.inspectExec(ctx, cr.ID)
 	if err != nil {
 		return 0, err
 	}
 	return ins.ExitCode, nil
 }
 
-// releaseWhenStarted calls release once the exec has a process (or has
-// already ended), polling briefly; after a few seconds it gives up waiting
-// rather than keep pauses out for good.
-func (e *Engine) releaseWhenStarted(execID string, release func()) {
-	defer release()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+// createExec creates an exec within the call timeout.
+func (e *Engine) createExec(ctx context.Context, id string, opts client.ExecCreateOptions) (_ client.ExecCreateResult, err error) {
+	ctx, end := e.short(ctx)
+	defer end(&err)
+	return e.c.ExecCreate(ctx, id, opts)
+}
+
+// attachExec attaches to (and so starts) an exec. The caller going away
+// does not stop the handshake, which would leave a started process
+// nobody kills; only the call timeout does.
+func (e *Engine) attachExec(ctx context.Context, execID string, opts client.ExecAttachOptions) (_ client.ExecAttachResult, err error) {
+	ctx, end := e.short(context.WithoutCancel(ctx))
+	defer end(&err)
+	res, err := e.c.ExecAttach(ctx, execID, opts)
+	if err != nil && strings.Contains(err.Error(), "received 409") {
+		// The start refused: the engine believes the container paused or
+		// stopped (for a moment, it may be wrong; see frozen). The service
+		// resumes it and tries again.
+		return res, fmt.Errorf("starting exec: %w", spaces.ErrNotRunning)
+	}
+	return res, err
+}
+
+// checkThawed refuses to start an exec in a container whose cgroup is
+// frozen although the engine may believe it running (see frozen): the
+// exec's runc init would freeze and hang the engine. The caller holds the
+// container's gate, so no pause of this node begins meanwhile.
+func (e *Engine) checkThawed(ctx context.Context, id string) error {
+	file := e.procsFile(ctx, id)
+	if file == "" {
+		return nil
+	}
+	if f, _ := frozen(file); f {
+		return fmt.Errorf("starting exec: the space's cgroup is frozen: %w", spaces.ErrNotRunning)
+	}
+	return nil
+}
+
+// inspectExec inspects an exec within the call timeout.
+func (e *Engine) inspectExec(ctx context.Context, execID string) (_ client.ExecInspectResult, err error) {
+	ctx, end := e.short(ctx)
+	defer end(&err)
+	return e.c.ExecInspect(ctx, execID, client.ExecInspectOptions{})
+}
+
+// releaseWhenStarted calls release once the exec's process runs its
+// command or has ended (execStarted), polling until stop is closed. It
+// never gives up on its own: a pause waits for the exec rather than risk
+// freezing runc's init, and answers 409 at its own deadline.
+func (e *Engine) releaseWhenStarted(stop <-chan struct{}, containerID, execID string, release func()) {
+	start := time.Now()
 	// Most execs print or end within this; waiting first keeps the polls
 	// off the engine while it starts the process.
-	select {
-	case <-ctx.Done():
-	case <-time.After(20 * time.Millisecond):
-	}
-	for delay := 5 * time.Millisecond; ctx.Err() == nil; delay = min(delay*2, 50*time.Millisecond) {
-		ins, err := e.c.ExecInspect(ctx, execID, client.ExecInspectOptions{})
-		if err != nil || ins.Running || ins.PID > 0 {
+	delay, warned := 20*time.Millisecond, false
+	for {
+		t := time.NewTimer(delay)
+		select {
+		case <-stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if e.execStarted(containerID, execID) {
+			release()
 			return
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(delay):
+		if !warned && time.Since(start) > 10*time.Second {
+			warned = true
+			e.log.Warn("an exec has not started its command after 10 s; pauses of its space wait for it", "container", shortID(containerID))
+		}
+		delay = min(delay*2, 50*time.Millisecond)
+		if delay < 5*time.Millisecond {
+			delay = 5 * time.Millisecond
 		}
 	}
+}
+
+// execStarted reports whether an exec is past its start: its process runs
+// the command (the engine's host PID is no longer runc's init) or has
+// ended. Engine 20.10 reports an exec running, with a PID, while that PID
+// is still runc's init; only /proc tells. Where the node cannot see the
+// engine's processes, running with a PID is all it can go by.
+func (e *Engine) execStarted(containerID, execID string) bool {
+	ins, err := e.inspectExec(context.Background(), execID)
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return true
+	case err != nil:
+		return false
+	case !ins.Running:
+		// Before the start there is neither a PID nor an exit code.
+		return ins.PID > 0 || ins.ExitCode != 0
+	case ins.PID <= 0:
+		return false
+	}
+	comm, ok := procComm("/proc", ins.PID)
+	if !ok || !inContainer("/proc", ins.PID, containerID) {
+		return true // ended meanwhile, or not the node's host
+	}
+	return !isRuncInit(comm)
 }
 
 // firstWrite calls f before the first write to w.
@@ -153,9 +236,11 @@ func (o *onFirstWrite) Write(p []byte) (int, error) {
 
 // Stats takes one sample; the engine collects a previous sample too, so the
 // CPU percentage is over about one second.
-func (e *Engine) Stats(ctx context.Context, name string) (spaces.Stats, error) {
+func (e *Engine) Stats(ctx context.Context, name string) (_ spaces.Stats, err error) {
+	ctx, end := e.short(ctx)
+	defer end(&err)
 	var res client.ContainerStatsResult
-	err := e.onSpace(ctx, name, func(id string) (err error) {
+	err = e.onSpace(ctx, name, func(id string) (err error) {
 		res, err = e.c.ContainerStats(ctx, id, client.ContainerStatsOptions{IncludePreviousSample: true})
 		return err
 	})
@@ -211,7 +296,9 @@ func statsOf(s container.StatsResponse) spaces.Stats {
 }
 
 // Info summarises the engine.
-func (e *Engine) Info(ctx context.Context) (spaces.EngineInfo, error) {
+func (e *Engine) Info(ctx context.Context) (_ spaces.EngineInfo, err error) {
+	ctx, end := e.short(ctx)
+	defer end(&err)
 	res, err := e.c.Info(ctx, client.InfoOptions{})
 	if err != nil {
 		return spaces.EngineInfo{}, mapErr(err, "reading engine info")

@@ -3,13 +3,14 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/moby/moby/client"
+	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/adam91holt/clawdspace/spaces"
 )
@@ -18,34 +19,73 @@ import (
 // Engine API has no call for it, so the node finds the process tree under
 // the exec's host PID in /proc and signals it. That needs the node on the
 // engine's host; where the node may not signal those processes (not root),
-// it runs kill inside the space as the exec's user instead.
+// it runs kill inside the space as the exec's user instead. An exec that
+// has no process yet (the engine is still starting it) is waited for, up
+// to killWait: its caller is told it is dead.
 func (e *Engine) killExec(containerID, execID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), killWait)
 	defer cancel()
-	ins, err := e.c.ExecInspect(ctx, execID, client.ExecInspectOptions{})
-	if err != nil || !ins.Running || ins.PID <= 0 {
+	pid, err := e.waitPID(ctx, execID)
+	if err != nil {
+		e.log.Error("could not kill an exec: it did not start in time", "container", shortID(containerID), "err", err)
 		return
+	}
+	if pid == 0 {
+		return // ended
 	}
 	// The PID is the engine host's: only act on it when this process sees
 	// the same processes (the node runs on that host), which the container
 	// ID in its cgroup proves.
-	if !inContainer("/proc", ins.PID, containerID) {
-		e.log.Warn("cannot kill an exec's processes: the engine's processes are not visible to the node", "container", shortID(containerID))
+	if !inContainer("/proc", pid, containerID) {
+		if _, alive := procComm("/proc", pid); alive {
+			e.log.Warn("cannot kill an exec's processes: the engine's processes are not visible to the node", "container", shortID(containerID))
+		}
 		return
 	}
 	for round := 0; round < 3; round++ {
-		tree := processTree("/proc", ins.PID)
+		tree := processTree("/proc", pid)
 		if len(tree) == 0 {
 			return
 		}
 		var denied []int
-		for _, pid := range tree {
-			if err := syscall.Kill(pid, syscall.SIGKILL); errors.Is(err, syscall.EPERM) {
-				denied = append(denied, pid)
+		for _, p := range tree {
+			if err := syscall.Kill(p, syscall.SIGKILL); errors.Is(err, syscall.EPERM) {
+				denied = append(denied, p)
 			}
 		}
 		if len(denied) > 0 {
 			e.killInside(ctx, containerID, denied)
+		}
+	}
+}
+
+// killWait bounds how long a kill waits for the engine to start an exec.
+const killWait = 10 * time.Second
+
+// waitPID waits until an exec has a process and returns its host PID, or
+// 0 when the exec has ended (or never will run).
+func (e *Engine) waitPID(ctx context.Context, execID string) (int, error) {
+	for delay := 2 * time.Millisecond; ; delay = min(delay*2, 50*time.Millisecond) {
+		ins, err := e.inspectExec(ctx, execID)
+		switch {
+		case cerrdefs.IsNotFound(err):
+			return 0, nil
+		case err != nil:
+			// The engine may be slow; try again until ctx ends.
+		case ins.Running && ins.PID > 0:
+			return ins.PID, nil
+		case !ins.Running && (ins.PID > 0 || ins.ExitCode != 0):
+			return 0, nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if err == nil {
+				err = ctx.Err()
+			}
+			return 0, fmt.Errorf("waiting for the exec's process: %w", err)
+		case <-t.C:
 		}
 	}
 }

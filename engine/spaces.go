@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +33,9 @@ const workspaceSizeUnsupported = "Docker's local volumes have no size limit, and
 // List returns the spaces of this namespace from one filtered list call.
 // Spaces made by the older node lack the resource labels; only those are
 // inspected.
-func (e *Engine) List(ctx context.Context) ([]spaces.Space, error) {
+func (e *Engine) List(ctx context.Context) (_ []spaces.Space, err error) {
+	ctx, end := e.short(ctx)
+	defer end(&err)
 	res, err := e.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: e.spaceFilters()})
 	if err != nil {
 		return nil, mapErr(err, "listing containers")
@@ -135,6 +138,8 @@ func (e *Engine) fromInspect(name string, c container.InspectResponse) spaces.Sp
 // volume is made by the container's mount (with labels), so a create is one
 // inspect, one create and one start: no helper containers.
 func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spaces.Space, err error) {
+	ctx, end := e.long(ctx)
+	defer end(&err)
 	if crossesNamespace(spec.Name) {
 		return sp, spaces.Errorf(spaces.ErrInvalid, "space name %q must not contain %q", spec.Name, nsSep)
 	}
@@ -255,7 +260,9 @@ func (e *Engine) removeVolume(existed bool, vname string) {
 // Remove deletes a space's container and, when asked, its volume. It
 // inspects first, so it never removes a container that is not a space; a
 // missing container with a volume left behind still has its volume removed.
-func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) error {
+func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (err error) {
+	ctx, end := e.long(ctx)
+	defer end(&err)
 	if crossesNamespace(name) {
 		return spaces.SpaceNotFound()
 	}
@@ -271,6 +278,7 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) err
 	case err == nil && !e.isSpace(res.Container.Config):
 		return spaces.SpaceNotFound()
 	case err == nil:
+		e.procsFiles.Delete(res.Container.ID)
 		_, err := e.c.ContainerRemove(ctx, res.Container.ID, client.ContainerRemoveOptions{Force: true})
 		if err != nil && strings.Contains(err.Error(), "already in progress") {
 			// An earlier remove (of a node that was killed meanwhile)
@@ -323,15 +331,23 @@ func (e *Engine) waitRemoved(ctx context.Context, id string) error {
 }
 
 // Pause freezes a space. Pausing a paused or stopped space changes nothing.
-func (e *Engine) Pause(ctx context.Context, name string) error {
-	err := e.onSpace(ctx, name, func(id string) error {
-		// Engine 20.10 hangs for good (and with it every later exec) when a
-		// container is frozen between an exec's create and its start, so a
-		// pause waits for execs that are starting.
-		unlock := e.gates.lock(id)
+func (e *Engine) Pause(ctx context.Context, name string) (err error) {
+	ctx, end := e.short(ctx)
+	defer end(&err)
+	err = e.onSpace(ctx, name, func(id string) error {
+		// Engine 20.10 hangs for good (and with it every later exec and
+		// inspect of the space) when it freezes an exec's process while
+		// that is still runc's init, so a pause waits for the node's execs
+		// that are starting, then for any other runc init in the space.
+		unlock, err := e.gates.lock(ctx, id)
+		if err != nil {
+			return errStarting
+		}
 		defer unlock()
-		_, err := e.c.ContainerPause(ctx, id, client.ContainerPauseOptions{})
-		return err
+		if err := e.waitNoRuncInit(ctx, id); err != nil {
+			return err
+		}
+		return e.pauseFrozen(ctx, id)
 	})
 	if err != nil && (cerrdefs.IsConflict(err) || isNotRunning(err) || strings.Contains(err.Error(), "already paused")) {
 		return nil
@@ -339,9 +355,98 @@ func (e *Engine) Pause(ctx context.Context, name string) error {
 	return mapErr(err, "pausing space")
 }
 
+// pauseFrozen pauses a container until its cgroup is frozen: Engine
+// 20.10 may answer "already paused" for a running container just after a
+// quick pause and unpause (see frozen), until it catches up.
+func (e *Engine) pauseFrozen(ctx context.Context, id string) error {
+	for {
+		_, err := e.c.ContainerPause(ctx, id, client.ContainerPauseOptions{})
+		if err == nil || !strings.Contains(err.Error(), "already paused") {
+			return err
+		}
+		file := e.procsFile(ctx, id)
+		if f, known := frozen(file); f || !known {
+			return err
+		}
+		if err := pollWait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// pollWait waits a moment before trying the engine again.
+func pollWait(ctx context.Context) error {
+	t := time.NewTimer(10 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}
+
+// errStarting answers a pause that a starting command kept out until its
+// deadline.
+var errStarting = &spaces.Error{Kind: spaces.ErrConflict, Msg: "Space is starting a command; pause it again in a moment"}
+
+// waitNoRuncInit waits until no process in the container's cgroup is
+// runc's init: execs the node did not start (docker exec) have no gate.
+// Where the node cannot see the engine's processes it does not wait.
+func (e *Engine) waitNoRuncInit(ctx context.Context, id string) error {
+	file := e.procsFile(ctx, id)
+	if file == "" {
+		return nil
+	}
+	for delay := time.Millisecond; ; delay = min(delay*2, 20*time.Millisecond) {
+		pids, err := runcInits("/proc", file)
+		if err != nil || len(pids) == 0 {
+			// No file: the container stopped or its cgroup moved; the
+			// pause tells which.
+			e.procsFiles.CompareAndDelete(id, file)
+			return nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errStarting
+		case <-t.C:
+		}
+	}
+}
+
+// procsFile returns the cgroup.procs file of a running container, "" when
+// the node cannot see the engine's processes (it does not run on the
+// engine's host) or the container does not run.
+func (e *Engine) procsFile(ctx context.Context, id string) string {
+	if v, ok := e.procsFiles.Load(id); ok {
+		return v.(string)
+	}
+	ctx, end := e.short(ctx)
+	var err error
+	defer end(&err)
+	res, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil || res.Container.State == nil || res.Container.State.Pid <= 0 {
+		return ""
+	}
+	pid := res.Container.State.Pid
+	file := ""
+	if inContainer("/proc", pid, id) {
+		file = cgroupProcsFile("/proc", "/sys/fs/cgroup", pid)
+		if _, err := os.Stat(file); err != nil {
+			file = ""
+		}
+	}
+	e.procsFiles.Store(id, file)
+	return file
+}
+
 // Resume unpauses a paused space or starts a stopped one, without an
 // inspect on the common path.
-func (e *Engine) Resume(ctx context.Context, name string) error {
+func (e *Engine) Resume(ctx context.Context, name string) (err error) {
+	ctx, end := e.long(ctx)
+	defer end(&err)
 	return e.onSpace(ctx, name, func(id string) error {
 		_, err := e.c.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
 		// Engine 20.10 answers 500, newer ones 409, for "is not paused".
@@ -355,7 +460,21 @@ func (e *Engine) Resume(ctx context.Context, name string) error {
 			return mapErr(err, "inspecting space")
 		}
 		if st := res.Container.State; st != nil && st.Running && !st.Paused {
-			return nil
+			// Engine 20.10 may believe a frozen container running just
+			// after a quick unpause and pause (see frozen): unpause it
+			// again until it agrees.
+			for {
+				file := e.procsFile(ctx, id)
+				if f, _ := frozen(file); !f || file == "" {
+					return nil
+				}
+				if err := pollWait(ctx); err != nil {
+					return err
+				}
+				if _, err := e.c.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{}); err == nil {
+					return nil
+				}
+			}
 		}
 		_, err = e.c.ContainerStart(ctx, id, client.ContainerStartOptions{})
 		if err != nil && cerrdefs.IsNotModified(err) {

@@ -29,10 +29,17 @@ func (e *Engine) Terminal(ctx context.Context, name string, spec spaces.Terminal
 // that onSpace can tell a stale container ID.
 func (e *Engine) openTerminal(ctx context.Context, id string, spec spaces.TerminalSpec) (*terminal, error) {
 	size := client.ConsoleSize{Width: uint(spec.Cols), Height: uint(spec.Rows)}
-	// As in execIn, a pause must not catch the exec between create and
-	// start (Engine 20.10 then hangs the start).
-	runlock := e.gates.rlock(id)
-	cr, err := e.c.ExecCreate(ctx, id, client.ExecCreateOptions{
+	// As in execIn, a pause must not freeze the exec's process while it is
+	// still runc's init: the gate stays shared until it runs the shell.
+	runlock, err := e.gates.rlock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkThawed(ctx, id); err != nil {
+		runlock()
+		return nil, err
+	}
+	cr, err := e.createExec(ctx, id, client.ExecCreateOptions{
 		TTY:          true,
 		ConsoleSize:  size,
 		AttachStdin:  true,
@@ -47,14 +54,17 @@ func (e *Engine) openTerminal(ctx context.Context, id string, spec spaces.Termin
 		runlock()
 		return nil, err
 	}
-	att, err := e.c.ExecAttach(context.WithoutCancel(ctx), cr.ID, client.ExecAttachOptions{TTY: true, ConsoleSize: size})
+	att, err := e.attachExec(ctx, cr.ID, client.ExecAttachOptions{TTY: true, ConsoleSize: size})
 	if err != nil {
 		runlock()
 		return nil, err
 	}
-	// The attach answers before the engine starts the process.
-	go e.releaseWhenStarted(cr.ID, sync.OnceFunc(runlock))
-	t := &terminal{e: e, containerID: id, execID: cr.ID, att: att.HijackedResponse, done: make(chan struct{})}
+	// The attach answers before the engine starts the process; the end of
+	// the output or Close lets the gate go too.
+	stop := make(chan struct{})
+	go e.releaseWhenStarted(stop, id, cr.ID, runlock)
+	t := &terminal{e: e, containerID: id, execID: cr.ID, att: att.HijackedResponse, done: make(chan struct{}),
+		ended: sync.OnceFunc(func() { close(stop); runlock() })}
 	// Engines before API 1.42 ignore ConsoleSize; a resize works on all of
 	// them (the engine waits for the process to start).
 	if err := t.Resize(ctx, spec.Cols, spec.Rows); err != nil {
@@ -73,20 +83,25 @@ type terminal struct {
 	doneOnce  sync.Once
 	done      chan struct{} // closed when the output has ended
 	closeOnce sync.Once
+	// ended stops waiting for the start and lets the gate go.
+	ended func()
 }
 
 func (t *terminal) Read(p []byte) (int, error) {
 	n, err := t.att.Reader.Read(p)
 	if err != nil {
 		t.doneOnce.Do(func() { close(t.done) })
+		t.ended()
 	}
 	return n, err
 }
 
 func (t *terminal) Write(p []byte) (int, error) { return t.att.Conn.Write(p) }
 
-func (t *terminal) Resize(ctx context.Context, cols, rows int) error {
-	_, err := t.e.c.ExecResize(ctx, t.execID, client.ExecResizeOptions{Width: uint(cols), Height: uint(rows)})
+func (t *terminal) Resize(ctx context.Context, cols, rows int) (err error) {
+	ctx, end := t.e.short(ctx)
+	defer end(&err)
+	_, err = t.e.c.ExecResize(ctx, t.execID, client.ExecResizeOptions{Width: uint(cols), Height: uint(rows)})
 	return mapErr(err, "resizing terminal")
 }
 
@@ -102,7 +117,7 @@ func (t *terminal) Wait(ctx context.Context) (int, error) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		ins, err := t.e.c.ExecInspect(ctx, t.execID, client.ExecInspectOptions{})
+		ins, err := t.e.inspectExec(ctx, t.execID)
 		if err != nil {
 			return 0, mapErr(err, "inspecting terminal")
 		}
@@ -124,6 +139,7 @@ func (t *terminal) Close() error {
 	t.closeOnce.Do(func() {
 		t.e.killExec(t.containerID, t.execID)
 		t.att.Close()
+		t.ended()
 	})
 	return nil
 }

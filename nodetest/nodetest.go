@@ -84,6 +84,11 @@ type Options struct {
 	// defaults when 0).
 	AuthFreeFailures int
 	AuthBackoff      time.Duration
+	// DockerHost is the engine's address (default: DOCKER_HOST or the
+	// local socket), e.g. an EngineProxy's Host.
+	DockerHost string
+	// CallTimeout and LongCallTimeout bound engine calls (engine.Config).
+	CallTimeout, LongCallTimeout time.Duration
 	// NoFleetLoop leaves the fleet monitor stopped (no first refresh), to
 	// see what the node answers from its stored cache alone.
 	NoFleetLoop bool
@@ -121,7 +126,8 @@ func newEngine(tb testing.TB, egress bool, namespace string) *engine.Engine {
 // newEngineOpts is newEngine with the engine settings of opt.
 func newEngineOpts(tb testing.TB, egress bool, opt Options) *engine.Engine {
 	tb.Helper()
-	eng, err := engine.New(context.Background(), engine.Config{Egress: egress, Namespace: opt.Namespace,
+	eng, err := engine.New(context.Background(), engine.Config{Host: opt.DockerHost, Egress: egress, Namespace: opt.Namespace,
+		CallTimeout: opt.CallTimeout, LongCallTimeout: opt.LongCallTimeout,
 		AllowUnenforcedWorkspaceSize: opt.InsecureWorkspaceSize, WorkspaceQuotaDir: opt.WorkspaceQuotaDir,
 		HostAddrInterval: 500 * time.Millisecond, FilesInSpace: opt.FilesInSpace})
 	if err != nil {
