@@ -347,7 +347,11 @@ func (e *Engine) Pause(ctx context.Context, name string) (err error) {
 		if err := e.waitNoRuncInit(ctx, id); err != nil {
 			return err
 		}
-		return e.pauseFrozen(ctx, id)
+		if err := e.pauseFrozen(ctx, id); err != nil {
+			return err
+		}
+		e.settlePaused(ctx, id, true)
+		return nil
 	})
 	if err != nil && (cerrdefs.IsConflict(err) || isNotRunning(err) || strings.Contains(err.Error(), "already paused")) {
 		return nil
@@ -373,6 +377,29 @@ func (e *Engine) pauseFrozen(ctx context.Context, id string) error {
 		}
 	}
 }
+
+// settlePaused waits (at most settleWait) until the engine reports the
+// pause state it just set. Engine 20.10 applies containerd's pause and
+// resume events after it answers: a late "paused" event marks a space
+// resumed a moment ago as paused again (and a late "resumed" one the
+// reverse) until the next event, so a caller that asks for the state right
+// after its pause or resume could see the old one.
+func (e *Engine) settlePaused(ctx context.Context, id string, paused bool) {
+	ctx, cancel := context.WithTimeout(ctx, settleWait)
+	defer cancel()
+	for {
+		res, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil || res.Container.State == nil || res.Container.State.Paused == paused {
+			return
+		}
+		if pollWait(ctx) != nil {
+			return
+		}
+	}
+}
+
+// settleWait bounds settlePaused: the events come within milliseconds.
+const settleWait = 2 * time.Second
 
 // pollWait waits a moment before trying the engine again.
 func pollWait(ctx context.Context) error {
@@ -442,15 +469,20 @@ func (e *Engine) procsFile(ctx context.Context, id string) string {
 	return file
 }
 
-// Resume unpauses a paused space or starts a stopped one, without an
-// inspect on the common path.
+// Resume unpauses a paused space or starts a stopped one. After an
+// unpause it waits until the engine reports the space running (see
+// settlePaused): one inspect in the common case.
 func (e *Engine) Resume(ctx context.Context, name string) (err error) {
 	ctx, end := e.long(ctx)
 	defer end(&err)
 	return e.onSpace(ctx, name, func(id string) error {
 		_, err := e.c.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+		if err == nil {
+			e.settlePaused(ctx, id, false)
+			return nil
+		}
 		// Engine 20.10 answers 500, newer ones 409, for "is not paused".
-		if err == nil || !(cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "is not paused")) {
+		if !(cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "is not paused")) {
 			return mapErr(err, "resuming space")
 		}
 		// Not paused: running already (the common case for file access),
