@@ -369,7 +369,9 @@ func (e *Engine) watchStarts(ctx context.Context, filters client.Filters) {
 }
 
 func (e *Engine) reconcileEgress(ctx context.Context) {
-	res, err := e.c.ContainerList(ctx, client.ContainerListOptions{Filters: e.spaceFilters().Add("status", "running")})
+	lctx, end := e.short(ctx)
+	res, err := e.c.ContainerList(lctx, client.ContainerListOptions{Filters: e.spaceFilters().Add("status", "running")})
+	end(&err)
 	if err != nil {
 		e.log.Warn("listing spaces for egress rules", "err", err)
 		return
@@ -382,7 +384,9 @@ func (e *Engine) reconcileEgress(ctx context.Context) {
 }
 
 func (e *Engine) guardOne(ctx context.Context, id string) {
-	res, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	ictx, end := e.short(ctx)
+	res, err := e.c.ContainerInspect(ictx, id, client.ContainerInspectOptions{})
+	end(&err)
 	if err != nil || !e.isSpace(res.Container.Config) {
 		return
 	}

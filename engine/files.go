@@ -34,11 +34,13 @@ func (e *Engine) Top(ctx context.Context, name string) ([]spaces.Process, error)
 		res client.ContainerTopResult
 		cid string
 	)
-	err := e.onSpace(ctx, name, func(id string) (err error) {
+	tctx, end := e.short(ctx)
+	err := e.onSpace(tctx, name, func(id string) (err error) {
 		cid = id
-		res, err = e.c.ContainerTop(ctx, id, client.ContainerTopOptions{Arguments: []string{"-o", "pid,pcpu,pmem,etime,args"}})
+		res, err = e.c.ContainerTop(tctx, id, client.ContainerTopOptions{Arguments: []string{"-o", "pid,pcpu,pmem,etime,args"}})
 		return err
 	})
+	end(&err)
 	if err != nil {
 		return nil, mapErr(err, "listing processes")
 	}

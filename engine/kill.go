@@ -43,6 +43,12 @@ func (e *Engine) killExec(containerID, execID string) {
 		return
 	}
 	for round := 0; round < 3; round++ {
+		// A PID freed by the previous round can be reused at once on a
+		// host with a small pid_max: only a process of this container is
+		// the exec's.
+		if round > 0 && !inContainer("/proc", pid, containerID) {
+			return
+		}
 		tree := processTree("/proc", pid)
 		if len(tree) == 0 {
 			return

@@ -84,8 +84,10 @@ func (e *Engine) markEnv(env []string) []string {
 // names a run of the node that is gone, with everything they started. It
 // reads the engine host's /proc, so it needs the node on that host (as
 // killing an exec does); elsewhere it finds nothing and says so.
-func (e *Engine) KillStrays(ctx context.Context) ([]spaces.Stray, error) {
-	res, err := e.c.ContainerList(ctx, client.ContainerListOptions{Filters: e.spaceFilters()})
+func (e *Engine) KillStrays(ctx context.Context) (_ []spaces.Stray, err error) {
+	lctx, end := e.short(ctx)
+	res, err := e.c.ContainerList(lctx, client.ContainerListOptions{Filters: e.spaceFilters()})
+	end(&err)
 	if err != nil {
 		return nil, mapErr(err, "listing containers")
 	}
@@ -217,7 +219,9 @@ func (e *Engine) killStrays(ctx context.Context, strays []stray) {
 // OrphanVolumes returns the spaces of this namespace whose workspace
 // volume (labelled clawdspace.kind=volume by the container's mount) has no
 // container.
-func (e *Engine) OrphanVolumes(ctx context.Context) ([]string, error) {
+func (e *Engine) OrphanVolumes(ctx context.Context) (_ []string, err error) {
+	ctx, end := e.short(ctx)
+	defer end(&err)
 	f := make(client.Filters).Add("label", spaces.LabelKind+"=volume")
 	if e.names.ns != "" {
 		f.Add("label", spaces.LabelNamespace+"="+e.names.ns)

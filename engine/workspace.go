@@ -26,10 +26,12 @@ import (
 // in a container without the volumes, or Config.FilesInSpace).
 func (e *Engine) workspace(ctx context.Context, name string) (*hostfs, error) {
 	var res client.ContainerInspectResult
-	err := e.onSpace(ctx, name, func(id string) (err error) {
-		res, err = e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	ictx, end := e.short(ctx)
+	err := e.onSpace(ictx, name, func(id string) (err error) {
+		res, err = e.c.ContainerInspect(ictx, id, client.ContainerInspectOptions{})
 		return err
 	})
+	end(&err)
 	if err != nil {
 		return nil, mapErr(err, "inspecting space")
 	}
