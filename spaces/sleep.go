@@ -111,6 +111,13 @@ func (s *Sleeper) Tick(ctx context.Context) (paused []string, err error) {
 			continue
 		}
 		ok, err := s.svc.sleepIfIdle(ctx, sp, now, s.idle)
+		if errors.Is(err, ErrConflict) {
+			// A command is starting in it (one the node did not start,
+			// such as a docker exec): busy, not a failure; the next pass
+			// tries again.
+			s.log.Info("not pausing idle space: a command is starting in it", "space", sp.Name, "err", err)
+			continue
+		}
 		if err != nil {
 			s.log.Error("pausing idle space", "space", sp.Name, "err", err)
 			errs = append(errs, fmt.Errorf("pausing idle space %s: %w", sp.Name, err))

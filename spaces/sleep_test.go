@@ -277,6 +277,26 @@ func TestSleeperOneFailureDoesNotStopOthers(t *testing.T) {
 	}
 }
 
+// A pause the engine refuses because a command is starting in the space
+// (engine.errStarting, a conflict) is not a failure: the next pass tries.
+func TestSleeperStartingCommandIsNotAFailure(t *testing.T) {
+	f := newSleepFixture(t)
+	f.add("a", spaces.StatusRunning, time.Hour)
+	f.add("b", spaces.StatusRunning, time.Hour)
+	f.eng.pauseErr["b"] = spaces.Errorf(spaces.ErrConflict, "Space is starting a command; pause it again in a moment")
+	paused, err := f.sleeper.Tick(t.Context())
+	if err != nil {
+		t.Errorf("err = %v, want none", err)
+	}
+	if !slices.Equal(paused, []string{"a"}) {
+		t.Errorf("paused = %v, want [a]", paused)
+	}
+	delete(f.eng.pauseErr, "b")
+	if paused, err := f.sleeper.Tick(t.Context()); err != nil || !slices.Equal(paused, []string{"b"}) {
+		t.Errorf("next pass: paused %v, err %v; want [b]", paused, err)
+	}
+}
+
 // An exec marks its space busy without the space's lock; one that starts
 // while auto-sleep pauses the space must not stay frozen.
 func TestSleeperResumesWhenExecStartsDuringPause(t *testing.T) {
