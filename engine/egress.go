@@ -187,27 +187,10 @@ func setEgressRules(pid int, r spaceRules) error {
 	}
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: egressTable})
 	addIsolation(c, t, r)
-	policy := nftables.ChainPolicyAccept
-	ch := c.AddChain(&nftables.Chain{
-		Name: "egress", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &policy,
-	})
-	accept := &expr.Verdict{Kind: expr.VerdictAccept}
 	// Replies to connections made to the space, and the space talking to
 	// itself (the loopback device carries traffic to its own addresses,
 	// and the reject notices below), are never blocked.
-	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
-		accept,
-	}})
-	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname("lo")},
-		accept,
-	}})
+	ch := addChain(c, t, "egress", nftables.ChainHookOutput, expr.MetaKeyOIFNAME)
 	// The resolvers, for DNS only (port 53): they are often the LAN router.
 	for _, a := range r.dns {
 		addPortAccept(c, t, ch, a, 53)
@@ -232,14 +215,14 @@ func setEgressRules(pid int, r spaceRules) error {
 	return nil
 }
 
-// addIsolation adds the input chain that keeps other containers of the
-// space's networks (other spaces above all) from opening connections to
-// it. The host, through the gateway, still may.
-func addIsolation(c *nftables.Conn, t *nftables.Table, r spaceRules) {
+// addChain adds a filter chain (policy accept) on hook whose first rules
+// accept established and related connections and the loopback device
+// (matched by the interface key, in or out, of the hook).
+func addChain(c *nftables.Conn, t *nftables.Table, name string, hook *nftables.ChainHook, lo expr.MetaKey) *nftables.Chain {
 	policy := nftables.ChainPolicyAccept
 	ch := c.AddChain(&nftables.Chain{
-		Name: "isolate", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &policy,
+		Name: name, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: hook, Priority: nftables.ChainPriorityFilter, Policy: &policy,
 	})
 	accept := &expr.Verdict{Kind: expr.VerdictAccept}
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
@@ -250,10 +233,19 @@ func addIsolation(c *nftables.Conn, t *nftables.Table, r spaceRules) {
 		accept,
 	}})
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Meta{Key: lo, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname("lo")},
 		accept,
 	}})
+	return ch
+}
+
+// addIsolation adds the input chain that keeps other containers of the
+// space's networks (other spaces above all) from opening connections to
+// it. The host, through the gateway, still may.
+func addIsolation(c *nftables.Conn, t *nftables.Table, r spaceRules) {
+	ch := addChain(c, t, "isolate", nftables.ChainHookInput, expr.MetaKeyIIFNAME)
+	accept := &expr.Verdict{Kind: expr.VerdictAccept}
 	for _, g := range r.gateways {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: matchSource(netip.PrefixFrom(g, g.BitLen()), accept)})
 	}
