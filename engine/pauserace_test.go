@@ -14,6 +14,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/adam91holt/clawdspace/engine"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -66,6 +67,28 @@ func frozen(t *testing.T, file string) string {
 }
 
 func thawed(state string) bool { return state == "THAWED" || state == "0" }
+
+// resumeAndWait resumes the space of a race round, checks that its cgroup
+// is thawed, and waits for the round's callers (wg) to finish.
+func resumeAndWait(t *testing.T, eng *engine.Engine, name, file string, round int, wg *sync.WaitGroup, stuck string) {
+	t.Helper()
+	rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err := eng.Resume(rctx, name)
+	cancel()
+	if err != nil {
+		t.Fatalf("round %d: resume: %v", round, err)
+	}
+	if s := frozen(t, file); !thawed(s) {
+		t.Fatalf("round %d: the space is still frozen (%s) after the unpause; processes: %s", round, s, cgroupProcs(file))
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("round %d: %s; freezer %s, processes: %s", round, stuck, frozen(t, file), cgroupProcs(file))
+	}
+}
 
 // TestExecPauseRace races execs of `true` against a pause at a random
 // moment (0-60 ms after them) and an unpause, round after round. Engine
@@ -128,22 +151,7 @@ func TestExecPauseRace(t *testing.T) {
 
 		// A pause may freeze a command that runs already; it ends once
 		// thawed. So the unpause comes first, then every exec must answer.
-		rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		rerr := eng.Resume(rctx, name)
-		cancel()
-		if rerr != nil {
-			t.Fatalf("round %d: resume: %v", round, rerr)
-		}
-		if s := frozen(t, file); !thawed(s) {
-			t.Fatalf("round %d: the space is still frozen (%s) after the unpause; processes: %s", round, s, cgroupProcs(file))
-		}
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("round %d: execs never answered; freezer %s, processes: %s", round, frozen(t, file), cgroupProcs(file))
-		}
+		resumeAndWait(t, eng, name, file, round, &wg, "execs never answered")
 		close(answers)
 		for a := range answers {
 			switch {
@@ -232,21 +240,7 @@ func TestTerminalPauseRace(t *testing.T) {
 			t.Fatalf("round %d: pause: %v", round, err)
 		}
 		cancel()
-		rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := eng.Resume(rctx, name); err != nil {
-			t.Fatalf("round %d: resume: %v", round, err)
-		}
-		cancel()
-		if s := frozen(t, file); !thawed(s) {
-			t.Fatalf("round %d: the space is still frozen (%s) after the unpause; processes: %s", round, s, cgroupProcs(file))
-		}
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("round %d: terminals never ended; freezer %s, processes: %s", round, frozen(t, file), cgroupProcs(file))
-		}
+		resumeAndWait(t, eng, name, file, round, &wg, "terminals never ended")
 		close(errs)
 		for err := range errs {
 			if err != nil {
