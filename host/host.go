@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/adam91holt/clawdspace/spaces"
 )
 
 // Config configures a Host.
@@ -29,33 +31,7 @@ type Config struct {
 // Host answers questions about the machine.
 type Host struct {
 	cfg Config
-	gpu GPU
-}
-
-// GPU describes the node's GPUs as nvidia-smi reports them.
-type GPU struct {
-	Present bool
-	Name    string // e.g. "NVIDIA H100 80GB HBM3"
-	Memory  string // e.g. "81559 MiB"
-	Count   int
-}
-
-// Snapshot is one reading of the machine's state.
-type Snapshot struct {
-	Hostname  string
-	Platform  string
-	Arch      string
-	CPUs      int
-	Load      [3]float64
-	MemTotal  uint64
-	MemFree   uint64 // available to new work, as MemAvailable
-	Disk      *Disk
-	UptimeSec float64
-}
-
-// Disk is the usage of one filesystem.
-type Disk struct {
-	Total, Used, Available uint64
+	gpu spaces.MachineGPU
 }
 
 // New probes the GPUs once; everything else is read on each Snapshot.
@@ -69,11 +45,11 @@ func New(ctx context.Context, cfg Config) *Host {
 }
 
 // GPU returns what was detected at start-up.
-func (h *Host) GPU() GPU { return h.gpu }
+func (h *Host) GPU() spaces.MachineGPU { return h.gpu }
 
 // Snapshot reads the machine's state now.
-func (h *Host) Snapshot() Snapshot {
-	s := Snapshot{Platform: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()}
+func (h *Host) Snapshot() spaces.MachineSnapshot {
+	s := spaces.MachineSnapshot{Platform: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()}
 	s.Hostname, _ = os.Hostname()
 	if b, err := os.ReadFile(h.cfg.ProcDir + "/loadavg"); err == nil {
 		s.Load = parseLoadavg(b)
@@ -91,7 +67,7 @@ func (h *Host) Snapshot() Snapshot {
 		if err := syscall.Statfs(h.cfg.DiskPath, &st); err == nil {
 			bs := uint64(st.Bsize)
 			total, free, avail := st.Blocks*bs, st.Bfree*bs, st.Bavail*bs
-			s.Disk = &Disk{Total: total, Used: total - free, Available: avail}
+			s.Disk = &spaces.MachineDisk{Total: total, Used: total - free, Available: avail}
 		}
 	}
 	return s
@@ -138,11 +114,11 @@ func parseMeminfo(b []byte) (total, avail uint64) {
 
 // detectGPU asks nvidia-smi for the GPUs. No nvidia-smi, or one that fails,
 // means no GPU.
-func detectGPU(ctx context.Context, smi string) GPU {
+func detectGPU(ctx context.Context, smi string) spaces.MachineGPU {
 	if smi == "" {
 		p, err := exec.LookPath("nvidia-smi")
 		if err != nil {
-			return GPU{}
+			return spaces.MachineGPU{}
 		}
 		smi = p
 	}
@@ -150,13 +126,13 @@ func detectGPU(ctx context.Context, smi string) GPU {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, smi, "--query-gpu=name,memory.total", "--format=csv,noheader").Output()
 	if err != nil {
-		return GPU{}
+		return spaces.MachineGPU{}
 	}
 	return parseNvidiaSMI(out)
 }
 
-func parseNvidiaSMI(out []byte) GPU {
-	var g GPU
+func parseNvidiaSMI(out []byte) spaces.MachineGPU {
+	var g spaces.MachineGPU
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		parts := strings.Split(line, ",")
 		if len(parts) < 2 || strings.TrimSpace(parts[0]) == "" {

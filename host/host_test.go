@@ -5,18 +5,20 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/adam91holt/clawdspace/spaces"
 )
 
 func TestParseNvidiaSMI(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
-		want GPU
+		want spaces.MachineGPU
 	}{
-		{"none", "", GPU{}},
-		{"one", "NVIDIA H100 80GB HBM3, 81559 MiB\n", GPU{Present: true, Name: "NVIDIA H100 80GB HBM3", Memory: "81559 MiB", Count: 1}},
-		{"two", "NVIDIA A10G, 23028 MiB\nNVIDIA A10G, 23028 MiB\n", GPU{Present: true, Name: "NVIDIA A10G", Memory: "23028 MiB", Count: 2}},
-		{"garbage", "No devices were found\n", GPU{}},
+		{"none", "", spaces.MachineGPU{}},
+		{"one", "NVIDIA H100 80GB HBM3, 81559 MiB\n", spaces.MachineGPU{Present: true, Name: "NVIDIA H100 80GB HBM3", Memory: "81559 MiB", Count: 1}},
+		{"two", "NVIDIA A10G, 23028 MiB\nNVIDIA A10G, 23028 MiB\n", spaces.MachineGPU{Present: true, Name: "NVIDIA A10G", Memory: "23028 MiB", Count: 2}},
+		{"garbage", "No devices were found\n", spaces.MachineGPU{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

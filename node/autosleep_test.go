@@ -27,7 +27,7 @@ const autoSleepIdle = 10 * time.Minute
 // autoSleepNode starts a node on clock with a Sleeper over its service.
 func autoSleepNode(t *testing.T, clock *nodetest.FakeClock, dir string) (*nodetest.Node, *spaces.Sleeper) {
 	t.Helper()
-	n := nodetest.Start(t, nodetest.Options{Clock: clock, DataDir: dir})
+	n := nodetest.Start(t, nodetest.Options{Clock: clock, DataDir: dir, NoAutoSleep: true})
 	// Only this test's spaces: other test processes may share the engine.
 	mine := func(name string) bool { return strings.HasPrefix(name, "t-as") }
 	s := spaces.NewSleeper(spaces.SleeperConfig{Service: n.Service, Clock: clock, IdleTimeout: autoSleepIdle, Only: mine})

@@ -15,14 +15,13 @@ import (
 
 	"tailscale.com/client/tailscale/apitype"
 
-	"github.com/adam91holt/clawdspace/host"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
 // Machine reports facts about the machine the node runs on.
 type Machine interface {
-	Snapshot() host.Snapshot
-	GPU() host.GPU
+	Snapshot() spaces.MachineSnapshot
+	GPU() spaces.MachineGPU
 }
 
 // Config holds every dependency of a Server.

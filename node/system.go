@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/adam91holt/clawdspace/host"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -18,7 +17,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 
 // capabilities are the contract's capabilities; full adds the extras that
 // fleet placement uses (CPUs, memory, free memory).
-func (s *Server) capabilities(snap host.Snapshot, full bool) spaces.NodeCapabilities {
+func (s *Server) capabilities(snap spaces.MachineSnapshot, full bool) spaces.NodeCapabilities {
 	g := s.cfg.Machine.GPU()
 	c := spaces.NodeCapabilities{GPU: g.Present, GPUName: g.Name, GPUMemory: g.Memory, Arch: snap.Arch, Platform: snap.Platform}
 	if full {

@@ -454,7 +454,7 @@ func TestTerminalResumesPausedSpace(t *testing.T) {
 func TestTerminalKeepsSpaceAwake(t *testing.T) {
 	t.Parallel()
 	clock := nodetest.NewFakeClock(time.Now())
-	n := nodetest.Start(t, nodetest.Options{Clock: clock})
+	n := nodetest.Start(t, nodetest.Options{Clock: clock, NoAutoSleep: true})
 	name := newSpace(t, n, "termsleep")
 	s := spaces.NewSleeper(spaces.SleeperConfig{Service: n.Service, Clock: clock, IdleTimeout: autoSleepIdle,
 		Only: func(x string) bool { return x == name }})

@@ -12,10 +12,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,8 +22,8 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/adam91holt/clawdspace/engine"
-	"github.com/adam91holt/clawdspace/host"
 	"github.com/adam91holt/clawdspace/node"
+	"github.com/adam91holt/clawdspace/nodeapp"
 	"github.com/adam91holt/clawdspace/spaces"
 	"github.com/adam91holt/clawdspace/store"
 	"github.com/adam91holt/clawdspace/tailnet"
@@ -92,6 +90,9 @@ type Options struct {
 	// NoFleetLoop leaves the fleet monitor stopped (no first refresh), to
 	// see what the node answers from its stored cache alone.
 	NoFleetLoop bool
+	// NoAutoSleep leaves the node's Sleeper off, for tests that run their
+	// own on a fake clock.
+	NoAutoSleep bool
 	// FilesInSpace makes file operations run in the space as its user,
 	// as on a node that cannot see the workspace from the engine's host.
 	FilesInSpace bool
@@ -112,24 +113,15 @@ type Node struct {
 	TS    *tailnet.Node
 	Fleet *node.Fleet
 
-	cancel    context.CancelFunc
-	done      chan error
-	guardDone chan struct{}
-	once      sync.Once
+	app *nodeapp.Node
 }
 
+// newEngine opens the engine for a test's own assertions and clean-up.
 func newEngine(tb testing.TB, egress bool, namespace string) *engine.Engine {
 	tb.Helper()
-	return newEngineOpts(tb, egress, Options{Namespace: namespace})
-}
-
-// newEngineOpts is newEngine with the engine settings of opt.
-func newEngineOpts(tb testing.TB, egress bool, opt Options) *engine.Engine {
-	tb.Helper()
-	eng, err := engine.New(context.Background(), engine.Config{Host: opt.DockerHost, Egress: egress, Namespace: opt.Namespace,
-		CallTimeout: opt.CallTimeout, LongCallTimeout: opt.LongCallTimeout,
-		AllowUnenforcedWorkspaceSize: opt.InsecureWorkspaceSize, WorkspaceQuotaDir: opt.WorkspaceQuotaDir,
-		HostAddrInterval: 500 * time.Millisecond, FilesInSpace: opt.FilesInSpace})
+	cfg := engineConfig(Options{Namespace: namespace})
+	cfg.Egress = egress
+	eng, err := engine.New(context.Background(), cfg)
 	if err != nil {
 		tb.Fatalf("no Docker engine (run docker/ensure-engine.sh as root): %v", err)
 	}
@@ -139,110 +131,94 @@ func newEngineOpts(tb testing.TB, egress bool, opt Options) *engine.Engine {
 }
 
 // Start starts a node on 127.0.0.1 with a free port and stops it when the
-// test ends.
+// test ends. It is the node `clawdspace serve` runs (nodeapp), background
+// loops included, with the test image and the options mapped onto its
+// config.
 func Start(tb testing.TB, opt Options) *Node {
 	tb.Helper()
-	eng := newEngineOpts(tb, !opt.NoEgress && engine.EgressSupported() == nil, opt)
-	n := &Node{Engine: eng, DataDir: opt.DataDir, HTTP: &http.Client{Timeout: 2 * time.Minute}}
+	n := &Node{DataDir: opt.DataDir, HTTP: &http.Client{Timeout: 2 * time.Minute}}
 	if n.DataDir == "" {
 		n.DataDir = tb.TempDir()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	switch {
 	case opt.Log != nil:
 		log = slog.New(slog.NewTextHandler(opt.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	case os.Getenv("CLAWDSPACE_TEST_LOG") != "":
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	st, err := store.New(ctx, store.Config{Path: filepath.Join(n.DataDir, "clawdspace.db"), Logger: log})
+	key := cmp.Or(opt.APIKey, Key)
+	cfg := nodeapp.Config{
+		DataDir: n.DataDir, Listen: "127.0.0.1:0", Name: cmp.Or(opt.Hostname, "test-node"), Logger: log, Clock: opt.Clock,
+		Engine:   engineConfig(opt),
+		NoEgress: opt.NoEgress,
+		Spaces: spaces.Config{DefaultImage: TestImage, GPUImage: TestImage, HostCPUs: 2, HasGPU: opt.HasGPU,
+			GitTokenHosts: opt.GitTokenHosts},
+		Server: node.Config{
+			APIKey: key, AuthDisabled: opt.AuthDisabled, Version: "test", MaxBodyBytes: opt.MaxBodyBytes,
+			MaxFileBytes: opt.MaxFileBytes, MaxExecOutput: opt.MaxExecOutput, BodyReadTimeout: opt.BodyReadTimeout,
+			ShutdownGrace: opt.ShutdownGrace, TrustTailnet: opt.TrustTailnet,
+			AuthFreeFailures: opt.AuthFreeFailures, AuthBackoff: opt.AuthBackoff,
+		},
+		// The fleet refreshes once at start; tests refresh again by hand
+		// with Node.Fleet.Refresh.
+		Fleet:       node.FleetConfig{Static: opt.Nodes, Interval: time.Hour, ProbeTimeout: 3 * time.Second},
+		NoFleetLoop: opt.NoFleetLoop,
+		// The loops `serve` runs by default run here too; auto-sleep only
+		// on the spaces made through this node (see knownSpace).
+		IdleTimeout:     nodeapp.DefaultIdleTimeout,
+		SleepOnly:       n.knownSpace,
+		HistoryInterval: nodeapp.DefaultHistoryInterval,
+		AuditMaxAge:     spaces.DefaultAuditMaxAge,
+		AuditMaxRows:    spaces.DefaultAuditMaxRows,
+	}
+	if opt.NoAutoSleep {
+		cfg.IdleTimeout = 0
+	}
+	if opt.Tailnet != nil {
+		tc := opt.Tailnet.deviceConfig(tb)
+		cfg.Tailnet = &tc
+	}
+	// The node's parts keep this context (e.g. the GPU probe): it ends
+	// after the node is closed.
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	app, err := nodeapp.New(ctx, cfg)
 	if err != nil {
-		tb.Fatalf("opening store: %v", err)
+		tb.Fatalf("building the node: %v", err)
 	}
-	n.Store = st
-	svc, err := spaces.New(ctx, spaces.Config{
-		Engine: eng, Store: st, Clock: opt.Clock, Logger: log,
-		DefaultImage: TestImage, GPUImage: TestImage, HostCPUs: 2, HasGPU: opt.HasGPU,
-		GitTokenHosts: opt.GitTokenHosts, NodeRun: eng.Run(),
-	})
-	if err != nil {
-		tb.Fatalf("starting service: %v", err)
+	tb.Cleanup(app.Close)
+	EnsureImages(tb, app.Engine.Client())
+	if app.Tailnet != nil {
+		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+		defer wcancel()
+		waitForHomeDERP(tb, wctx, app.Tailnet)
 	}
-	// As serve does: repair what an earlier node on this data folder left.
-	if err := svc.Recover(ctx); err != nil {
-		tb.Fatalf("recovering: %v", err)
-	}
-	n.Service = svc
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("listening: %v", err)
-	}
-	n.URL = "http://" + ln.Addr().String()
-	n.Name = opt.Hostname
-	if n.Name == "" {
-		n.Name = "test-node"
-	}
-	cfg := node.Config{
-		Spaces: svc, Machine: host.New(ctx, host.Config{DiskPath: n.DataDir}), Logger: log, Clock: opt.Clock,
-		APIKey: cmp.Or(opt.APIKey, Key), AuthDisabled: opt.AuthDisabled, Version: "test", URL: n.URL, MaxBodyBytes: opt.MaxBodyBytes,
-		MaxFileBytes: opt.MaxFileBytes, MaxExecOutput: opt.MaxExecOutput, BodyReadTimeout: opt.BodyReadTimeout, SpoolDir: filepath.Join(n.DataDir, "spool"),
-		ShutdownGrace: opt.ShutdownGrace, NodeName: n.Name, TrustTailnet: opt.TrustTailnet,
-		AuthFreeFailures: opt.AuthFreeFailures, AuthBackoff: opt.AuthBackoff, Sessions: st,
-	}
-	var tln net.Listener
-	// The fleet refreshes once at start; tests refresh again by hand with
-	// Node.Fleet.Refresh.
-	fleet := node.FleetConfig{Store: st, Self: n.Name, Interval: time.Hour, ProbeTimeout: 3 * time.Second, Clock: opt.Clock, Logger: log}
-	switch {
-	case opt.Tailnet != nil:
-		n.TS = opt.Tailnet.Join(tb, n.Name)
-		if tln, err = n.TS.Listen(":7777"); err != nil {
-			tb.Fatalf("listening on the tailnet: %v", err)
-		}
-		fleet.Peers, fleet.Dial, fleet.TrustTailnet = n.TS, n.TS.Dial, opt.TrustTailnet
-		cfg.Tailnet, cfg.TailnetHosts = n.TS, n.TS.Hosts()
-		cfg.URL = "http://" + n.TS.Addr() + ":7777"
-	case len(opt.Nodes) > 0:
-		fleet.Static, fleet.APIKey = opt.Nodes, Key
-	}
-	if fleet.Peers != nil || fleet.Static != nil {
-		if n.Fleet, err = node.NewFleet(fleet); err != nil {
-			tb.Fatalf("building fleet: %v", err)
-		}
-		cfg.Fleet = n.Fleet
-	}
-	srv, err := node.New(cfg)
-	if err != nil {
-		tb.Fatalf("building server: %v", err)
-	}
-	n.done = make(chan error, 1)
-	go func() { n.done <- srv.Serve(ctx, ln, tln) }()
-	if n.Fleet != nil && !opt.NoFleetLoop {
-		n.Fleet.Start(ctx)
-	}
-	guardDone := make(chan struct{})
-	go func() { defer close(guardDone); eng.GuardEgress(ctx) }()
-	n.guardDone = guardDone
-	tb.Cleanup(n.Stop)
+	// The test's URL is the local listener, also in tailnet mode.
+	n.app, n.URL, n.Name = app, app.LocalURL, app.Name
+	n.Service, n.Store, n.Engine, n.TS, n.Fleet = app.Service, app.Store, app.Engine, app.Tailnet, app.Fleet
+	app.Start(context.Background())
 	return n
 }
 
-// Stop stops the node (its spaces keep running) and closes its store.
-func (n *Node) Stop() {
-	n.once.Do(func() {
-		n.cancel()
-		<-n.done
-		<-n.guardDone
-		if n.Fleet != nil {
-			n.Fleet.Close()
-		}
-		if n.TS != nil {
-			n.TS.Close()
-		}
-		n.Store.Close()
-	})
+// knownSpace reports whether name was made through this node (its store
+// has the space's start): other tests' spaces on the shared engine, on other
+// nodes or clocks, are not this node's to put to sleep.
+func (n *Node) knownSpace(name string) bool {
+	act, err := n.Store.SpaceActivity(context.Background(), name)
+	return err == nil && !act.StartedAt.IsZero()
 }
+
+// engineConfig is the engine part of the options.
+func engineConfig(opt Options) engine.Config {
+	return engine.Config{Host: opt.DockerHost, Namespace: opt.Namespace,
+		CallTimeout: opt.CallTimeout, LongCallTimeout: opt.LongCallTimeout,
+		AllowUnenforcedWorkspaceSize: opt.InsecureWorkspaceSize, WorkspaceQuotaDir: opt.WorkspaceQuotaDir,
+		HostAddrInterval: 500 * time.Millisecond, FilesInSpace: opt.FilesInSpace}
+}
+
+// Stop stops the node (its spaces keep running) and closes its store.
+func (n *Node) Stop() { n.app.Close() }
 
 // Name returns a space name unique to this test run, and removes the space
 // and its volume when the test ends.

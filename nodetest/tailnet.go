@@ -77,16 +77,25 @@ func (c *Control) Join(tb testing.TB, hostname string) *tailnet.Node {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := tailnet.Start(ctx, tailnet.Config{
-		Dir: tb.TempDir(), Hostname: hostname, AuthKey: c.AuthKey, ControlURL: c.URL,
-		Ephemeral: true, Store: new(mem.Store), StartTimeout: time.Minute,
-	})
+	cfg := c.deviceConfig(tb)
+	cfg.Hostname = hostname
+	n, err := tailnet.Start(ctx, cfg)
 	if err != nil {
 		tb.Fatalf("joining the test tailnet as %s: %v", hostname, err)
 	}
 	tb.Cleanup(func() { n.Close() })
 	waitForHomeDERP(tb, ctx, n)
 	return n
+}
+
+// deviceConfig is the config of a device joining this tailnet, less its
+// hostname.
+func (c *Control) deviceConfig(tb testing.TB) tailnet.Config {
+	tb.Helper()
+	return tailnet.Config{
+		Dir: tb.TempDir(), AuthKey: c.AuthKey, ControlURL: c.URL,
+		Ephemeral: true, Store: new(mem.Store), StartTimeout: time.Minute,
+	}
 }
 
 // waitForHomeDERP waits until the device has a home DERP region it hears

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -11,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,10 +21,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/adam91holt/clawdspace/engine"
-	"github.com/adam91holt/clawdspace/host"
 	"github.com/adam91holt/clawdspace/node"
+	"github.com/adam91holt/clawdspace/nodeapp"
 	"github.com/adam91holt/clawdspace/spaces"
-	"github.com/adam91holt/clawdspace/store"
 	"github.com/adam91holt/clawdspace/tailnet"
 )
 
@@ -254,161 +253,56 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-
-	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
-		return fmt.Errorf("creating data folder: %w", err)
-	}
-	// Uploads left in the spool by a crash are incomplete by definition.
-	if err := os.RemoveAll(filepath.Join(o.DataDir, "spool")); err != nil {
-		return fmt.Errorf("clearing the upload spool: %w", err)
-	}
-	if o.AuthDisabled {
-		log.Warn("AUTHENTICATION IS DISABLED: anyone who can reach this node controls its spaces. Use only for development.")
-	}
-
-	st, err := store.New(ctx, store.Config{Path: filepath.Join(o.DataDir, "clawdspace.db"), Logger: log})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-
-	egressErr := engine.EgressSupported()
-	switch {
-	case egressErr != nil && o.InsecureEgress:
-		log.Warn("SPACE NETWORK RULES ARE NOT ENFORCED (--insecure-egress): spaces can reach private and tailnet addresses, the node's host and each other.", "reason", egressErr)
-	case egressErr != nil:
-		log.Warn("space network rules cannot be enforced: spaces with a network (every template but offline) will be refused. Run the node as root on the engine's host, or pass --insecure-egress.", "reason", egressErr)
-	}
-	if o.WorkspaceQuotaDir != "" {
-		if err := engine.CheckWorkspaceQuotaDir(o.WorkspaceQuotaDir); err != nil {
-			return err
-		}
-	}
-	if o.InsecureWorkspaceSize {
-		log.Warn("WORKSPACE SIZE LIMITS ARE NOT ENFORCED (--insecure-workspace-size): templates' workspace.maxSize is ignored.")
-	}
-	eng, err := engine.New(ctx, engine.Config{Host: o.DockerHost, Logger: log, Egress: egressErr == nil, AllowUnenforcedEgress: o.InsecureEgress,
-		AllowUnenforcedWorkspaceSize: o.InsecureWorkspaceSize, WorkspaceQuotaDir: o.WorkspaceQuotaDir, Namespace: o.Namespace})
-	if err != nil {
-		return fmt.Errorf("%w\nIs the Docker engine installed and running? Run docker/ensure-engine.sh as root, or see docs/SETUP.md", err)
-	}
-	defer eng.Close()
-
 	seeds, err := readTemplates(o.TemplatesDir)
 	if err != nil {
 		return err
 	}
-	machine := host.New(ctx, host.Config{DiskPath: o.DataDir})
-	svc, err := spaces.New(ctx, spaces.Config{
-		Engine:        eng,
-		Store:         st,
-		Logger:        log,
-		DefaultImage:  o.Image,
-		GPUImage:      o.GPUImage,
-		HostCPUs:      runtime.NumCPU(),
-		HostMemory:    int64(machine.Snapshot().MemTotal),
-		GitTokenHosts: tokenHosts(o.GitTokenHosts),
-		HasGPU:        machine.GPU().Present,
-		NodeRun:       eng.Run(),
-
-		SeedTemplates: seeds,
-	})
+	static, err := parseNodes(o.Nodes)
 	if err != nil {
 		return err
 	}
-	// Repair what a crash of an earlier run left before serving anyone.
-	if err := svc.Recover(ctx); err != nil {
-		return err
-	}
-
-	ln, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", o.Listen, err)
-	}
-	url := "http://" + ln.Addr().String()
-	if h, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(h).IsLoopback() {
-		log.Warn("listening beyond loopback: anyone who can reach this address and has the key controls the spaces", "addr", ln.Addr().String())
-	}
-	// The key is made last, once nothing else can fail, so a generated key
-	// is always printed.
-	var key string
 	var generated bool
-	if !o.AuthDisabled {
-		if key, generated, err = resolveAPIKey(o); err != nil {
-			ln.Close()
-			return err
-		}
+	cfg := nodeapp.Config{
+		DataDir: o.DataDir, Listen: o.Listen, Name: cmp.Or(o.Hostname, o.Name), Logger: log,
+		Engine: engine.Config{Host: o.DockerHost, AllowUnenforcedEgress: o.InsecureEgress,
+			AllowUnenforcedWorkspaceSize: o.InsecureWorkspaceSize, WorkspaceQuotaDir: o.WorkspaceQuotaDir, Namespace: o.Namespace},
+		Spaces: spaces.Config{DefaultImage: o.Image, GPUImage: o.GPUImage, GitTokenHosts: tokenHosts(o.GitTokenHosts), SeedTemplates: seeds},
+		Server: node.Config{AllowWeakKey: o.AllowWeakKey, AuthDisabled: o.AuthDisabled, Version: version,
+			MaxFileBytes: o.MaxFileBytes, AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet},
+		ResolveKey: func() (key string, err error) {
+			key, generated, err = resolveAPIKey(o)
+			return key, err
+		},
+		Fleet:           node.FleetConfig{Static: static, Interval: o.NodesRefresh},
+		IdleTimeout:     o.IdleTimeout,
+		HistoryInterval: o.HistoryInterval,
+		AuditMaxAge:     time.Duration(o.AuditMaxAge),
+		AuditMaxRows:    o.AuditMaxRows,
 	}
-	name := nodeName(o, machine.Snapshot().Hostname)
-	tn, tln, err := startTailnet(ctx, o, name, log)
+	if o.TSAuthKey != "" || o.Tailnet {
+		cfg.Tailnet = &tailnet.Config{AuthKey: o.TSAuthKey, ControlURL: o.ControlURL, Verbose: o.Verbose}
+	}
+	n, err := nodeapp.New(ctx, cfg)
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	if tn != nil {
-		defer tn.Close()
-		url = "http://" + net.JoinHostPort(tn.Addr(), "7777")
-	}
-	fleet, err := newFleet(o, name, key, st, tn, log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	cfg := node.Config{
-		Spaces: svc, Machine: machine, Logger: log,
-		APIKey: key, AllowWeakKey: o.AllowWeakKey, AuthDisabled: o.AuthDisabled,
-		Version: version, NodeName: name, URL: url,
-		MaxFileBytes: o.MaxFileBytes, SpoolDir: filepath.Join(o.DataDir, "spool"),
-		AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet, Fleet: fleet, Sessions: st,
-	}
-	if tn != nil {
-		cfg.Tailnet, cfg.TailnetHosts = tn, tn.Hosts()
-	}
-	srv, err := node.New(cfg)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	if fleet != nil {
-		fleet.Start(ctx)
-		defer fleet.Close()
-	}
+	defer n.Close()
 	switch {
 	case o.AuthDisabled:
-		fmt.Fprintf(stderr, "Clawdspace node on %s (auth disabled)\n", url)
+		fmt.Fprintf(stderr, "Clawdspace node on %s (auth disabled)\n", n.URL)
 	case generated:
 		fmt.Fprintf(stderr, "Clawdspace node on %s\nGenerated API key (shown once, kept in %s):\n  %s\nDashboard: %s/?key=%s\n",
-			url, keyPath(o.DataDir), key, url, key)
+			n.URL, keyPath(o.DataDir), n.APIKey, n.URL, n.APIKey)
 	default:
-		fmt.Fprintf(stderr, "Clawdspace node on %s (API key: %s)\n", url, keySource(o))
+		fmt.Fprintf(stderr, "Clawdspace node on %s (API key: %s)\n", n.URL, keySource(o))
 	}
-	guardCtx, stopGuard := context.WithCancel(ctx)
-	guardDone := make(chan struct{})
-	go func() { defer close(guardDone); eng.GuardEgress(guardCtx) }()
-	defer func() { stopGuard(); <-guardDone }()
-	if o.IdleTimeout > 0 {
-		sl := spaces.NewSleeper(spaces.SleeperConfig{Service: svc, IdleTimeout: o.IdleTimeout, Logger: log})
-		sl.Start(ctx)
-		defer sl.Close()
+	if n.Tailnet != nil {
+		fmt.Fprintf(stderr, "On the tailnet as %s: http://%s:7777 (%s)\n", n.Name, n.Tailnet.Addr(), accessMode(o))
 	}
-	if o.AuditMaxAge > 0 || o.AuditMaxRows > 0 {
-		ret := spaces.NewAuditRetention(spaces.AuditRetentionConfig{Service: svc, MaxAge: time.Duration(o.AuditMaxAge), MaxRows: o.AuditMaxRows, Logger: log})
-		ret.Start(ctx)
-		defer ret.Close()
-	}
-	if o.HistoryInterval > 0 {
-		in := spaces.NewIngester(spaces.IngesterConfig{Service: svc, Interval: o.HistoryInterval, Logger: log})
-		in.Start(ctx)
-		defer in.Close()
-	}
-	if tln != nil {
-		fmt.Fprintf(stderr, "On the tailnet as %s: http://%s:7777 (%s)\n", name, tn.Addr(), accessMode(o))
-		return srv.Serve(ctx, ln, tln)
-	}
-	return srv.Serve(ctx, ln, nil)
+	n.Start(ctx)
+	return n.Wait()
 }
 
-// nodeName is the node's name in the fleet and its device name.
 // diskFullAtStart says plainly that the node stopped because its disk is
 // full (SQLite itself may have said only "disk I/O error").
 func diskFullAtStart(dataDir string, err error) error {
@@ -423,63 +317,11 @@ func diskFullAtStart(dataDir string, err error) error {
 	return fmt.Errorf("the node's disk is full: its data folder %s has %s free; free some space and start again (%w)", dataDir, free, err)
 }
 
-func nodeName(o serveOptions, machine string) string {
-	for _, n := range []string{o.Hostname, o.Name, machine} {
-		if n != "" {
-			return n
-		}
-	}
-	return "clawdspace"
-}
-
 func accessMode(o serveOptions) string {
 	if o.TrustTailnet {
 		return "every tailnet device has full access: --trust-tailnet"
 	}
 	return "access by the grants of the tailnet policy"
-}
-
-// startTailnet joins the tailnet when an auth key or --tailnet asks for
-// it, and listens on :7777 there.
-func startTailnet(ctx context.Context, o serveOptions, name string, log *slog.Logger) (*tailnet.Node, net.Listener, error) {
-	if o.TSAuthKey == "" && !o.Tailnet {
-		if o.TrustTailnet {
-			return nil, nil, errors.New("--trust-tailnet needs tailnet mode (an auth key or --tailnet)")
-		}
-		return nil, nil, nil
-	}
-	tn, err := tailnet.Start(ctx, tailnet.Config{
-		Dir: filepath.Join(o.DataDir, "tailnet"), Hostname: name, AuthKey: o.TSAuthKey,
-		ControlURL: o.ControlURL, Logger: log, Verbose: o.Verbose,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	tln, err := tn.Listen(":7777")
-	if err != nil {
-		tn.Close()
-		return nil, nil, fmt.Errorf("listening on the tailnet: %w", err)
-	}
-	if o.TrustTailnet {
-		log.Warn("TRUSTED TAILNET: every device that can reach this node on the tailnet has full access (--trust-tailnet)")
-	}
-	return tn, tln, nil
-}
-
-// newFleet builds the fleet monitor: tailnet peers, or CLAWDSPACE_NODES.
-func newFleet(o serveOptions, self, key string, st *store.Store, tn *tailnet.Node, log *slog.Logger) (*node.Fleet, error) {
-	static, err := parseNodes(o.Nodes)
-	if err != nil {
-		return nil, err
-	}
-	if tn == nil && len(static) == 0 {
-		return nil, nil
-	}
-	cfg := node.FleetConfig{Store: st, Self: self, Static: static, APIKey: key, Interval: o.NodesRefresh, Logger: log}
-	if tn != nil {
-		cfg.Peers, cfg.Dial, cfg.TrustTailnet = tn, tn.Dial, o.TrustTailnet
-	}
-	return node.NewFleet(cfg)
 }
 
 func keyPath(dataDir string) string { return filepath.Join(dataDir, "api-key") }
