@@ -21,7 +21,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/adam91holt/clawdspace/node"
+	"github.com/adam91holt/clawdspace/fleet"
 	"github.com/adam91holt/clawdspace/nodetest"
 )
 
@@ -498,7 +498,7 @@ func waitFile(t *testing.T, path, want string) {
 func TestBrowserCreateOnOtherNode(t *testing.T) {
 	b := nodetest.Start(t, nodetest.Options{Hostname: "ui-b", Namespace: "ub"})
 	a := nodetest.Start(t, nodetest.Options{Hostname: "ui-a", Namespace: "ua",
-		Nodes: []node.StaticNode{{Name: "ui-a", URL: "http://127.0.0.1:1"}, {Name: "ui-b", URL: b.URL}}})
+		Nodes: []fleet.StaticNode{{Name: "ui-a", URL: "http://127.0.0.1:1"}, {Name: "ui-b", URL: b.URL}}})
 	if err := a.Fleet.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -203,7 +203,7 @@ func (s *Server) createOn(r *http.Request, node string, req spaces.CreateRequest
 	if err != nil {
 		return "", nil, err
 	}
-	if err := canVouch(callerOf(r)); err != nil {
+	if err := s.cfg.Fleet.CanVouch(callerOf(r)); err != nil {
 		return "", nil, err
 	}
 	body, err := json.Marshal(createBody(req))

@@ -14,7 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"tailscale.com/tailcfg"
 
-	"github.com/adam91holt/clawdspace/node"
+	"github.com/adam91holt/clawdspace/fleet"
 	"github.com/adam91holt/clawdspace/nodetest"
 	"github.com/adam91holt/clawdspace/spaces"
 	"github.com/adam91holt/clawdspace/tailnet"
@@ -465,7 +465,7 @@ func TestTailnetGrants(t *testing.T) {
 func TestStaticFleet(t *testing.T) {
 	b := nodetest.Start(t, nodetest.Options{Hostname: "static-b", Namespace: "sb"})
 	a := nodetest.Start(t, nodetest.Options{Hostname: "static-a", Namespace: "sa",
-		Nodes: []node.StaticNode{{Name: "static-a", URL: "http://127.0.0.1:1"}, {Name: "static-b", URL: b.URL}}})
+		Nodes: []fleet.StaticNode{{Name: "static-a", URL: "http://127.0.0.1:1"}, {Name: "static-b", URL: b.URL}}})
 	if err := a.Fleet.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +527,7 @@ func TestStaticFleet(t *testing.T) {
 	// from what it stored.
 	a.Stop()
 	again := nodetest.Start(t, nodetest.Options{Hostname: "static-a", Namespace: "sa", DataDir: a.DataDir, NoFleetLoop: true,
-		Nodes: []node.StaticNode{{Name: "static-b", URL: b.URL}}})
+		Nodes: []fleet.StaticNode{{Name: "static-b", URL: b.URL}}})
 	r = again.Do(t, "GET", "/api/nodes", nil)
 	var after struct {
 		Nodes []struct {

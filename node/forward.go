@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/adam91holt/clawdspace/spaces"
 )
@@ -48,7 +47,7 @@ func (s *Server) proxyTo(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	c := callerOf(r)
 	key := s.requestKey(r)
-	if err := canVouch(c); err != nil {
+	if err := s.cfg.Fleet.CanVouch(c); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -86,46 +85,13 @@ func (s *Server) proxyTo(w http.ResponseWriter, r *http.Request, name string) {
 	proxy.ServeHTTP(w, r)
 }
 
-// onlineNode returns the fleet node called name, when it is online.
+// onlineNode returns the fleet node called name, when it is online and
+// trusted.
 func (s *Server) onlineNode(ctx context.Context, name string) (spaces.NodeHealth, error) {
 	if s.cfg.Fleet == nil {
 		return spaces.NodeHealth{}, spaces.Errorf(spaces.ErrNotFound, "Node not found: %s (this node is not part of a fleet)", name)
 	}
-	n, err := s.cfg.Fleet.Lookup(ctx, name)
-	if err != nil {
-		return n, err
-	}
-	if n.Status != spaces.NodeOnline {
-		return n, spaces.Errorf(spaces.ErrUnavailable, "Node %s is offline", n.Name)
-	}
-	return n, s.trustedNode(ctx, n)
-}
-
-// trustedNode checks that a discovered node is one the tailnet policy
-// names as a node before requests, keys and bodies go to it: any device
-// can answer /api/health. Nodes of CLAWDSPACE_NODES are trusted as set.
-func (s *Server) trustedNode(ctx context.Context, n spaces.NodeHealth) error {
-	if s.cfg.Tailnet == nil || !s.cfg.Fleet.Discovers() {
-		return nil
-	}
-	u, err := url.Parse(n.URL)
-	if err == nil {
-		var peer spaces.Caller
-		if peer, err = s.whoIs(ctx, u.Hostname()); err == nil && peer.Access.Can(spaces.ActNode, "") {
-			return nil
-		}
-	}
-	s.log.Warn("not forwarding to a device the policy does not name as a node", "node", n.Name, "url", n.URL, "err", err)
-	return spaces.Errorf(spaces.ErrForbidden, "Forbidden: %s is not a trusted node (the tailnet policy gives it no node role on this node)", n.Name)
-}
-
-// canVouch says whether a request of c can be sent to another node: with
-// the key c presented, or as a tailnet identity this node vouches for.
-func canVouch(c spaces.Caller) error {
-	if c.Actor == spaces.CallerAPIKey().Actor || (c.Addr != "" && c.Via == "") {
-		return nil
-	}
-	return spaces.Errorf(spaces.ErrForbidden, "Forbidden: requests for other nodes need an API key or a tailnet identity, and go one hop")
+	return s.cfg.Fleet.Online(ctx, name)
 }
 
 // vouch adds the credentials of c to a request for another node.
@@ -172,7 +138,7 @@ func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local [
 			s.writeError(w, r, err)
 			return
 		}
-		if err := canVouch(c); err != nil && len(nodes) > 0 {
+		if err := s.cfg.Fleet.CanVouch(c); err != nil && len(nodes) > 0 {
 			s.writeError(w, r, err)
 			return
 		}
@@ -185,7 +151,7 @@ func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local [
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if s.trustedNode(r.Context(), n) != nil {
+				if s.cfg.Fleet.Trusted(r.Context(), n) != nil {
 					return // not a node of this fleet (any more)
 				}
 				list, err := s.remoteSpaces(r.Context(), n, c, key)
@@ -217,89 +183,24 @@ func (s *Server) remoteSpaces(ctx context.Context, n spaces.NodeHealth, c spaces
 }
 
 // callNode sends one API request to another node, which the caller has
-// checked is trusted (onlineNode, trustedNode), as c and decodes its
-// answer into out. The node's refusals come back as domain errors with
-// its message, so they reach the caller as the node gave them.
+// checked is trusted, as c and decodes its answer into out.
 func (s *Server) callNode(ctx context.Context, n spaces.NodeHealth, c spaces.Caller, key, method, path string, body []byte, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, n.URL+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	vouch(req.Header, c, key)
-	res, err := s.cfg.Fleet.Client().Do(req)
-	if err != nil {
-		return spaces.Errorf(spaces.ErrUnavailable, "Node %s did not answer", n.Name)
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, 32<<20))
-	if err != nil {
-		return spaces.Errorf(spaces.ErrUnavailable, "Node %s: answer cut short", n.Name)
-	}
-	if res.StatusCode/100 != 2 {
-		var e errorBody
-		_ = json.Unmarshal(data, &e)
-		if e.Error == "" {
-			e.Error = fmt.Sprintf("Node %s answered HTTP %d", n.Name, res.StatusCode)
-		}
-		return spaces.Errorf(kindOf(res.StatusCode), "%s", e.Error)
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("node %s: reading its answer: %w", n.Name, err)
-	}
-	return nil
+	creds := http.Header{}
+	vouch(creds, c, key)
+	return s.cfg.Fleet.Call(ctx, n, creds, method, path, body, out)
 }
 
-// kindOf is the domain error kind of another node's HTTP status.
-func kindOf(status int) error {
-	switch status {
-	case http.StatusBadRequest:
-		return spaces.ErrInvalid
-	case http.StatusUnauthorized:
-		return spaces.ErrUnauthorized
-	case http.StatusForbidden:
-		return spaces.ErrForbidden
-	case http.StatusNotFound:
-		return spaces.ErrNotFound
-	case http.StatusConflict:
-		return spaces.ErrConflict
-	case http.StatusRequestEntityTooLarge:
-		return spaces.ErrTooLarge
-	}
-	return spaces.ErrUnavailable
-}
-
-// place picks the node for a space made with "node":"auto": a node with a
-// GPU when one is wanted, else the one with the most free memory. This
-// node wins ties.
+// place picks the node for a space made with "node":"auto": the fleet
+// decides; a node alone takes the space when it can.
 func (s *Server) place(ctx context.Context, gpu bool) (string, error) {
-	nodes, _, err := s.nodeList(ctx)
-	if err != nil {
-		return "", err
+	self := s.selfHealth()
+	if s.cfg.Fleet != nil {
+		return s.cfg.Fleet.Place(ctx, self, gpu)
 	}
-	best, bestFree := "", uint64(0)
-	for _, n := range nodes {
-		if n.Status != spaces.NodeOnline || n.Capabilities == nil || (gpu && !n.Capabilities.GPU) {
-			continue
-		}
-		if !n.Self && s.trustedNode(ctx, n.NodeHealth) != nil {
-			continue
-		}
-		if best == "" || n.Capabilities.MemoryFree > bestFree {
-			best, bestFree = n.Name, n.Capabilities.MemoryFree
-		}
+	if gpu && !self.Capabilities.GPU {
+		return "", spaces.Errorf(spaces.ErrConflict, "No online node has a GPU")
 	}
-	if best == "" {
-		if gpu {
-			return "", spaces.Errorf(spaces.ErrConflict, "No online node has a GPU")
-		}
-		return "", spaces.Errorf(spaces.ErrConflict, "No online node can take the space")
-	}
-	return best, nil
+	return self.Name, nil
 }
 
 // forwardCreate sends a create to the node called name, with the body's

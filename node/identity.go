@@ -82,12 +82,13 @@ func (s *Server) refuseUnknown(r *http.Request, msg string) error {
 // whoIs asks the tailnet who is at addr and what the policy grants them.
 // Grants are read on every request, so policy changes apply at once.
 func (s *Server) whoIs(ctx context.Context, addr string) (spaces.Caller, error) {
-	return whoIsCaller(ctx, s.cfg.Tailnet, addr, s.cfg.TrustTailnet, s.log)
+	return WhoIsCaller(ctx, s.cfg.Tailnet, addr, s.cfg.TrustTailnet, s.log)
 }
 
-// whoIsCaller is the caller at a tailnet address (ip:port or ip), with
-// its grants: the one lookup behind identity, vouching and node trust.
-func whoIsCaller(ctx context.Context, w Tailnet, addr string, trust bool, log *slog.Logger) (spaces.Caller, error) {
+// WhoIsCaller is the caller at a tailnet address (ip:port or ip), with
+// its grants (full access with trust): the one lookup behind identity,
+// vouching and, given to the fleet, node trust.
+func WhoIsCaller(ctx context.Context, w Tailnet, addr string, trust bool, log *slog.Logger) (spaces.Caller, error) {
 	who, err := w.WhoIs(ctx, addr)
 	if err != nil {
 		return spaces.Caller{}, err

@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -199,19 +197,9 @@ func (s *Server) checkKey(r *http.Request, key string) (spaces.Caller, error) {
 // staticPeerAddrs are the IP addresses of the configured (static) fleet
 // members: the node's own peers, which hold the key, are never slowed
 // down by wrong keys sent from their address.
-func staticPeerAddrs(f *Fleet) map[string]bool {
-	out := map[string]bool{}
+func staticPeerAddrs(f Fleet) map[string]bool {
 	if f == nil {
-		return out
+		return map[string]bool{}
 	}
-	for _, n := range f.cfg.Static {
-		u, err := url.Parse(n.URL)
-		if err != nil {
-			continue
-		}
-		if ip := net.ParseIP(u.Hostname()); ip != nil {
-			out[ip.String()] = true
-		}
-	}
-	return out
+	return f.StaticAddrs()
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adam91holt/clawdspace/fleet"
 	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/nodetest"
 	"github.com/adam91holt/clawdspace/spaces"
@@ -91,7 +92,7 @@ func TestWrongKeysBackOff(t *testing.T) {
 func TestStaticFleetPeersNotSlowedDown(t *testing.T) {
 	t.Parallel()
 	n := nodetest.Start(t, nodetest.Options{AuthFreeFailures: 1, NoFleetLoop: true,
-		Nodes: []node.StaticNode{{Name: "peer", URL: "http://127.0.0.1:1"}}})
+		Nodes: []fleet.StaticNode{{Name: "peer", URL: "http://127.0.0.1:1"}}})
 	for range 5 {
 		wantError(t, n.DoKey(t, "wrong-key-0123456789", http.MethodGet, "/api/spaces", nil), http.StatusUnauthorized, "Unauthorized: wrong API key")
 	}

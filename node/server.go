@@ -84,16 +84,41 @@ type Config struct {
 	// full access, without grants: for personal tailnets only.
 	TrustTailnet bool
 	// Fleet knows the other nodes; nil means this node alone.
-	Fleet *Fleet
+	Fleet Fleet
 	// Sessions keeps the dashboard's sessions; nil: in memory, lost when
 	// the node stops.
 	Sessions spaces.SessionStore
 }
 
 // Tailnet is what the node needs of its tailnet device: who is at a
-// tailnet address (the fleet dials through FleetConfig.Dial).
+// tailnet address.
 type Tailnet interface {
 	WhoIs(ctx context.Context, addr string) (*apitype.WhoIsResponse, error)
+}
+
+// Fleet is what the handlers need of the other nodes (package fleet
+// decides; the node only speaks HTTP for it).
+type Fleet interface {
+	// Nodes is the cached health of the other nodes and when it was last
+	// refreshed.
+	Nodes(ctx context.Context) ([]spaces.NodeHealth, time.Time, error)
+	// Online is the node called name when requests may go to it (online
+	// and trusted).
+	Online(ctx context.Context, name string) (spaces.NodeHealth, error)
+	// Trusted checks that requests may go to n.
+	Trusted(ctx context.Context, n spaces.NodeHealth) error
+	// CanVouch checks that a request of c may go to another node.
+	CanVouch(c spaces.Caller) error
+	// Place picks the node for "node":"auto", among self and the others.
+	Place(ctx context.Context, self spaces.NodeHealth, gpu bool) (string, error)
+	// Call sends one request to n with the credentials in creds and
+	// decodes the answer into out.
+	Call(ctx context.Context, n spaces.NodeHealth, creds http.Header, method, path string, body []byte, out any) error
+	// Transport carries forwarded requests to other nodes.
+	Transport() http.RoundTripper
+	// StaticAddrs are the IP addresses of configured nodes, which hold
+	// the key.
+	StaticAddrs() map[string]bool
 }
 
 // Server serves the API.

@@ -162,6 +162,16 @@ func (s *Server) selfName() string { return s.cfg.NodeName }
 // isSelf reports whether name is this node's.
 func (s *Server) isSelf(name string) bool { return strings.EqualFold(name, s.selfName()) }
 
+// selfHealth is this node as a member of the fleet, live.
+func (s *Server) selfHealth() spaces.NodeHealth {
+	caps := s.capabilities(s.cfg.Machine.Snapshot(), true)
+	now := s.clock.Now()
+	return spaces.NodeHealth{
+		Name: s.selfName(), URL: s.cfg.URL, Status: spaces.NodeOnline, Version: s.cfg.Version,
+		Capabilities: &caps, LastSeen: now, CheckedAt: now,
+	}
+}
+
 // fleetMember is a node of the fleet as this node knows it.
 type fleetMember struct {
 	spaces.NodeHealth
@@ -171,13 +181,9 @@ type fleetMember struct {
 // nodeList returns this node, live, then the others from the cache, and
 // when their health was last refreshed.
 func (s *Server) nodeList(ctx context.Context) ([]fleetMember, time.Time, error) {
-	snap := s.cfg.Machine.Snapshot()
-	caps := s.capabilities(snap, true)
-	now := s.clock.Now()
-	out := []fleetMember{{Self: true, NodeHealth: spaces.NodeHealth{
-		Name: s.selfName(), URL: s.cfg.URL, Status: spaces.NodeOnline, Version: s.cfg.Version,
-		Capabilities: &caps, LastSeen: now, CheckedAt: now,
-	}}}
+	self := s.selfHealth()
+	now := self.CheckedAt
+	out := []fleetMember{{Self: true, NodeHealth: self}}
 	if s.cfg.Fleet == nil {
 		return out, now, nil
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/adam91holt/clawdspace/engine"
+	"github.com/adam91holt/clawdspace/fleet"
 	"github.com/adam91holt/clawdspace/host"
 	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/spaces"
@@ -72,7 +73,7 @@ type Config struct {
 	// Fleet configures the fleet monitor, built in tailnet mode or with
 	// Static nodes; its Store, Self, APIKey, Clock, Logger and tailnet
 	// fields are set here.
-	Fleet node.FleetConfig
+	Fleet fleet.Config
 	// NoFleetLoop leaves the fleet monitor stopped (no first refresh).
 	NoFleetLoop bool
 
@@ -104,7 +105,7 @@ type Node struct {
 	Service *spaces.Service
 	// Tailnet and Fleet are nil when the node has none.
 	Tailnet *tailnet.Node
-	Fleet   *node.Fleet
+	Fleet   *fleet.Fleet
 
 	log   *slog.Logger
 	srv   *node.Server
@@ -204,7 +205,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.joinTailnet(ctx, cfg, sv.TrustTailnet); err != nil {
 		return nil, err
 	}
-	if err := n.buildFleet(cfg, sv.TrustTailnet); err != nil {
+	if err := n.buildFleet(ctx, cfg, sv.TrustTailnet); err != nil {
 		return nil, err
 	}
 
@@ -280,16 +281,21 @@ func (n *Node) joinTailnet(ctx context.Context, cfg Config, trust bool) error {
 }
 
 // buildFleet builds the fleet monitor: tailnet peers, or static nodes.
-func (n *Node) buildFleet(cfg Config, trust bool) error {
+func (n *Node) buildFleet(ctx context.Context, cfg Config, trust bool) error {
 	fc := cfg.Fleet
 	if n.Tailnet == nil && len(fc.Static) == 0 {
 		return nil
 	}
 	fc.Store, fc.Self, fc.APIKey, fc.Clock, fc.Logger = n.Store, n.Name, n.APIKey, cfg.Clock, n.log
-	if n.Tailnet != nil {
-		fc.Peers, fc.Dial, fc.TrustTailnet = n.Tailnet, n.Tailnet.Dial, trust
+	if tn := n.Tailnet; tn != nil {
+		fc.Peers, fc.Dial = tn, tn.Dial
+		// The fleet trusts a node by the same lookup that identifies the
+		// node's callers.
+		fc.WhoIs = func(ctx context.Context, addr string) (spaces.Caller, error) {
+			return node.WhoIsCaller(ctx, tn, addr, trust, n.log)
+		}
 	}
-	f, err := node.NewFleet(fc)
+	f, err := fleet.New(ctx, fc)
 	if err != nil {
 		return err
 	}

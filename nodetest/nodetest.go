@@ -22,6 +22,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/adam91holt/clawdspace/engine"
+	"github.com/adam91holt/clawdspace/fleet"
 	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/nodeapp"
 	"github.com/adam91holt/clawdspace/spaces"
@@ -75,7 +76,7 @@ type Options struct {
 	// TrustTailnet gives every tailnet device full access.
 	TrustTailnet bool
 	// Nodes is a fixed fleet (CLAWDSPACE_NODES), without the tailnet.
-	Nodes []node.StaticNode
+	Nodes []fleet.StaticNode
 	// APIKey replaces Key (e.g. to restart a node with a new key).
 	APIKey string
 	// AuthFreeFailures and AuthBackoff set the wrong-key backoff (node
@@ -111,7 +112,7 @@ type Node struct {
 	// TS is the node's tailnet device and Fleet its fleet monitor, in
 	// tailnet mode.
 	TS    *tailnet.Node
-	Fleet *node.Fleet
+	Fleet *fleet.Fleet
 
 	app *nodeapp.Node
 }
@@ -162,7 +163,7 @@ func Start(tb testing.TB, opt Options) *Node {
 		},
 		// The fleet refreshes once at start; tests refresh again by hand
 		// with Node.Fleet.Refresh.
-		Fleet:       node.FleetConfig{Static: opt.Nodes, Interval: time.Hour, ProbeTimeout: 3 * time.Second},
+		Fleet:       fleet.Config{Static: opt.Nodes, Interval: time.Hour, ProbeTimeout: 3 * time.Second},
 		NoFleetLoop: opt.NoFleetLoop,
 		// The loops `serve` runs by default run here too; auto-sleep only
 		// on the spaces made through this node (see knownSpace).

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/adam91holt/clawdspace/engine"
+	"github.com/adam91holt/clawdspace/fleet"
 	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/nodeapp"
 	"github.com/adam91holt/clawdspace/spaces"
@@ -161,15 +162,15 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 }
 
 // parseNodes reads CLAWDSPACE_NODES: name=http://host:7777,other=http://host2:7777.
-func parseNodes(v string) ([]node.StaticNode, error) {
-	var out []node.StaticNode
+func parseNodes(v string) ([]fleet.StaticNode, error) {
+	var out []fleet.StaticNode
 	for _, item := range splitList(v, "") {
 		name, u, ok := strings.Cut(item, "=")
 		name, u = strings.TrimSpace(name), strings.TrimSpace(u)
 		if !ok || name == "" || !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
 			return nil, fmt.Errorf("CLAWDSPACE_NODES entry %q: want name=http://host:7777", item)
 		}
-		out = append(out, node.StaticNode{Name: name, URL: u})
+		out = append(out, fleet.StaticNode{Name: name, URL: u})
 	}
 	return out, nil
 }
@@ -273,7 +274,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 			key, generated, err = resolveAPIKey(o)
 			return key, err
 		},
-		Fleet:           node.FleetConfig{Static: static, Interval: o.NodesRefresh},
+		Fleet:           fleet.Config{Static: static, Interval: o.NodesRefresh},
 		IdleTimeout:     o.IdleTimeout,
 		HistoryInterval: o.HistoryInterval,
 		AuditMaxAge:     time.Duration(o.AuditMaxAge),

@@ -1,4 +1,9 @@
-package node
+// Package fleet is a node's view of the other nodes: it finds them (among
+// the tailnet's devices, or from a fixed list), keeps their health in a
+// cache, decides which of them are trusted, picks a node for "auto"
+// placement and sends requests to them. It knows nothing of HTTP routing
+// or of the node's own handlers.
+package fleet
 
 import (
 	"context"
@@ -9,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +22,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"tailscale.com/client/tailscale/apitype"
 	"tailscale.com/ipn/ipnstate"
 
 	"github.com/adam91holt/clawdspace/spaces"
@@ -28,10 +33,9 @@ type NodeStore interface {
 	PutNodes(ctx context.Context, nodes []spaces.NodeHealth) error
 }
 
-// Peers lists the devices of the tailnet and says who they are.
+// Peers lists the devices of the tailnet.
 type Peers interface {
 	Status(ctx context.Context) (*ipnstate.Status, error)
-	WhoIs(ctx context.Context, addr string) (*apitype.WhoIsResponse, error)
 }
 
 // StaticNode is a node named in CLAWDSPACE_NODES.
@@ -40,15 +44,19 @@ type StaticNode struct {
 	URL  string
 }
 
-// FleetConfig holds what a Fleet needs.
-type FleetConfig struct {
+// Config holds what a Fleet needs.
+type Config struct {
 	Store NodeStore
 	// Self is this node's name; it is never listed as a peer.
 	Self string
 	// Peers are searched for other nodes, unless Static is set: only
-	// those the policy gives the node role (or all, with TrustTailnet).
-	Peers        Peers
-	TrustTailnet bool
+	// those the policy gives the node role (see WhoIs).
+	Peers Peers
+	// WhoIs is the caller at a tailnet address (ip:port or ip) with the
+	// grants the policy gives it on this node: the same lookup that
+	// identifies requests, so trust of a node and of a caller agree.
+	// Required with Peers.
+	WhoIs func(ctx context.Context, addr string) (spaces.Caller, error)
 	// Static replaces discovery with a fixed list of nodes.
 	Static []StaticNode
 	// APIKey is sent to Static nodes only (configured, hence trusted, and
@@ -71,7 +79,7 @@ type FleetConfig struct {
 // Fleet finds the other nodes, probes their health and keeps it in the
 // store, from which /api/nodes answers at once.
 type Fleet struct {
-	cfg       FleetConfig
+	cfg       Config
 	transport *http.Transport
 	client    *http.Client
 	loop      spaces.Loop
@@ -79,13 +87,16 @@ type Fleet struct {
 	refreshed atomic.Int64 // unix ms of the last completed refresh
 }
 
-// NewFleet builds a Fleet; Start runs its refresh loop.
-func NewFleet(cfg FleetConfig) (*Fleet, error) {
+// New builds a Fleet; Start runs its refresh loop.
+func New(_ context.Context, cfg Config) (*Fleet, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("fleet: a store is required")
 	}
 	if cfg.Peers == nil && len(cfg.Static) == 0 {
 		return nil, errors.New("fleet: tailnet peers or a static node list are required")
+	}
+	if len(cfg.Static) == 0 && cfg.WhoIs == nil {
+		return nil, errors.New("fleet: discovering tailnet peers needs WhoIs")
 	}
 	if cfg.Port == 0 {
 		cfg.Port = 7777
@@ -270,7 +281,7 @@ func (f *Fleet) candidates(ctx context.Context) ([]candidate, error) {
 		}
 		// Only devices the policy names as nodes are asked: others
 		// never see this node's probes, and cannot pose as a node.
-		peer, err := whoIsCaller(ctx, f.cfg.Peers, ip.String(), f.cfg.TrustTailnet, f.cfg.Logger)
+		peer, err := f.cfg.WhoIs(ctx, ip.String())
 		if err != nil || !peer.Access.Can(spaces.ActNode, "") {
 			continue
 		}
@@ -379,5 +390,23 @@ func (f *Fleet) Discovers() bool { return len(f.cfg.Static) == 0 }
 // Transport is the HTTP transport to other nodes, for forwarding.
 func (f *Fleet) Transport() http.RoundTripper { return f.transport }
 
-// Client is the HTTP client to other nodes.
-func (f *Fleet) Client() *http.Client { return f.client }
+// StaticAddrs are the IP addresses of the configured (static) nodes: the
+// node's own peers, which hold the key.
+func (f *Fleet) StaticAddrs() map[string]bool {
+	out := map[string]bool{}
+	for _, n := range f.cfg.Static {
+		u, err := url.Parse(n.URL)
+		if err != nil {
+			continue
+		}
+		if ip := net.ParseIP(u.Hostname()); ip != nil {
+			out[ip.String()] = true
+		}
+	}
+	return out
+}
+
+// errorBody is the error answer of a node's API.
+type errorBody struct {
+	Error string `json:"error"`
+}
