@@ -180,8 +180,45 @@ func TestStaticFleetRefreshAndCall(t *testing.T) {
 	if err := f.Call(t.Context(), got, nil, http.MethodGet, "/api/spaces/x", nil, &out); !errors.Is(err, spaces.ErrUnauthorized) {
 		t.Fatalf("Call without key = %v, want unauthorized", err)
 	}
+	var mu sync.Mutex
+	var visited []string
+	f.EachOnline(t.Context(), nodes, func(n spaces.NodeHealth) {
+		mu.Lock()
+		defer mu.Unlock()
+		visited = append(visited, n.Name)
+	})
+	if len(visited) != 1 || visited[0] != "b" {
+		t.Fatalf("EachOnline visited %v, want [b]", visited)
+	}
 	u, _ := url.Parse(b.URL)
 	if addrs := f.StaticAddrs(); !addrs[u.Hostname()] {
 		t.Fatalf("StaticAddrs = %v, want %s", addrs, u.Hostname())
+	}
+}
+
+// TestEachOnlineTrustsNow: a fleet-wide call goes only to online nodes
+// that hold the node role now, whatever the cache says.
+func TestEachOnlineTrustsNow(t *testing.T) {
+	nodes := []spaces.NodeHealth{
+		member("peer", "100.64.0.2", true, 1, false),
+		member("down", "100.64.0.3", false, 1, false),
+		member("lost-role", "100.64.0.4", true, 1, false),
+	}
+	f, err := New(t.Context(), Config{Store: &memStore{nodes: nodes}, Self: "self", Peers: noPeers{}, WhoIs: grants("100.64.0.2", "100.64.0.3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var visited []string
+	f.EachOnline(t.Context(), nodes, func(n spaces.NodeHealth) {
+		mu.Lock()
+		defer mu.Unlock()
+		visited = append(visited, n.Name)
+	})
+	if len(visited) != 1 || visited[0] != "peer" {
+		t.Fatalf("EachOnline visited %v, want [peer]", visited)
+	}
+	if _, err := f.Online(t.Context(), "lost-role"); !errors.Is(err, spaces.ErrForbidden) {
+		t.Fatalf("Online(lost-role) = %v, want forbidden", err)
 	}
 }

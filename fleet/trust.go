@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/adam91holt/clawdspace/spaces"
@@ -42,6 +43,27 @@ func (f *Fleet) Trusted(ctx context.Context, n spaces.NodeHealth) error {
 	}
 	f.cfg.Logger.Warn("not forwarding to a device the policy does not name as a node", "node", n.Name, "url", n.URL, "err", err)
 	return spaces.Errorf(spaces.ErrForbidden, "Forbidden: %s is not a trusted node (the tailnet policy gives it no node role on this node)", n.Name)
+}
+
+// EachOnline runs fn at once for each of nodes that requests may go to
+// (online, and trusted now: a node may have lost its role since the last
+// refresh), and waits for them. fn is called concurrently.
+func (f *Fleet) EachOnline(ctx context.Context, nodes []spaces.NodeHealth, fn func(spaces.NodeHealth)) {
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		if n.Status != spaces.NodeOnline {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if f.Trusted(ctx, n) != nil {
+				return // not a node of this fleet (any more)
+			}
+			fn(n)
+		}()
+	}
+	wg.Wait()
 }
 
 // CanVouch says whether a request of c can be sent to another node: with

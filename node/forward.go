@@ -143,30 +143,18 @@ func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local [
 			return
 		}
 		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for _, n := range nodes {
-			if n.Status != spaces.NodeOnline {
-				continue
+		s.cfg.Fleet.EachOnline(r.Context(), nodes, func(n spaces.NodeHealth) {
+			list, err := s.remoteSpaces(r.Context(), n, c, key)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, nodeErrorJSON{Node: n.Name, Error: err.Error()})
+				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if s.cfg.Fleet.Trusted(r.Context(), n) != nil {
-					return // not a node of this fleet (any more)
-				}
-				list, err := s.remoteSpaces(r.Context(), n, c, key)
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, nodeErrorJSON{Node: n.Name, Error: err.Error()})
-					return
-				}
-				for _, sp := range list {
-					out = append(out, fleetSpaceJSON{spaceJSON: sp, Node: n.Name})
-				}
-			}()
-		}
-		wg.Wait()
+			for _, sp := range list {
+				out = append(out, fleetSpaceJSON{spaceJSON: sp, Node: n.Name})
+			}
+		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"spaces": out, "errors": errs})
 }

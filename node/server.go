@@ -105,8 +105,9 @@ type Fleet interface {
 	// Online is the node called name when requests may go to it (online
 	// and trusted).
 	Online(ctx context.Context, name string) (spaces.NodeHealth, error)
-	// Trusted checks that requests may go to n.
-	Trusted(ctx context.Context, n spaces.NodeHealth) error
+	// EachOnline runs fn at once for each of nodes that requests may go
+	// to (online and trusted), and waits for them.
+	EachOnline(ctx context.Context, nodes []spaces.NodeHealth, fn func(spaces.NodeHealth))
 	// CanVouch checks that a request of c may go to another node.
 	CanVouch(c spaces.Caller) error
 	// Place picks the node for "node":"auto", among self and the others.
