@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/adam91holt/clawdspace/spaces"
 )
@@ -159,8 +160,14 @@ func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local [
 	writeJSON(w, http.StatusOK, map[string]any{"spaces": out, "errors": errs})
 }
 
-// remoteSpaces lists the spaces of another node as c.
+// DefaultFleetListTimeout is the default of Config.FleetListTimeout.
+const DefaultFleetListTimeout = 15 * time.Second
+
+// remoteSpaces lists the spaces of another node as c, within the fleet
+// list timeout.
 func (s *Server) remoteSpaces(ctx context.Context, n spaces.NodeHealth, c spaces.Caller, key string) ([]spaceJSON, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.FleetListTimeout)
+	defer cancel()
 	var v struct {
 		Spaces []spaceJSON `json:"spaces"`
 	}

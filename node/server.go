@@ -69,6 +69,11 @@ type Config struct {
 	// BodyReadTimeout is how long a request body may go without a byte
 	// before the request is answered 408 (default DefaultBodyReadTimeout).
 	BodyReadTimeout time.Duration
+	// FleetListTimeout bounds each other node's answer to a fleet-wide
+	// list (?all=true): a node that does not answer in time is listed
+	// under "errors" instead of holding the list (default
+	// DefaultFleetListTimeout).
+	FleetListTimeout time.Duration
 	// SpoolDir holds large uploads until they are complete (default: the
 	// system's temporary folder).
 	SpoolDir string
@@ -181,6 +186,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.BodyReadTimeout <= 0 {
 		cfg.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if cfg.FleetListTimeout <= 0 {
+		cfg.FleetListTimeout = DefaultFleetListTimeout
 	}
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = os.TempDir()

@@ -51,6 +51,8 @@ type Options struct {
 	MaxExecOutput int64
 	// BodyReadTimeout is how long a request body may stall.
 	BodyReadTimeout time.Duration
+	// FleetListTimeout bounds other nodes' answers to ?all=true.
+	FleetListTimeout time.Duration
 	// Log receives the node's log (at debug level); nil discards it
 	// unless CLAWDSPACE_TEST_LOG is set.
 	Log io.Writer
@@ -158,7 +160,8 @@ func Start(tb testing.TB, opt Options) *Node {
 		Server: node.Config{
 			APIKey: key, AuthDisabled: opt.AuthDisabled, Version: "test", MaxBodyBytes: opt.MaxBodyBytes,
 			MaxFileBytes: opt.MaxFileBytes, MaxExecOutput: opt.MaxExecOutput, BodyReadTimeout: opt.BodyReadTimeout,
-			ShutdownGrace: opt.ShutdownGrace, TrustTailnet: opt.TrustTailnet,
+			FleetListTimeout: opt.FleetListTimeout,
+			ShutdownGrace:    opt.ShutdownGrace, TrustTailnet: opt.TrustTailnet,
 			AuthFreeFailures: opt.AuthFreeFailures, AuthBackoff: opt.AuthBackoff,
 		},
 		// The fleet refreshes once at start; tests refresh again by hand
