@@ -59,6 +59,7 @@ type serveOptions struct {
 	AuditMaxAge     dayDuration
 	AuditMaxRows    int64
 	MaxFileBytes    int64
+	MaxExecOutput   int64
 	GitTokenHosts   []string
 	Namespace       string
 
@@ -97,16 +98,20 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 	idle, idleErr := envMillis(getenv, "IDLE_TIMEOUT_MS", 10*time.Minute)
 	hist, histErr := envMillis(getenv, "HISTORY_INGEST_MS", 15*time.Second)
 	maxFile, maxErr := envInt(getenv, "CLAWDSPACE_MAX_FILE_BYTES", 10<<30)
+	maxOut, maxOutErr := envInt(getenv, "CLAWDSPACE_MAX_EXEC_OUTPUT", node.DefaultMaxExecOutput)
 	refresh, refreshErr := envMillis(getenv, "NODES_REFRESH_MS", 30*time.Second)
 	cmd.PreRunE = func(c *cobra.Command, _ []string) error {
 		var errs []error
-		for flag, err := range map[string]error{"idle-timeout": idleErr, "history-interval": histErr, "max-file-bytes": maxErr, "nodes-refresh": refreshErr} {
+		for flag, err := range map[string]error{"idle-timeout": idleErr, "history-interval": histErr, "max-file-bytes": maxErr, "max-exec-output": maxOutErr, "nodes-refresh": refreshErr} {
 			if err != nil && !c.Flags().Changed(flag) {
 				errs = append(errs, err)
 			}
 		}
 		if o.MaxFileBytes <= 0 {
 			errs = append(errs, errors.New("--max-file-bytes must be positive"))
+		}
+		if o.MaxExecOutput <= 0 {
+			errs = append(errs, errors.New("--max-exec-output must be positive"))
 		}
 		if o.AuditMaxAge < 0 || o.AuditMaxRows < 0 {
 			errs = append(errs, errors.New("--audit-max-age and --audit-max-rows must not be negative"))
@@ -147,6 +152,7 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 	f.Var(&o.AuditMaxAge, "audit-max-age", "delete audit rows older than this (90d, 36h…); 0 keeps them")
 	f.Int64Var(&o.AuditMaxRows, "audit-max-rows", spaces.DefaultAuditMaxRows, "keep only the newest this many audit rows; 0 keeps any number")
 	f.Int64Var(&o.MaxFileBytes, "max-file-bytes", maxFile, "largest file upload in bytes ($CLAWDSPACE_MAX_FILE_BYTES)")
+	f.Int64Var(&o.MaxExecOutput, "max-exec-output", maxOut, "exec output in bytes that JSON execs may hold in memory together; an exec that finds it spent gets 503 ($CLAWDSPACE_MAX_EXEC_OUTPUT)")
 	f.StringSliceVar(&o.GitTokenHosts, "git-token-hosts", splitList(getenv("CLAWDSPACE_GIT_TOKEN_HOSTS"), "github.com"),
 		"hosts that get env.GITHUB_TOKEN when a create clones over https ($CLAWDSPACE_GIT_TOKEN_HOSTS)")
 	f.StringVar(&o.Namespace, "namespace", getenv("CLAWDSPACE_NAMESPACE"), "prefix of this node's container and volume names, for several nodes on one engine ($CLAWDSPACE_NAMESPACE)")
@@ -269,7 +275,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 			AllowUnenforcedWorkspaceSize: o.InsecureWorkspaceSize, WorkspaceQuotaDir: o.WorkspaceQuotaDir, Namespace: o.Namespace},
 		Spaces: spaces.Config{DefaultImage: o.Image, GPUImage: o.GPUImage, GitTokenHosts: tokenHosts(o.GitTokenHosts), SeedTemplates: seeds},
 		Server: node.Config{AllowWeakKey: o.AllowWeakKey, AuthDisabled: o.AuthDisabled, Version: version,
-			MaxFileBytes: o.MaxFileBytes, AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet},
+			MaxFileBytes: o.MaxFileBytes, MaxExecOutput: o.MaxExecOutput, AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet},
 		ResolveKey: func() (key string, err error) {
 			key, generated, err = resolveAPIKey(o)
 			return key, err

@@ -249,15 +249,17 @@ func TestServeEnvSettings(t *testing.T) {
 			}
 		}},
 		{"zero max file", nil, []string{"--max-file-bytes", "0"}, "max-file-bytes", nil},
+		{"zero exec output", nil, []string{"--max-exec-output", "0"}, "max-exec-output", nil},
+		{"bad exec output", map[string]string{"CLAWDSPACE_MAX_EXEC_OUTPUT": "lots"}, nil, "CLAWDSPACE_MAX_EXEC_OUTPUT", nil},
 		{"defaults", map[string]string{}, nil, "", func(t *testing.T, o serveOptions) {
-			if o.IdleTimeout != 10*time.Minute || o.HistoryInterval != 15*time.Second || o.MaxFileBytes != 10<<30 ||
+			if o.IdleTimeout != 10*time.Minute || o.HistoryInterval != 15*time.Second || o.MaxFileBytes != 10<<30 || o.MaxExecOutput != 256<<20 ||
 				len(o.GitTokenHosts) != 1 || o.GitTokenHosts[0] != "github.com" || o.Listen != "127.0.0.1:7777" {
 				t.Errorf("options = %+v", o)
 			}
 		}},
 		{"from the environment", map[string]string{"IDLE_TIMEOUT_MS": "0", "HISTORY_INGEST_MS": "2500", "PORT": "8000",
-			"CLAWDSPACE_MAX_FILE_BYTES": "1024", "CLAWDSPACE_GIT_TOKEN_HOSTS": "github.com, git.example.com"}, nil, "", func(t *testing.T, o serveOptions) {
-			if o.IdleTimeout != 0 || o.HistoryInterval != 2500*time.Millisecond || o.MaxFileBytes != 1024 ||
+			"CLAWDSPACE_MAX_FILE_BYTES": "1024", "CLAWDSPACE_MAX_EXEC_OUTPUT": "4096", "CLAWDSPACE_GIT_TOKEN_HOSTS": "github.com, git.example.com"}, nil, "", func(t *testing.T, o serveOptions) {
+			if o.IdleTimeout != 0 || o.HistoryInterval != 2500*time.Millisecond || o.MaxFileBytes != 1024 || o.MaxExecOutput != 4096 ||
 				len(o.GitTokenHosts) != 2 || o.GitTokenHosts[1] != "git.example.com" || o.Listen != "127.0.0.1:8000" {
 				t.Errorf("options = %+v", o)
 			}
@@ -275,6 +277,7 @@ func TestServeEnvSettings(t *testing.T) {
 				got.IdleTimeout, _ = cmd.Flags().GetDuration("idle-timeout")
 				got.HistoryInterval, _ = cmd.Flags().GetDuration("history-interval")
 				got.MaxFileBytes, _ = cmd.Flags().GetInt64("max-file-bytes")
+				got.MaxExecOutput, _ = cmd.Flags().GetInt64("max-exec-output")
 				got.GitTokenHosts, _ = cmd.Flags().GetStringSlice("git-token-hosts")
 				return nil
 			}
