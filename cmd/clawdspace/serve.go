@@ -48,6 +48,8 @@ type serveOptions struct {
 	// InsecureWorkspaceSize makes spaces whose template limits the
 	// workspace size although the node cannot enforce the limit.
 	InsecureWorkspaceSize bool
+	// FilesInSpace runs every file operation in the space as its user.
+	FilesInSpace bool
 	// WorkspaceQuotaDir is a folder on btrfs with quotas enabled that holds
 	// size-limited workspaces.
 	WorkspaceQuotaDir string
@@ -145,6 +147,7 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 		"Host names accepted besides loopback ones when auth is disabled ($CLAWDSPACE_ALLOWED_HOSTS)")
 	f.BoolVar(&o.InsecureEgress, "insecure-egress", false, "make spaces with a network even when their rules (egress block list, isolation from other spaces) cannot be enforced (node not root)")
 	f.StringVar(&o.WorkspaceQuotaDir, "workspace-quota-dir", getenv("CLAWDSPACE_WORKSPACE_QUOTA_DIR"), "folder on btrfs with quotas enabled where workspaces of templates with workspace.maxSize are made ($CLAWDSPACE_WORKSPACE_QUOTA_DIR)")
+	f.BoolVar(&o.FilesInSpace, "files-in-space", false, "run file operations inside the space as its user even where the node could reach the workspace volume from the host (slower; for a node that should not touch volumes)")
 	f.BoolVar(&o.InsecureWorkspaceSize, "insecure-workspace-size", false, "make spaces whose template sets workspace.maxSize although the limit cannot be enforced")
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", idle, "pause spaces idle this long; 0 turns auto-sleep off ($IDLE_TIMEOUT_MS)")
 	f.DurationVar(&o.HistoryInterval, "history-interval", hist, "how often shell history is read into the audit log; 0 turns it off ($HISTORY_INGEST_MS)")
@@ -272,7 +275,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	cfg := nodeapp.Config{
 		DataDir: o.DataDir, Listen: o.Listen, Name: cmp.Or(o.Hostname, o.Name), Logger: log,
 		Engine: engine.Config{Host: o.DockerHost, AllowUnenforcedEgress: o.InsecureEgress,
-			AllowUnenforcedWorkspaceSize: o.InsecureWorkspaceSize, WorkspaceQuotaDir: o.WorkspaceQuotaDir, Namespace: o.Namespace},
+			AllowUnenforcedWorkspaceSize: o.InsecureWorkspaceSize, WorkspaceQuotaDir: o.WorkspaceQuotaDir, Namespace: o.Namespace, FilesInSpace: o.FilesInSpace},
 		Spaces: spaces.Config{DefaultImage: o.Image, GPUImage: o.GPUImage, GitTokenHosts: tokenHosts(o.GitTokenHosts), SeedTemplates: seeds},
 		Server: node.Config{AllowWeakKey: o.AllowWeakKey, AuthDisabled: o.AuthDisabled, Version: version,
 			MaxFileBytes: o.MaxFileBytes, MaxExecOutput: o.MaxExecOutput, AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet},
