@@ -68,6 +68,36 @@ func frozen(t *testing.T, file string) string {
 
 func thawed(state string) bool { return state == "THAWED" || state == "0" }
 
+// raceSpace makes a space for a pause race in a namespace of its own
+// (nodes of other tests on this engine pause idle spaces of the default
+// namespace, without this engine's gate) and returns its engine, name and
+// freezer file. Its clean-up never leaves the space frozen (a frozen
+// container hangs docker stats for everyone).
+func raceSpace(t *testing.T, base string) (*engine.Engine, string, string) {
+	t.Helper()
+	eng := newEngine(t, "race")
+	name := uniqueName(base)
+	cleanup(t, name, eng)
+	create(t, eng, name)
+	raw := eng.Client()
+	ins, err := raw.ContainerInspect(t.Context(), eng.ContainerName(name), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, file := ins.Container.ID, freezerFile(t, ins.Container.State.Pid)
+	// Registered after cleanup, so it runs first.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = raw.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+		if s := frozen(t, file); !thawed(s) {
+			t.Errorf("the space is still frozen (%s) after the test; thawing it by hand", s)
+			_ = os.WriteFile(file, []byte(map[bool]string{true: "THAWED", false: "0"}[strings.HasSuffix(file, "freezer.state")]), 0o644)
+		}
+	})
+	return eng, name, file
+}
+
 // resumeAndWait resumes the space of a race round, checks that its cgroup
 // is thawed, and waits for the round's callers (wg) to finish.
 func resumeAndWait(t *testing.T, eng *engine.Engine, name, file string, round int, wg *sync.WaitGroup, stuck string) {
@@ -95,30 +125,7 @@ func resumeAndWait(t *testing.T, eng *engine.Engine, name, file string, round in
 // 20.10 hangs for good when it freezes an exec's process while that is
 // still runc's init; every unpause must thaw, and then every exec answer.
 func TestExecPauseRace(t *testing.T) {
-	// A namespace of its own: nodes of other tests on this engine pause idle
-	// spaces of the default namespace, without this engine's gate.
-	eng := newEngine(t, "race")
-	name := uniqueName("race")
-	cleanup(t, name, eng)
-	create(t, eng, name)
-	raw := eng.Client()
-	ins, err := raw.ContainerInspect(t.Context(), eng.ContainerName(name), client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := ins.Container.ID
-	file := freezerFile(t, ins.Container.State.Pid)
-	// Registered after cleanup, so it runs first: never leave a frozen
-	// space behind (a frozen container hangs docker stats for everyone).
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = raw.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
-		if s := frozen(t, file); !thawed(s) {
-			t.Errorf("the space is still frozen (%s) after the test; thawing it by hand", s)
-			_ = os.WriteFile(file, []byte(map[bool]string{true: "THAWED", false: "0"}[strings.HasSuffix(file, "freezer.state")]), 0o644)
-		}
-	})
+	eng, name, file := raceSpace(t, "race")
 
 	const execs = 4
 	rounds := stressRounds(t, 200)
@@ -191,24 +198,7 @@ func cgroupProcs(freezerFile string) string {
 // two open at once, a pause 0-30 ms later, an unpause; every terminal
 // must then end.
 func TestTerminalPauseRace(t *testing.T) {
-	eng := newEngine(t, "race")
-	name := uniqueName("termrace")
-	cleanup(t, name, eng)
-	create(t, eng, name)
-	raw := eng.Client()
-	ins, err := raw.ContainerInspect(t.Context(), eng.ContainerName(name), client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, file := ins.Container.ID, freezerFile(t, ins.Container.State.Pid)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = raw.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
-		if s := frozen(t, file); !thawed(s) {
-			t.Errorf("the space is still frozen (%s) after the test", s)
-		}
-	})
+	eng, name, file := raceSpace(t, "termrace")
 
 	const terms = 2
 	rounds := stressRounds(t, 200) / 2

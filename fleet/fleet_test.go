@@ -180,14 +180,7 @@ func TestStaticFleetRefreshAndCall(t *testing.T) {
 	if err := f.Call(t.Context(), got, nil, http.MethodGet, "/api/spaces/x", nil, &out); !errors.Is(err, spaces.ErrUnauthorized) {
 		t.Fatalf("Call without key = %v, want unauthorized", err)
 	}
-	var mu sync.Mutex
-	var visited []string
-	f.EachOnline(t.Context(), nodes, func(n spaces.NodeHealth) {
-		mu.Lock()
-		defer mu.Unlock()
-		visited = append(visited, n.Name)
-	})
-	if len(visited) != 1 || visited[0] != "b" {
+	if visited := visitOnline(t, f, nodes); len(visited) != 1 || visited[0] != "b" {
 		t.Fatalf("EachOnline visited %v, want [b]", visited)
 	}
 	u, _ := url.Parse(b.URL)
@@ -208,6 +201,18 @@ func TestEachOnlineTrustsNow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if visited := visitOnline(t, f, nodes); len(visited) != 1 || visited[0] != "peer" {
+		t.Fatalf("EachOnline visited %v, want [peer]", visited)
+	}
+	if _, err := f.Online(t.Context(), "lost-role"); !errors.Is(err, spaces.ErrForbidden) {
+		t.Fatalf("Online(lost-role) = %v, want forbidden", err)
+	}
+}
+
+// visitOnline returns the names of the nodes EachOnline calls its
+// function for.
+func visitOnline(t *testing.T, f *Fleet, nodes []spaces.NodeHealth) []string {
+	t.Helper()
 	var mu sync.Mutex
 	var visited []string
 	f.EachOnline(t.Context(), nodes, func(n spaces.NodeHealth) {
@@ -215,10 +220,5 @@ func TestEachOnlineTrustsNow(t *testing.T) {
 		defer mu.Unlock()
 		visited = append(visited, n.Name)
 	})
-	if len(visited) != 1 || visited[0] != "peer" {
-		t.Fatalf("EachOnline visited %v, want [peer]", visited)
-	}
-	if _, err := f.Online(t.Context(), "lost-role"); !errors.Is(err, spaces.ErrForbidden) {
-		t.Fatalf("Online(lost-role) = %v, want forbidden", err)
-	}
+	return visited
 }

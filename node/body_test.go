@@ -55,14 +55,16 @@ type bufConn struct {
 
 func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// bodyRoutes read a body before they look at the space.
+// bodyRoutes read a body before they look at the space; length is the
+// Content-Length the tests announce (over 1 MiB, an upload is spooled).
 var bodyRoutes = []struct {
 	name, head string
+	length     int
 }{
-	{"exec", "POST /api/spaces/t-nobody/exec HTTP/1.1\r\nContent-Type: application/json"},
-	{"create", "POST /api/spaces HTTP/1.1\r\nContent-Type: application/json"},
-	{"small raw upload", "PUT /api/spaces/t-nobody/file?path=/f HTTP/1.1\r\nContent-Type: application/octet-stream"},
-	{"spooled raw upload", "PUT /api/spaces/t-nobody/file?path=/f HTTP/1.1\r\nContent-Type: application/octet-stream"},
+	{"exec", "POST /api/spaces/t-nobody/exec HTTP/1.1\r\nContent-Type: application/json", 100},
+	{"create", "POST /api/spaces HTTP/1.1\r\nContent-Type: application/json", 100},
+	{"small raw upload", "PUT /api/spaces/t-nobody/file?path=/f HTTP/1.1\r\nContent-Type: application/octet-stream", 100},
+	{"spooled raw upload", "PUT /api/spaces/t-nobody/file?path=/f HTTP/1.1\r\nContent-Type: application/octet-stream", 5 << 20},
 }
 
 // TestBodyShorterThanContentLength: a body that ends before its
@@ -72,10 +74,7 @@ func TestBodyShorterThanContentLength(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options{})
 	for _, tt := range bodyRoutes {
 		t.Run(tt.name, func(t *testing.T) {
-			length := 100
-			if strings.HasPrefix(tt.name, "spooled") {
-				length = 5 << 20
-			}
+			length := tt.length
 			head := tt.head + "\r\nContent-Length: " + strconv.Itoa(length)
 			resp, body, _ := rawRequest(t, n, head, `{"command":"tr`, true)
 			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "ended before its Content-Length of "+strconv.Itoa(length)+" bytes") {
@@ -92,10 +91,7 @@ func TestBodyThatStalls(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options{BodyReadTimeout: 300 * time.Millisecond})
 	for _, tt := range bodyRoutes {
 		t.Run(tt.name, func(t *testing.T) {
-			length := 100
-			if strings.HasPrefix(tt.name, "spooled") {
-				length = 5 << 20
-			}
+			length := tt.length
 			head := tt.head + "\r\nContent-Length: " + strconv.Itoa(length)
 			resp, body, conn := rawRequest(t, n, head, `{"command":"tr`, false)
 			if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "Request body not received in time") {
