@@ -2,8 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
@@ -18,9 +18,12 @@ import (
 // stopped or paused meanwhile is spaces.ErrNotRunning (the service resumes
 // the space and tries once more); anything else stays as it was.
 func (e *Engine) attachErr(ctx context.Context, id string, err error) error {
-	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
+	if errors.Is(err, spaces.ErrNotRunning) {
+		return err // attachExec knew it from the engine's 409
+	}
+	ictx, end := e.short(context.WithoutCancel(ctx))
 	c, ierr := e.c.ContainerInspect(ictx, id, client.ContainerInspectOptions{})
+	end(&ierr)
 	switch {
 	case ierr != nil && cerrdefs.IsNotFound(ierr):
 		return ierr

@@ -2,15 +2,14 @@ package engine
 
 import (
 	"context"
-
 	"encoding/json"
 	"errors"
 	"fmt"
-	cerrdefs "github.com/containerd/errdefs"
 	"io"
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -93,8 +92,7 @@ func (e *Engine) execIn(ctx context.Context, id string, spec spaces.ExecSpec) (i
 			_ = att.CloseWrite()
 		}()
 	}
-	stdout, stderr := spec.Stdout, spec.Stderr
-	if _, err := stdcopy.StdCopy(stdout, stderr, att.Reader); err != nil {
+	if _, err := stdcopy.StdCopy(spec.Stdout, spec.Stderr, att.Reader); err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
@@ -181,9 +179,6 @@ func (e *Engine) releaseWhenStarted(stop <-chan struct{}, containerID, execID st
 			e.log.Warn("an exec has not started its command after 10 s; pauses of its space wait for it", "container", shortID(containerID))
 		}
 		delay = min(delay*2, 50*time.Millisecond)
-		if delay < 5*time.Millisecond {
-			delay = 5 * time.Millisecond
-		}
 	}
 }
 

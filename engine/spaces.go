@@ -450,17 +450,27 @@ func (e *Engine) procsFile(ctx context.Context, id string) string {
 	if v, ok := e.procsFiles.Load(id); ok {
 		return v.(string)
 	}
-	ctx, end := e.short(ctx)
-	var err error
-	defer end(&err)
+	ctx, cancel := context.WithTimeout(ctx, e.callTimeout)
+	defer cancel()
 	res, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	if err != nil || res.Container.State == nil || res.Container.State.Pid <= 0 {
+	if err != nil {
 		return ""
 	}
-	pid := res.Container.State.Pid
+	return e.procsFileOf(id, res.Container.State)
+}
+
+// procsFileOf is procsFile for a container whose state the caller has
+// just inspected.
+func (e *Engine) procsFileOf(id string, st *container.State) string {
+	if v, ok := e.procsFiles.Load(id); ok {
+		return v.(string)
+	}
+	if st == nil || st.Pid <= 0 {
+		return ""
+	}
 	file := ""
-	if inContainer("/proc", pid, id) {
-		file = cgroupProcsFile("/proc", "/sys/fs/cgroup", pid)
+	if inContainer("/proc", st.Pid, id) {
+		file = cgroupProcsFile("/proc", "/sys/fs/cgroup", st.Pid)
 		if _, err := os.Stat(file); err != nil {
 			file = ""
 		}
@@ -495,8 +505,8 @@ func (e *Engine) Resume(ctx context.Context, name string) (err error) {
 			// Engine 20.10 may believe a frozen container running just
 			// after a quick unpause and pause (see frozen): unpause it
 			// again until it agrees.
+			file := e.procsFileOf(id, st)
 			for {
-				file := e.procsFile(ctx, id)
 				if f, _ := frozen(file); !f || file == "" {
 					return nil
 				}
