@@ -33,9 +33,6 @@ const (
 	maxNameLen = 255
 	// maxTreeDepth bounds a recursive delete, which holds one handle per level.
 	maxTreeDepth = 1024
-	// uploadSuffix marks the temporary file a write goes to before it is
-	// renamed over its name.
-	uploadSuffix = ".clawdspace-upload"
 )
 
 const beneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
@@ -415,10 +412,10 @@ func (h *hostfs) open(abs string, offset int64) (spaces.FileInfo, io.ReadCloser,
 // uploadName is the hidden name a write of name goes to first; a long name
 // is cut so the temporary name fits NAME_MAX.
 func uploadName(name string) string {
-	if max := maxNameLen - 1 - len(uploadSuffix); len(name) > max {
+	if max := maxNameLen - 1 - len(spaces.UploadSuffix); len(name) > max {
 		name = name[:max]
 	}
-	return "." + name + uploadSuffix
+	return "." + name + spaces.UploadSuffix
 }
 
 // write writes f to abs: to a hidden file beside it, owned by the sandbox
@@ -621,7 +618,7 @@ const (
 	sweepMaxDepth   = 8
 )
 
-// sweep removes the hidden upload files (".NAME"+uploadSuffix) a write
+// sweep removes the hidden upload files (".NAME"+spaces.UploadSuffix) a write
 // killed midway left, older than before, in the workspace's first
 // sweepMaxDepth levels and first sweepMaxEntries entries. Folders are
 // entered beneath their parent without following symlinks.
@@ -649,7 +646,7 @@ func (h *hostfs) sweep(before time.Time) ([]string, error) {
 				}
 				switch st.Mode & unix.S_IFMT {
 				case unix.S_IFREG:
-					if strings.HasPrefix(n, ".") && strings.HasSuffix(n, uploadSuffix) &&
+					if strings.HasPrefix(n, ".") && strings.HasSuffix(n, spaces.UploadSuffix) &&
 						time.Unix(st.Mtim.Sec, st.Mtim.Nsec).Before(before) && unix.Unlinkat(dir, n, 0) == nil {
 						removed = append(removed, path.Join(rel, n))
 					}

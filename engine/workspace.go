@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 
 	"github.com/adam91holt/clawdspace/spaces"
@@ -25,20 +24,14 @@ import (
 // when the node cannot see it (a remote engine, a node without root, a node
 // in a container without the volumes, or Config.FilesInSpace).
 func (e *Engine) workspace(ctx context.Context, name string) (*hostfs, error) {
-	var res client.ContainerInspectResult
-	ictx, end := e.short(ctx)
-	err := e.onSpace(ictx, name, func(id string) (err error) {
-		res, err = e.c.ContainerInspect(ictx, id, client.ContainerInspectOptions{})
-		return err
-	})
-	end(&err)
-	if err != nil {
-		return nil, mapErr(err, "inspecting space")
-	}
 	if e.filesInSpace || !strings.HasPrefix(e.c.DaemonHost(), "unix://") {
-		return nil, nil
+		return nil, nil // the script in the space finds a missing space itself
 	}
-	c := res.Container
+	// One inspect by name: it verifies the space and gives its mounts.
+	c, err := e.inspectSpace(ctx, name)
+	if err != nil {
+		return nil, err
+	}
 	src := ""
 	for _, m := range c.Mounts {
 		if m.Destination == spaces.WorkspacePath {
@@ -194,7 +187,7 @@ write)
   [ -d "$p" ] && exit 5
   d=${p%/*} b=${p##*/}
   mkdir -p -- "$d" || exit 9
-  t="$d/.$b.clawdspace-upload"
+  t="$d/.$b` + spaces.UploadSuffix + `"
   rm -f -- "$t"
   if cat > "$t" && chmod "$3" -- "$t" && mv -f -- "$t" "$p"; then exit 0; fi
   rm -f -- "$t"; exit 9;;
@@ -381,7 +374,7 @@ func (e *Engine) SweepUploads(ctx context.Context, name string, before time.Time
 	}
 	var out strings.Builder
 	code, err := e.Exec(ctx, name, spaces.ExecSpec{Stdout: &out, Cmd: []string{"find", spaces.WorkspacePath,
-		"-maxdepth", strconv.Itoa(sweepMaxDepth), "-type", "f", "-name", "." + "*" + uploadSuffix, "-print", "-exec", "rm", "-f", "{}", "+"}})
+		"-maxdepth", strconv.Itoa(sweepMaxDepth), "-type", "f", "-name", ".*" + spaces.UploadSuffix, "-print", "-exec", "rm", "-f", "{}", "+"}})
 	if err != nil {
 		return nil, err
 	}
