@@ -172,7 +172,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	sc := cfg.Spaces
 	sc.Engine, sc.Store, sc.Logger, sc.Clock, sc.NodeRun = n.Engine, n.Store, log, cfg.Clock, n.Engine.Run()
 	sc.HostCPUs = cmp.Or(sc.HostCPUs, runtime.NumCPU())
-	sc.HostMemory = int64(machine.Snapshot().MemTotal)
+	snap := machine.Snapshot()
+	sc.HostMemory = int64(snap.MemTotal)
 	sc.HasGPU = sc.HasGPU || machine.GPU().Present
 	if n.Service, err = spaces.New(ctx, sc); err != nil {
 		return nil, err
@@ -201,11 +202,11 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.APIKey = sv.APIKey
-	n.Name = cmp.Or(cfg.Name, machine.Snapshot().Hostname, "clawdspace")
-	if err := n.joinTailnet(ctx, cfg, sv.TrustTailnet); err != nil {
+	n.Name = cmp.Or(cfg.Name, snap.Hostname, "clawdspace")
+	if err := n.joinTailnet(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if err := n.buildFleet(ctx, cfg, sv.TrustTailnet); err != nil {
+	if err := n.buildFleet(ctx, cfg); err != nil {
 		return nil, err
 	}
 
@@ -254,7 +255,7 @@ func newEngine(ctx context.Context, cfg Config, log *slog.Logger) (*engine.Engin
 
 // joinTailnet joins the tailnet when the config asks for it, and listens
 // on :7777 there.
-func (n *Node) joinTailnet(ctx context.Context, cfg Config, trust bool) error {
+func (n *Node) joinTailnet(ctx context.Context, cfg Config) error {
 	if cfg.Tailnet == nil {
 		return nil
 	}
@@ -274,14 +275,14 @@ func (n *Node) joinTailnet(ctx context.Context, cfg Config, trust bool) error {
 		return fmt.Errorf("listening on the tailnet: %w", err)
 	}
 	n.URL = "http://" + net.JoinHostPort(tn.Addr(), "7777")
-	if trust {
+	if cfg.Server.TrustTailnet {
 		n.log.Warn("TRUSTED TAILNET: every device that can reach this node on the tailnet has full access (--trust-tailnet)")
 	}
 	return nil
 }
 
 // buildFleet builds the fleet monitor: tailnet peers, or static nodes.
-func (n *Node) buildFleet(ctx context.Context, cfg Config, trust bool) error {
+func (n *Node) buildFleet(ctx context.Context, cfg Config) error {
 	fc := cfg.Fleet
 	if n.Tailnet == nil && len(fc.Static) == 0 {
 		return nil
@@ -292,7 +293,7 @@ func (n *Node) buildFleet(ctx context.Context, cfg Config, trust bool) error {
 		// The fleet trusts a node by the same lookup that identifies the
 		// node's callers.
 		fc.WhoIs = func(ctx context.Context, addr string) (spaces.Caller, error) {
-			return node.WhoIsCaller(ctx, tn, addr, trust, n.log)
+			return node.WhoIsCaller(ctx, tn, addr, cfg.Server.TrustTailnet, n.log)
 		}
 	}
 	f, err := fleet.New(ctx, fc)

@@ -41,14 +41,14 @@ func isFull(err error, dir string) bool {
 	case sqlite3.SQLITE_FULL:
 		return true
 	case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
-		free, ok := freeBytes(dir)
+		free, ok := FreeBytes(dir)
 		return ok && free < lowSpace
 	}
 	return false
 }
 
-// freeBytes is the space left to unprivileged writers in dir's file system.
-func freeBytes(dir string) (uint64, bool) {
+// FreeBytes is the space left to unprivileged writers in dir's file system.
+func FreeBytes(dir string) (uint64, bool) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, false

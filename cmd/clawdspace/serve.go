@@ -18,13 +18,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/adam91holt/clawdspace/engine"
 	"github.com/adam91holt/clawdspace/fleet"
 	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/nodeapp"
 	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/store"
 	"github.com/adam91holt/clawdspace/tailnet"
 )
 
@@ -319,10 +319,9 @@ func diskFullAtStart(dataDir string, err error) error {
 	if !errors.Is(err, spaces.ErrDiskFull) && !errors.Is(err, syscall.ENOSPC) {
 		return err
 	}
-	var st unix.Statfs_t
 	free := "no space"
-	if unix.Statfs(dataDir, &st) == nil {
-		free = fmt.Sprintf("%d bytes", st.Bavail*uint64(st.Bsize))
+	if b, ok := store.FreeBytes(dataDir); ok {
+		free = fmt.Sprintf("%d bytes", b)
 	}
 	return fmt.Errorf("the node's disk is full: its data folder %s has %s free; free some space and start again (%w)", dataDir, free, err)
 }
