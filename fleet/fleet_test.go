@@ -111,9 +111,12 @@ func TestCanVouch(t *testing.T) {
 		ok   bool
 	}{
 		{name: "api key", c: spaces.CallerAPIKey(), ok: true},
-		{name: "tailnet person", c: spaces.Caller{Actor: "alice@example.com", Addr: "100.64.0.5"}, ok: true},
-		{name: "vouched for by another node", c: spaces.Caller{Actor: "alice@example.com", Addr: "100.64.0.5", Via: "n1"}},
+		{name: "tailnet person", c: spaces.Caller{Kind: spaces.KindPerson, Actor: "alice@example.com", Addr: "100.64.0.5"}, ok: true},
+		{name: "tagged device", c: spaces.Caller{Kind: spaces.KindTagged, Actor: "tag:ci", Addr: "100.64.0.6"}, ok: true},
+		{name: "vouched for by another node", c: spaces.Caller{Kind: spaces.KindVouched, Actor: "alice@example.com", Addr: "100.64.0.5", Via: "n1"}},
 		{name: "local caller without address", c: spaces.CallerLocal()},
+		{name: "the node's own work", c: spaces.CallerAutoSleep()},
+		{name: "nobody", c: spaces.Caller{Addr: "100.64.0.5"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

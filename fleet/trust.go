@@ -70,8 +70,13 @@ func (f *Fleet) EachOnline(ctx context.Context, nodes []spaces.NodeHealth, fn fu
 // the key c presented, or as a tailnet identity this node vouches for.
 // A caller another node vouched for goes no further (one hop).
 func (f *Fleet) CanVouch(c spaces.Caller) error {
-	if c.Actor == spaces.CallerAPIKey().Actor || (c.Addr != "" && c.Via == "") {
+	switch c.Kind {
+	case spaces.KindAPIKey:
 		return nil
+	case spaces.KindPerson, spaces.KindTagged:
+		if c.Addr != "" {
+			return nil
+		}
 	}
 	return spaces.Errorf(spaces.ErrForbidden, "Forbidden: requests for other nodes need an API key or a tailnet identity, and go one hop")
 }

@@ -26,7 +26,7 @@ func (s *Server) requestKey(r *http.Request) string {
 	if k := headerOrQueryKey(r); k != "" {
 		return k
 	}
-	if callerOf(r).Actor == spaces.CallerAPIKey().Actor {
+	if callerOf(r).Kind == spaces.KindAPIKey {
 		return s.cfg.APIKey
 	}
 	return ""
@@ -60,7 +60,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		s.refreshSession(w, r)
-		next.ServeHTTP(w, withCaller(r, c))
+		next.ServeHTTP(w, withCaller(r, c.Through(spaces.DoorAPI)))
 	})
 }
 
@@ -149,41 +149,4 @@ func (s *Server) recordLimited(r *http.Request, c spaces.Caller, space, reason, 
 	if err := s.cfg.Spaces.Record(r.Context(), c, space, spaces.EventDenied, meta); err != nil {
 		s.log.Error("recording denied request", "err", err)
 	}
-}
-
-// guard lets a request through when its caller may do one of acts to the
-// space named in the path of a space route (or, for other routes, to some
-// space or the node), and otherwise answers 403 and records the refusal.
-func (s *Server) guard(h http.HandlerFunc, spaceRoute bool, acts ...spaces.Action) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		space := ""
-		if spaceRoute {
-			space = r.PathValue("name")
-		}
-		if s.allow(w, r, space, acts...) {
-			h(w, r)
-		}
-	})
-}
-
-// allow decides whether the caller of r may do one of acts to space,
-// logs the decision, and answers and audits a refusal.
-func (s *Server) allow(w http.ResponseWriter, r *http.Request, space string, acts ...spaces.Action) bool {
-	return s.permit(w, r, s.writeError, space, acts...)
-}
-
-// permit is allow with the refusal answered by fail (JSON or a page).
-func (s *Server) permit(w http.ResponseWriter, r *http.Request, fail func(http.ResponseWriter, *http.Request, error), space string, acts ...spaces.Action) bool {
-	c := callerOf(r)
-	for _, a := range acts {
-		if c.Access.Can(a, space) {
-			s.log.Debug("authorized", "actor", c.Actor, "device", c.Device, "action", a, "space", space, "path", r.URL.Path)
-			return true
-		}
-	}
-	err := spaces.Forbidden(c, acts[0], space)
-	s.log.Debug("forbidden", "actor", c.Actor, "device", c.Device, "actions", acts, "space", space, "path", r.URL.Path, "access", c.Access.String())
-	s.recordRefusal(r, c, space, err.Error(), true)
-	fail(w, r, err)
-	return false
 }

@@ -93,7 +93,7 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 				s.refuseSignIn(w, r, err, "wrong")
 				return
 			}
-			if c.Actor == spaces.CallerAPIKey().Actor {
+			if c.Kind == spaces.KindAPIKey {
 				if err := s.startSession(w, r); err != nil {
 					s.pageError(w, r, err)
 					return
@@ -123,7 +123,7 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 		if _, err := r.Cookie(keyCookie); err == nil {
 			clearKeyCookie(w, r) // the key itself, kept by earlier versions
 		}
-		h(w, withCaller(r, c))
+		h(w, withCaller(r, c.Through(spaces.DoorDashboard)))
 	})
 }
 
@@ -164,7 +164,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		s.refuseSignIn(w, r, err, "wrong")
 		return
 	}
-	if c.Actor == spaces.CallerAPIKey().Actor {
+	if c.Kind == spaces.KindAPIKey {
 		if err := s.startSession(w, r); err != nil {
 			s.pageError(w, r, err)
 			return
@@ -222,14 +222,14 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c te
 func (s *Server) chrome(r *http.Request, title, nav string) views.Chrome {
 	c := callerOf(r)
 	user := c.Label()
-	if c.Actor == spaces.CallerAPIKey().Actor {
+	if c.Kind == spaces.KindAPIKey {
 		user = "API key"
 	}
 	_, err := r.Cookie(sessionCookie)
 	return views.Chrome{
 		Title: title, Nav: nav, Node: s.selfName(), Version: s.cfg.Version,
 		User: user, Access: c.Access.String(), SignOut: err == nil, Notice: notice(r.URL.Query().Get("done")),
-		CanCreate: c.Access.Can(spaces.ActCreate, ""), CanAudit: c.Access.Can(spaces.ActAdmin, ""),
+		CanCreate: c.Can(spaces.ActCreate, ""), CanAudit: c.Can(spaces.ActAdmin, ""),
 	}
 }
 
@@ -248,10 +248,15 @@ func notice(code string) string {
 	}[code]
 }
 
-// pageAllow is allow for pages: a refusal is logged, audited and answered
-// with an HTML page.
-func (s *Server) pageAllow(w http.ResponseWriter, r *http.Request, space string, acts ...spaces.Action) bool {
-	return s.permit(w, r, s.pageError, space, acts...)
+// pageAuthorize asks the domain, for a page that shows something before
+// any Service call (a form, the fleet), whether the caller may do one of
+// acts, and answers a refusal with an HTML page.
+func (s *Server) pageAuthorize(w http.ResponseWriter, r *http.Request, space string, acts ...spaces.Action) bool {
+	if err := s.cfg.Spaces.Authorize(r.Context(), callerOf(r), space, acts...); err != nil {
+		s.pageError(w, r, err)
+		return false
+	}
+	return true
 }
 
 // pageError answers a failed page request with the status and message

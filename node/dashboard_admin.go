@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,15 +14,12 @@ import (
 )
 
 func (s *Server) handleTemplatesPage(w http.ResponseWriter, r *http.Request) {
-	if !s.pageAllow(w, r, "", spaces.ActRead) {
-		return
-	}
-	list, err := s.cfg.Spaces.Templates(r.Context())
+	list, err := s.cfg.Spaces.Templates(r.Context(), callerOf(r))
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	vm := views.TemplatesPage{Chrome: s.chrome(r, "Templates", views.NavTemplates), CanEdit: callerOf(r).Access.Can(spaces.ActTemplates, "")}
+	vm := views.TemplatesPage{Chrome: s.chrome(r, "Templates", views.NavTemplates), CanEdit: callerOf(r).Can(spaces.ActTemplates, "")}
 	for _, t := range list {
 		vm.Templates = append(vm.Templates, views.TemplateRow{Name: t.Name, Description: t.Description, Managed: t.Managed})
 	}
@@ -38,7 +36,7 @@ network:
 `
 
 func (s *Server) handleTemplateNew(w http.ResponseWriter, r *http.Request) {
-	if !s.pageAllow(w, r, "", spaces.ActTemplates) {
+	if !s.pageAuthorize(w, r, "", spaces.ActTemplates) {
 		return
 	}
 	s.render(w, r, http.StatusOK, views.TemplateEdit(views.TemplatePage{
@@ -47,26 +45,20 @@ func (s *Server) handleTemplateNew(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleTemplatePage(w http.ResponseWriter, r *http.Request) {
-	if !s.pageAllow(w, r, "", spaces.ActRead) {
-		return
-	}
-	t, err := s.cfg.Spaces.Template(r.Context(), r.PathValue("name"))
+	t, err := s.cfg.Spaces.Template(r.Context(), callerOf(r), r.PathValue("name"))
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
 	s.render(w, r, http.StatusOK, views.TemplateEdit(views.TemplatePage{
 		Chrome: s.chrome(r, "Template "+t.Name, views.NavTemplates), Name: t.Name, YAML: t.YAML(),
-		Managed: t.Managed, CanEdit: callerOf(r).Access.Can(spaces.ActTemplates, ""),
+		Managed: t.Managed, CanEdit: callerOf(r).Can(spaces.ActTemplates, ""),
 	}))
 }
 
 // handleTemplateSave stores the YAML of the form; the service's validation
 // message is shown above the editor, with the text kept.
 func (s *Server) handleTemplateSave(w http.ResponseWriter, r *http.Request) {
-	if !s.pageAllow(w, r, "", spaces.ActTemplates) {
-		return
-	}
 	if err := s.readForm(w, r); err != nil {
 		s.pageError(w, r, err)
 		return
@@ -83,7 +75,7 @@ func (s *Server) handleTemplateSave(w http.ResponseWriter, r *http.Request) {
 		// edited (with its name, Managed and Delete) or a new one.
 		vm := views.TemplatePage{Chrome: s.chrome(r, "New template", views.NavTemplates), YAML: src, Error: msg, CanEdit: true}
 		if editing := r.PostForm.Get("editing"); editing != "" {
-			if t, terr := s.cfg.Spaces.Template(r.Context(), editing); terr == nil {
+			if t, terr := s.cfg.Spaces.Template(r.Context(), callerOf(r), editing); terr == nil {
 				vm.Chrome.Title, vm.Name, vm.Managed = "Template "+t.Name, t.Name, t.Managed
 			}
 		}
@@ -95,9 +87,6 @@ func (s *Server) handleTemplateSave(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleTemplateDeletePage(w http.ResponseWriter, r *http.Request) {
-	if !s.pageAllow(w, r, "", spaces.ActTemplates) {
-		return
-	}
 	if err := s.cfg.Spaces.DeleteTemplate(r.Context(), callerOf(r), r.PathValue("name")); err != nil {
 		s.pageError(w, r, err)
 		return
@@ -123,12 +112,6 @@ func auditTypes() []string {
 func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	space, typ, actor := strings.TrimSpace(q.Get("space")), q.Get("type"), strings.TrimSpace(q.Get("actor"))
-	if space == "" && !s.pageAllow(w, r, "", spaces.ActAdmin) {
-		return
-	}
-	if space != "" && !s.pageAllow(w, r, space, spaces.ActRead, spaces.ActAdmin) {
-		return
-	}
 	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
 	before = max(before, 0)
 	vm := views.AuditPage{
@@ -136,9 +119,13 @@ func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request) {
 		Types: auditTypes(), Now: s.clock.Now(), Filtered: space != "" || typ != "" || actor != "",
 	}
 	// One more than a page says whether there is an older page.
-	events, err := s.cfg.Spaces.Events(r.Context(), spaces.AuditQuery{
+	events, err := s.cfg.Spaces.Events(r.Context(), callerOf(r), spaces.AuditQuery{
 		Space: space, Type: typ, Actor: actor, Before: before, Limit: auditPageSize + 1,
 	})
+	if errors.Is(err, spaces.ErrForbidden) {
+		s.pageError(w, r, err)
+		return
+	}
 	if err != nil {
 		_, msg := s.classify(err)
 		vm.Error = "Could not read the audit log: " + msg
@@ -195,7 +182,7 @@ func eventRow(e spaces.Event) views.Event {
 }
 
 func (s *Server) handleFleetPage(w http.ResponseWriter, r *http.Request) {
-	if !s.pageAllow(w, r, "", spaces.ActRead) {
+	if !s.pageAuthorize(w, r, "", spaces.ActRead) {
 		return
 	}
 	list, updated, err := s.nodeList(r.Context())
@@ -203,10 +190,10 @@ func (s *Server) handleFleetPage(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
-	acc := callerOf(r).Access
+	c := callerOf(r)
 	vm := views.FleetPage{
 		Chrome: s.chrome(r, "Fleet", views.NavFleet), UpdatedAt: updated, Now: s.clock.Now(),
-		CanExec: acc.Can(spaces.ActExec, ""), CanDestroy: acc.Can(spaces.ActDestroy, ""),
+		CanExec: c.Can(spaces.ActExec, ""), CanDestroy: c.Can(spaces.ActDestroy, ""),
 	}
 	vm.Chrome.Scripts = []string{"fleet.js"}
 	for _, n := range list {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/adam91holt/clawdspace/fleet"
 	"github.com/adam91holt/clawdspace/nodetest"
+	"github.com/adam91holt/clawdspace/spaces"
 )
 
 // ui drives the dashboard of one node in headless Chromium.
@@ -517,7 +518,7 @@ func TestBrowserCreateOnOtherNode(t *testing.T) {
 		t.Errorf("the page links to %q, want %q", href, b.URL+"/spaces/"+name)
 	}
 	u.shoot("created-elsewhere")
-	if _, err := b.Service.Get(t.Context(), name); err != nil {
+	if _, err := b.Service.Get(t.Context(), spaces.CallerAPIKey(), name); err != nil {
 		t.Fatalf("the space is not on ui-b: %v", err)
 	}
 

@@ -69,15 +69,12 @@ func crumbs(abs string) []views.Crumb {
 // else as a download. With new=1 a missing file opens empty.
 func (s *Server) handleFilePage(w http.ResponseWriter, r *http.Request) {
 	name, p := r.PathValue("name"), r.URL.Query().Get("path")
-	if !s.pageAllow(w, r, name, spaces.ActFiles) {
-		return
-	}
 	abs := absOf(p)
 	vm := views.FilePage{Chrome: s.chrome(r, path.Base(abs), ""), Space: name, Path: abs, Dir: path.Dir(abs)}
 	info, rc, err := s.cfg.Spaces.OpenFile(r.Context(), callerOf(r), name, p)
 	switch {
 	case err != nil && errors.Is(err, spaces.ErrNotFound) && r.URL.Query().Get("new") == "1" && abs != spaces.WorkspacePath:
-		if _, gerr := s.cfg.Spaces.Get(r.Context(), name); gerr != nil {
+		if _, gerr := s.cfg.Spaces.Get(r.Context(), callerOf(r), name); gerr != nil {
 			s.pageError(w, r, gerr)
 			return
 		}
@@ -108,9 +105,6 @@ func (s *Server) handleFilePage(w http.ResponseWriter, r *http.Request) {
 // line ends as CRLF; they are stored as LF.
 func (s *Server) handleFileSave(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !s.pageAllow(w, r, name, spaces.ActFiles) {
-		return
-	}
 	if err := s.readForm(w, r); err != nil {
 		s.pageError(w, r, err)
 		return
@@ -136,7 +130,8 @@ func (s *Server) handleFileSave(w http.ResponseWriter, r *http.Request) {
 // space, each through a spool file (the service needs the size first).
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !s.pageAllow(w, r, name, spaces.ActFiles) {
+	// Refused before the upload is spooled, not after.
+	if !s.pageAuthorize(w, r, name, spaces.ActFiles) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxFileBytes+1<<20)
@@ -193,9 +188,6 @@ func (s *Server) spoolAndWrite(r *http.Request, name, target string, content io.
 
 func (s *Server) handleFileDelete(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !s.pageAllow(w, r, name, spaces.ActFiles) {
-		return
-	}
 	if err := s.readForm(w, r); err != nil {
 		s.pageError(w, r, err)
 		return
@@ -210,9 +202,6 @@ func (s *Server) handleFileDelete(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleMkdirPage(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !s.pageAllow(w, r, name, spaces.ActFiles) {
-		return
-	}
 	if err := s.readForm(w, r); err != nil {
 		s.pageError(w, r, err)
 		return

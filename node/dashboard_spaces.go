@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -13,7 +14,7 @@ import (
 )
 
 func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) {
-	if !s.pageAllow(w, r, "", spaces.ActRead) {
+	if !s.pageAuthorize(w, r, "", spaces.ActRead) {
 		return
 	}
 	vm := views.Overview{Chrome: s.chrome(r, "Spaces", views.NavOverview), Live: s.overviewLive(r)}
@@ -22,18 +23,18 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) {
 
 // handleOverviewLive answers the overview's refresh with the live part only.
 func (s *Server) handleOverviewLive(w http.ResponseWriter, r *http.Request) {
-	if !s.pageAllow(w, r, "", spaces.ActRead) {
+	if !s.pageAuthorize(w, r, "", spaces.ActRead) {
 		return
 	}
 	s.render(w, r, http.StatusOK, views.OverviewLivePart(s.overviewLive(r)))
 }
 
 func (s *Server) overviewLive(r *http.Request) views.OverviewLive {
-	acc := callerOf(r).Access
+	c := callerOf(r)
 	snap := s.cfg.Machine.Snapshot()
 	live := views.OverviewLive{
 		Now:       s.clock.Now(),
-		CanCreate: acc.Can(spaces.ActCreate, ""),
+		CanCreate: c.Can(spaces.ActCreate, ""),
 		Stats: views.NodeStats{
 			Load: snap.Load, CPUs: snap.CPUs,
 			MemTotal: snap.MemTotal, MemUsed: snap.MemTotal - min(snap.MemFree, snap.MemTotal),
@@ -42,7 +43,7 @@ func (s *Server) overviewLive(r *http.Request) views.OverviewLive {
 	if d := snap.Disk; d != nil {
 		live.Stats.HasDisk, live.Stats.DiskUsed, live.Stats.DiskTotal = true, d.Used, d.Used+d.Available
 	}
-	list, err := s.cfg.Spaces.List(r.Context())
+	list, err := s.cfg.Spaces.List(r.Context(), c)
 	if err != nil {
 		_, msg := s.classify(err)
 		s.log.Error("listing spaces for the dashboard", "err", err)
@@ -50,9 +51,6 @@ func (s *Server) overviewLive(r *http.Request) views.OverviewLive {
 		return live
 	}
 	for _, sp := range list {
-		if !acc.Can(spaces.ActRead, sp.Name) && !acc.Can(spaces.ActNode, "") {
-			continue
-		}
 		switch sp.Status {
 		case spaces.StatusRunning:
 			live.Stats.Running++
@@ -61,27 +59,29 @@ func (s *Server) overviewLive(r *http.Request) views.OverviewLive {
 		default:
 			live.Stats.Stopped++
 		}
-		live.Spaces = append(live.Spaces, spaceRow(sp, acc))
+		live.Spaces = append(live.Spaces, spaceRow(sp, c))
 	}
 	return live
 }
 
-func spaceRow(sp spaces.Space, acc spaces.Access) views.SpaceRow {
+// spaceRow is a space as a row of the dashboard, with the buttons c may
+// use (the Service decides again when one is pressed).
+func spaceRow(sp spaces.Space, c spaces.Caller) views.SpaceRow {
 	return views.SpaceRow{
 		Name: sp.Name, ID: sp.ID, Status: string(sp.Status), Image: sp.Image,
 		Memory: sp.Memory, CPUs: sp.CPUs, GPU: sp.GPU, Template: sp.Template, NetworkMode: sp.NetworkMode,
 		Volume: sp.Volume, Created: sp.Created, Started: sp.Started, LastActivity: sp.LastActivity,
-		CanExec:     acc.Can(spaces.ActExec, sp.Name),
-		CanTerminal: acc.Can(spaces.ActTerminal, sp.Name),
-		CanFiles:    acc.Can(spaces.ActFiles, sp.Name),
-		CanDestroy:  acc.Can(spaces.ActDestroy, sp.Name),
+		CanExec:     c.Can(spaces.ActExec, sp.Name),
+		CanTerminal: c.Can(spaces.ActTerminal, sp.Name),
+		CanFiles:    c.Can(spaces.ActFiles, sp.Name),
+		CanDestroy:  c.Can(spaces.ActDestroy, sp.Name),
 	}
 }
 
 func (s *Server) createForm(r *http.Request) views.Create {
 	vm := views.Create{Chrome: s.chrome(r, "New space", views.NavCreate), HasGPU: s.cfg.Spaces.HasGPU(), Errors: map[string]string{}}
 	vm.Templates = []views.Option{{Value: "", Label: "default"}}
-	if list, err := s.cfg.Spaces.Templates(r.Context()); err == nil {
+	if list, err := s.cfg.Spaces.Templates(r.Context(), callerOf(r)); err == nil {
 		vm.Templates = vm.Templates[:0]
 		for _, t := range list {
 			label := t.Name
@@ -105,7 +105,7 @@ func (s *Server) createForm(r *http.Request) views.Create {
 }
 
 func (s *Server) handleCreateForm(w http.ResponseWriter, r *http.Request) {
-	if !s.pageAllow(w, r, "", spaces.ActCreate) {
+	if !s.pageAuthorize(w, r, "", spaces.ActCreate) {
 		return
 	}
 	s.render(w, r, http.StatusOK, views.CreatePage(s.createForm(r)))
@@ -125,9 +125,6 @@ func (s *Server) handleCreateSubmit(w http.ResponseWriter, r *http.Request) {
 		CPUs: strings.TrimSpace(f.Get("cpus")), GPU: f.Get("gpu") == "true", Image: strings.TrimSpace(f.Get("image")),
 		RepoURL: strings.TrimSpace(f.Get("repoUrl")), RepoBranch: strings.TrimSpace(f.Get("repoBranch")),
 		RepoDest: strings.TrimSpace(f.Get("repoDest")), EnvFileText: f.Get("envFileText"), EnvFilePath: strings.TrimSpace(f.Get("envFilePath")),
-	}
-	if !s.pageAllow(w, r, values.Name, spaces.ActCreate) {
-		return
 	}
 	// The form (templates, nodes) is built only when it is shown again.
 	form := func() views.Create {
@@ -191,7 +188,7 @@ func (s *Server) handleCreateSubmit(w http.ResponseWriter, r *http.Request) {
 // the one that fits) through the API, as the caller. It returns the
 // space's name and the node it is on (nil for this one).
 func (s *Server) createOn(r *http.Request, node string, req spaces.CreateRequest) (name string, on *spaces.NodeHealth, err error) {
-	node, err = s.createTarget(r.Context(), node, req.GPU, req.Template)
+	node, err = s.createTarget(r.Context(), callerOf(r), node, req.GPU, req.Template)
 	if err != nil {
 		return "", nil, err
 	}
@@ -250,18 +247,14 @@ func createField(msg string) string {
 
 func (s *Server) handleSpacePage(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !s.pageAllow(w, r, name, spaces.ActRead) {
-		return
-	}
-	sp, err := s.cfg.Spaces.Get(r.Context(), name)
+	sp, err := s.cfg.Spaces.Get(r.Context(), callerOf(r), name)
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	acc := callerOf(r).Access
 	q := r.URL.Query()
 	vm := views.SpacePage{
-		Chrome: s.chrome(r, sp.Name, ""), Space: spaceRow(sp, acc), Now: s.clock.Now(),
+		Chrome: s.chrome(r, sp.Name, ""), Space: spaceRow(sp, callerOf(r)), Now: s.clock.Now(),
 		Terminal: q.Get("terminal") == "1" && sameSite(r),
 	}
 	vm.Chrome.Scripts = []string{"vendor/xterm/xterm.js", "vendor/addon-fit/addon-fit.js", "space.js"}
@@ -274,7 +267,7 @@ func (s *Server) handleSpacePage(w http.ResponseWriter, r *http.Request) {
 			vm.Files = s.listFiles(r, name, q.Get("path"))
 		}
 	}
-	events, err := s.cfg.Spaces.Events(r.Context(), spaces.AuditQuery{Space: name, Limit: 20})
+	events, err := s.cfg.Spaces.Events(r.Context(), callerOf(r), spaces.AuditQuery{Space: name, Limit: 20})
 	if err != nil && r.Context().Err() == nil {
 		s.log.Error("reading a space's audit trail", "space", name, "err", err)
 	}
@@ -293,13 +286,14 @@ func eventRows(events []spaces.Event) []views.Event {
 
 func (s *Server) handleObservePart(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !s.pageAllow(w, r, name, spaces.ActRead) {
-		return
-	}
 	vm := views.Observe{Space: name, Now: s.clock.Now()}
 	// Observe reports the status it read: no second lookup of the space.
-	o, err := s.cfg.Spaces.Observe(r.Context(), name)
+	o, err := s.cfg.Spaces.Observe(r.Context(), callerOf(r), name)
 	vm.Status = string(o.Status)
+	if errors.Is(err, spaces.ErrForbidden) {
+		s.pageError(w, r, err)
+		return
+	}
 	if err != nil {
 		_, msg := s.classify(err)
 		vm.Error = "Could not read the space: " + msg
@@ -334,9 +328,6 @@ func (s *Server) handleStartPage(w http.ResponseWriter, r *http.Request) {
 // page the form was on.
 func (s *Server) lifecyclePage(w http.ResponseWriter, r *http.Request, done string, act func(context.Context, spaces.Caller, string) error) {
 	name := r.PathValue("name")
-	if !s.pageAllow(w, r, name, spaces.ActExec) {
-		return
-	}
 	if err := act(r.Context(), callerOf(r), name); err != nil {
 		s.pageError(w, r, err)
 		return
@@ -346,10 +337,10 @@ func (s *Server) lifecyclePage(w http.ResponseWriter, r *http.Request, done stri
 
 func (s *Server) handleDestroyConfirm(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !s.pageAllow(w, r, name, spaces.ActDestroy) {
+	if !s.pageAuthorize(w, r, name, spaces.ActDestroy) {
 		return
 	}
-	sp, err := s.cfg.Spaces.Get(r.Context(), name)
+	sp, err := s.cfg.Spaces.Get(r.Context(), callerOf(r), name)
 	if err != nil {
 		s.pageError(w, r, err)
 		return
@@ -361,9 +352,6 @@ func (s *Server) handleDestroyConfirm(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleDestroyPage(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !s.pageAllow(w, r, name, spaces.ActDestroy) {
-		return
-	}
 	removeVolume := r.PostFormValue("removeVolume") == "true"
 	if err := s.cfg.Spaces.Destroy(r.Context(), callerOf(r), name, removeVolume); err != nil {
 		s.pageError(w, r, err)

@@ -111,6 +111,11 @@ func isOctetStream(r *http.Request) bool {
 
 func (s *Server) handleWriteFile(w http.ResponseWriter, r *http.Request) {
 	name, p := r.PathValue("name"), r.URL.Query().Get("path")
+	// Refused before the body is read and spooled, not after.
+	if err := s.cfg.Spaces.Authorize(r.Context(), callerOf(r), name, spaces.ActFiles); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	var (
 		size    int64
 		content io.Reader

@@ -161,10 +161,10 @@ func TestFleet(t *testing.T) {
 	t.Run("manage a space on another node through this one", func(t *testing.T) {
 		r := alice.do(t, n1, "POST", "/api/spaces?node=node-2", map[string]any{"name": name})
 		wantCode(t, r, 201, "create on node-2 via node-1")
-		if _, err := n2.Service.Get(t.Context(), name); err != nil {
+		if _, err := n2.Service.Get(t.Context(), spaces.CallerAPIKey(), name); err != nil {
 			t.Fatalf("space not on node-2: %v", err)
 		}
-		if _, err := n1.Service.Get(t.Context(), name); err == nil {
+		if _, err := n1.Service.Get(t.Context(), spaces.CallerAPIKey(), name); err == nil {
 			t.Fatal("space also on node-1")
 		}
 		r = alice.do(t, n3, "POST", "/api/spaces/"+name+"/exec?node=node-2", map[string]any{"command": "echo hello from $(hostname)"})
@@ -278,7 +278,7 @@ func TestFleet(t *testing.T) {
 		wantCode(t, r, 201, "auto create")
 		on := 0
 		for _, n := range nodes {
-			if _, err := n.Service.Get(t.Context(), auto); err == nil {
+			if _, err := n.Service.Get(t.Context(), spaces.CallerAPIKey(), auto); err == nil {
 				on++
 			}
 		}
@@ -505,7 +505,7 @@ func TestStaticFleet(t *testing.T) {
 		!strings.Contains(string(r.Body), `href="`+b.URL+"/spaces/"+other+`"`) || !strings.Contains(string(r.Body), "Created "+other+" on static-b") {
 		t.Fatalf("form create on static-b: %d %q %s", r.Status, r.Header.Get("Location"), r.Body)
 	}
-	if _, err := b.Service.Get(t.Context(), other); err != nil {
+	if _, err := b.Service.Get(t.Context(), spaces.CallerAPIKey(), other); err != nil {
 		t.Fatalf("space not on static-b: %v", err)
 	}
 	r = form(url.Values{"node": {"static-b"}, "name": {other}, "template": {"default"}})

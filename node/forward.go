@@ -97,7 +97,7 @@ func (s *Server) onlineNode(ctx context.Context, name string) (spaces.NodeHealth
 
 // vouch adds the credentials of c to a request for another node.
 func vouch(h http.Header, c spaces.Caller, key string) {
-	if c.Actor == spaces.CallerAPIKey().Actor {
+	if c.Kind == spaces.KindAPIKey {
 		h.Set("Authorization", "Bearer "+key)
 		return
 	}

@@ -68,7 +68,7 @@ func (s *Server) identifyTailnet(r *http.Request) (spaces.Caller, error) {
 		s.recordRefusal(r, peer, "", msg, true)
 		return spaces.Caller{}, spaces.Errorf(spaces.ErrForbidden, "%s", msg)
 	}
-	c.Via = peer.Device
+	c.Kind, c.Via = spaces.KindVouched, peer.Device
 	return c, nil
 }
 
@@ -99,14 +99,14 @@ func WhoIsCaller(ctx context.Context, w Tailnet, addr string, trust bool, log *s
 // callerFromWhoIs makes the caller a WhoIs answer describes, with the
 // grants of the policy (or full access on a trusted tailnet).
 func callerFromWhoIs(who *apitype.WhoIsResponse, addr string, trust bool, log *slog.Logger) spaces.Caller {
-	c := spaces.Caller{Addr: addr}
+	c := spaces.Caller{Kind: spaces.KindPerson, Addr: addr}
 	if who.Node != nil {
 		c.Device = strings.SplitN(strings.TrimSuffix(who.Node.Name, "."), ".", 2)[0]
 		if c.Device == "" {
 			c.Device = who.Node.ComputedName
 		}
 		if who.Node.IsTagged() {
-			c.Actor = strings.Join(who.Node.Tags, ",")
+			c.Kind, c.Actor = spaces.KindTagged, strings.Join(who.Node.Tags, ",")
 		}
 	}
 	if c.Actor == "" && who.UserProfile != nil {

@@ -71,7 +71,7 @@ func TestWrongKeysBackOff(t *testing.T) {
 		t.Errorf("right key within the free failures: %d %s", r.Status, r.Body)
 	}
 
-	events, err := n.Service.Events(t.Context(), spaces.AuditQuery{Type: spaces.EventDenied, Limit: 1000})
+	events, err := n.Service.Events(t.Context(), spaces.CallerAPIKey(), spaces.AuditQuery{Type: spaces.EventDenied, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ type observabilityJSON struct {
 }
 
 func (s *Server) handleObservability(w http.ResponseWriter, r *http.Request) {
-	o, err := s.cfg.Spaces.Observe(r.Context(), r.PathValue("name"))
+	o, err := s.cfg.Spaces.Observe(r.Context(), callerOf(r), r.PathValue("name"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

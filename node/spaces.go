@@ -59,17 +59,14 @@ func toSpaceJSON(sp spaces.Space) spaceJSON {
 }
 
 func (s *Server) handleListSpaces(w http.ResponseWriter, r *http.Request) {
-	list, err := s.cfg.Spaces.List(r.Context())
+	list, err := s.cfg.Spaces.List(r.Context(), callerOf(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	acc := callerOf(r).Access
 	out := make([]spaceJSON, 0, len(list))
 	for _, sp := range list {
-		if acc.Can(spaces.ActRead, sp.Name) {
-			out = append(out, toSpaceJSON(sp))
-		}
+		out = append(out, toSpaceJSON(sp))
 	}
 	// A request forwarded by another node acts here only: forwarding goes
 	// one hop.
@@ -84,7 +81,7 @@ func (s *Server) handleListSpaces(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetSpace(w http.ResponseWriter, r *http.Request) {
-	sp, err := s.cfg.Spaces.Get(r.Context(), r.PathValue("name"))
+	sp, err := s.cfg.Spaces.Get(r.Context(), callerOf(r), r.PathValue("name"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -177,11 +174,7 @@ func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Node != "" && !s.isSelf(req.Node) && callerOf(r).Via == "" {
-		// Placement looks at the fleet: only for callers who may create.
-		if req.Node == "auto" && !s.allow(w, r, req.Name, spaces.ActCreate) {
-			return
-		}
-		target, err := s.createTarget(r.Context(), req.Node, req.GPU, req.Template)
+		target, err := s.createTarget(r.Context(), callerOf(r), req.Node, req.GPU, req.Template)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -190,9 +183,6 @@ func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
 			s.forwardCreate(w, r, body, target)
 			return
 		}
-	}
-	if !s.allow(w, r, req.Name, spaces.ActCreate) {
-		return
 	}
 	sp, err := s.cfg.Spaces.Create(r.Context(), callerOf(r), spaces.CreateRequest{
 		Name:     req.Name,
@@ -259,7 +249,7 @@ func (s *Server) handleStartSpace(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
-	st, err := s.cfg.Spaces.Stats(r.Context(), r.PathValue("name"))
+	st, err := s.cfg.Spaces.Stats(r.Context(), callerOf(r), r.PathValue("name"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -269,9 +259,14 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 
 // createTarget resolves the node a create names ("", a node's name, or
 // "auto") to another node to send it to, or "" for this one.
-func (s *Server) createTarget(ctx context.Context, node string, gpu *bool, template string) (string, error) {
+func (s *Server) createTarget(ctx context.Context, c spaces.Caller, node string, gpu *bool, template string) (string, error) {
 	if node == "auto" {
-		want, err := s.wantsGPU(ctx, gpu, template)
+		// Placement looks at the fleet: only for callers who may create
+		// (the node that is picked decides again).
+		if err := s.cfg.Spaces.Authorize(ctx, c, "", spaces.ActCreate); err != nil {
+			return "", err
+		}
+		want, err := s.wantsGPU(ctx, c, gpu, template)
 		if err != nil {
 			return "", err
 		}
@@ -287,14 +282,14 @@ func (s *Server) createTarget(ctx context.Context, node string, gpu *bool, templ
 
 // wantsGPU reports whether a create asks for a GPU, itself or through its
 // template.
-func (s *Server) wantsGPU(ctx context.Context, gpu *bool, template string) (bool, error) {
+func (s *Server) wantsGPU(ctx context.Context, c spaces.Caller, gpu *bool, template string) (bool, error) {
 	if gpu != nil {
 		return *gpu, nil
 	}
 	if template == "" {
 		return false, nil
 	}
-	t, err := s.cfg.Spaces.Template(ctx, template)
+	t, err := s.cfg.Spaces.Template(ctx, c, template)
 	if err != nil {
 		return false, err
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -27,8 +28,13 @@ func (s *Server) capabilities(snap spaces.MachineSnapshot, full bool) spaces.Nod
 }
 
 func (s *Server) handleCapabilities(w http.ResponseWriter, r *http.Request) {
+	total, running, err := s.cfg.Spaces.Count(r.Context(), callerOf(r))
+	if errors.Is(err, spaces.ErrForbidden) {
+		s.writeError(w, r, err)
+		return
+	}
 	c := s.capabilities(s.cfg.Machine.Snapshot(), true)
-	if total, running, err := s.cfg.Spaces.Count(r.Context()); err == nil {
+	if err == nil {
 		c.Spaces, c.SpacesRunning = &total, &running
 	}
 	writeJSON(w, http.StatusOK, c)
@@ -71,7 +77,7 @@ type systemJSON struct {
 }
 
 func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
-	info, err := s.cfg.Spaces.EngineInfo(r.Context())
+	info, err := s.cfg.Spaces.EngineInfo(r.Context(), callerOf(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -141,6 +147,10 @@ type nodeJSON struct {
 
 // handleNodes answers from the fleet's cached health, at once.
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Spaces.Authorize(r.Context(), callerOf(r), "", spaces.ActRead); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	nodes, updated, err := s.nodeList(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
@@ -206,7 +216,7 @@ type templateSummary struct {
 }
 
 func (s *Server) handleTemplates(w http.ResponseWriter, r *http.Request) {
-	list, err := s.cfg.Spaces.Templates(r.Context())
+	list, err := s.cfg.Spaces.Templates(r.Context(), callerOf(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -219,7 +229,7 @@ func (s *Server) handleTemplates(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleTemplate(w http.ResponseWriter, r *http.Request) {
-	t, err := s.cfg.Spaces.Template(r.Context(), r.PathValue("name"))
+	t, err := s.cfg.Spaces.Template(r.Context(), callerOf(r), r.PathValue("name"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -270,12 +280,6 @@ type eventJSON struct {
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	qv := r.URL.Query()
 	q := spaces.AuditQuery{Space: qv.Get("space"), Type: qv.Get("type"), Actor: strings.TrimSpace(qv.Get("actor")), Limit: 200}
-	if q.Space == "" && !s.allow(w, r, "", spaces.ActAdmin) {
-		return
-	}
-	if q.Space != "" && !s.allow(w, r, q.Space, spaces.ActRead, spaces.ActAdmin) {
-		return
-	}
 	if v := strings.TrimSpace(r.URL.Query().Get("limit")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -292,7 +296,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Before = n
 	}
-	events, err := s.cfg.Spaces.Events(r.Context(), q)
+	events, err := s.cfg.Spaces.Events(r.Context(), callerOf(r), q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -51,6 +51,9 @@ type Writer interface {
 // stopped. When ctx ends (the client went away) or the timeout passes, the
 // command and every process it started are killed.
 func (s *Service) Exec(ctx context.Context, c Caller, name string, req ExecRequest) (res ExecResult, err error) {
+	if err := s.authorize(ctx, c, name, ActExec); err != nil {
+		return res, err
+	}
 	if err := ValidateName(name); err != nil {
 		return res, SpaceNotFound()
 	}

@@ -25,6 +25,9 @@ func (s *Service) fileAccess(ctx context.Context, name string) error {
 
 // ListFiles lists a folder of a space, folders first, then by name.
 func (s *Service) ListFiles(ctx context.Context, c Caller, name, p string) (string, []FileInfo, error) {
+	if err := s.authorize(ctx, c, name, ActFiles); err != nil {
+		return "", nil, err
+	}
 	abs, err := WorkspacePathOf(p)
 	if err != nil {
 		return "", nil, err
@@ -51,6 +54,9 @@ func (s *Service) ListFiles(ctx context.Context, c Caller, name, p string) (stri
 
 // OpenFile opens a regular file of a space for reading.
 func (s *Service) OpenFile(ctx context.Context, c Caller, name, p string) (FileInfo, io.ReadCloser, error) {
+	if err := s.authorize(ctx, c, name, ActFiles); err != nil {
+		return FileInfo{}, nil, err
+	}
 	abs, err := WorkspacePathOf(p)
 	if err != nil {
 		return FileInfo{}, nil, err
@@ -69,6 +75,9 @@ func (s *Service) OpenFile(ctx context.Context, c Caller, name, p string) (FileI
 // WriteFile writes size bytes from content to a file of a space, creating
 // its parent folders; everything written belongs to the sandbox user.
 func (s *Service) WriteFile(ctx context.Context, c Caller, name, p string, size int64, content io.Reader) error {
+	if err := s.authorize(ctx, c, name, ActFiles); err != nil {
+		return err
+	}
 	abs, err := WorkspacePathOf(p)
 	if err != nil {
 		return err
@@ -90,6 +99,9 @@ func (s *Service) WriteFile(ctx context.Context, c Caller, name, p string, size 
 
 // MakeDir creates a folder and its parents; an existing folder is fine.
 func (s *Service) MakeDir(ctx context.Context, c Caller, name, p string) error {
+	if err := s.authorize(ctx, c, name, ActFiles); err != nil {
+		return err
+	}
 	abs, err := WorkspacePathOf(p)
 	if err != nil {
 		return err
@@ -105,6 +117,9 @@ func (s *Service) MakeDir(ctx context.Context, c Caller, name, p string) error {
 
 // DeleteFile deletes a file or symlink, or a folder when recursive is set.
 func (s *Service) DeleteFile(ctx context.Context, c Caller, name, p string, recursive bool) error {
+	if err := s.authorize(ctx, c, name, ActFiles); err != nil {
+		return err
+	}
 	abs, err := WorkspacePathOf(p)
 	if err != nil {
 		return err

@@ -42,7 +42,10 @@ type WorkspaceDisk struct {
 // Observe gathers stats, process table, workspace disk and size, and the
 // tail of the shell history, all at once. It does not wake a paused space
 // and is not activity (a dashboard watching a space must not keep it awake).
-func (s *Service) Observe(ctx context.Context, name string) (Observability, error) {
+func (s *Service) Observe(ctx context.Context, c Caller, name string) (Observability, error) {
+	if err := s.authorize(ctx, c, name, ActRead); err != nil {
+		return Observability{}, err
+	}
 	var o Observability
 	if err := ValidateName(name); err != nil {
 		return o, SpaceNotFound()

@@ -45,6 +45,8 @@ type Service struct {
 	clock Clock
 	locks keyedMutex
 	busy  busyCounter
+	// refusals limits the audit rows of refused calls.
+	refusals limiter
 }
 
 // New returns a Service and makes sure the built-in templates exist.
@@ -87,8 +89,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// List returns every space, sorted by name, with its last activity.
-func (s *Service) List(ctx context.Context) ([]Space, error) {
+// List returns the spaces c may read, sorted by name, with their last
+// activity.
+func (s *Service) List(ctx context.Context, c Caller) ([]Space, error) {
+	if err := s.authorize(ctx, c, "", ActRead); err != nil {
+		return nil, err
+	}
 	list, err := s.cfg.Engine.List(ctx)
 	if err != nil {
 		return nil, err
@@ -97,16 +103,24 @@ func (s *Service) List(ctx context.Context) ([]Space, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i := range list {
-		s.applyActivity(&list[i], act[list[i].Name])
+	mine := list[:0]
+	for _, sp := range list {
+		if c.Can(ActRead, sp.Name) {
+			s.applyActivity(&sp, act[sp.Name])
+			mine = append(mine, sp)
+		}
 	}
+	list = mine
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	return list, nil
 }
 
 // Count returns how many spaces the node has and how many run: one engine
 // list, without the activity List adds.
-func (s *Service) Count(ctx context.Context) (total, running int, err error) {
+func (s *Service) Count(ctx context.Context, c Caller) (total, running int, err error) {
+	if err := s.authorize(ctx, c, "", ActRead, ActNode); err != nil {
+		return 0, 0, err
+	}
 	list, err := s.cfg.Engine.List(ctx)
 	if err != nil {
 		return 0, 0, err
@@ -141,7 +155,10 @@ func latest(a, b time.Time) time.Time {
 }
 
 // Get returns one space.
-func (s *Service) Get(ctx context.Context, name string) (Space, error) {
+func (s *Service) Get(ctx context.Context, c Caller, name string) (Space, error) {
+	if err := s.authorize(ctx, c, name, ActRead); err != nil {
+		return Space{}, err
+	}
 	if err := ValidateName(name); err != nil {
 		return Space{}, SpaceNotFound()
 	}
@@ -179,6 +196,9 @@ type CreateRequest struct {
 
 // Create validates req, applies its template and makes the space.
 func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Space, error) {
+	if err := s.authorize(ctx, c, req.Name, ActCreate); err != nil {
+		return Space{}, err
+	}
 	spec, tpl, err := s.resolve(ctx, req)
 	if err != nil {
 		return Space{}, err
@@ -362,6 +382,9 @@ func firstNonEmpty(v ...string) string {
 
 // Destroy removes a space, and its volume when removeVolume is set.
 func (s *Service) Destroy(ctx context.Context, c Caller, name string, removeVolume bool) error {
+	if err := s.authorize(ctx, c, name, ActDestroy); err != nil {
+		return err
+	}
 	if err := ValidateName(name); err != nil {
 		return SpaceNotFound()
 	}
@@ -387,6 +410,9 @@ func (s *Service) Destroy(ctx context.Context, c Caller, name string, removeVolu
 
 // Pause freezes a space (the contract's "stop").
 func (s *Service) Pause(ctx context.Context, c Caller, name string) error {
+	if err := s.authorize(ctx, c, name, ActExec); err != nil {
+		return err
+	}
 	if err := ValidateName(name); err != nil {
 		return SpaceNotFound()
 	}
@@ -400,6 +426,9 @@ func (s *Service) Pause(ctx context.Context, c Caller, name string) error {
 
 // Start resumes a paused space or starts a stopped one.
 func (s *Service) Start(ctx context.Context, c Caller, name string) error {
+	if err := s.authorize(ctx, c, name, ActExec); err != nil {
+		return err
+	}
 	if err := ValidateName(name); err != nil {
 		return SpaceNotFound()
 	}
@@ -429,7 +458,10 @@ func truncate(s string, n int) string {
 }
 
 // Stats samples a space's resource usage.
-func (s *Service) Stats(ctx context.Context, name string) (Stats, error) {
+func (s *Service) Stats(ctx context.Context, c Caller, name string) (Stats, error) {
+	if err := s.authorize(ctx, c, name, ActRead); err != nil {
+		return Stats{}, err
+	}
 	if err := ValidateName(name); err != nil {
 		return Stats{}, SpaceNotFound()
 	}
@@ -437,7 +469,10 @@ func (s *Service) Stats(ctx context.Context, name string) (Stats, error) {
 }
 
 // EngineInfo describes the engine.
-func (s *Service) EngineInfo(ctx context.Context) (EngineInfo, error) {
+func (s *Service) EngineInfo(ctx context.Context, c Caller) (EngineInfo, error) {
+	if err := s.authorize(ctx, c, "", ActRead, ActNode); err != nil {
+		return EngineInfo{}, err
+	}
 	return s.cfg.Engine.Info(ctx)
 }
 

@@ -276,6 +276,9 @@ type PushResult struct {
 // The token lives only in the environment of that one git process and is
 // scrubbed from what comes back.
 func (s *Service) Push(ctx context.Context, c Caller, name string, req PushRequest) (PushResult, error) {
+	if err := s.authorize(ctx, c, name, ActExec); err != nil {
+		return PushResult{}, err
+	}
 	var res PushResult
 	if err := ValidateName(name); err != nil {
 		return res, SpaceNotFound()

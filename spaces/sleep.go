@@ -92,7 +92,7 @@ func (s *Sleeper) Tick(ctx context.Context) (paused []string, err error) {
 	if !s.Enabled() {
 		return nil, nil
 	}
-	list, err := s.svc.List(ctx)
+	list, err := s.svc.List(ctx, CallerAutoSleep())
 	if err != nil {
 		s.log.Error("listing spaces", "err", err)
 		return nil, fmt.Errorf("listing spaces: %w", err)

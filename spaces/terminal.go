@@ -36,6 +36,9 @@ func ValidateTerminalSize(cols, rows int) error {
 // stopped. It records terminal.open; the space counts as busy until the
 // session is closed, which records terminal.close and counts as activity.
 func (s *Service) OpenTerminal(ctx context.Context, c Caller, name string, cols, rows int) (*TerminalSession, error) {
+	if err := s.authorize(ctx, c, name, ActTerminal); err != nil {
+		return nil, err
+	}
 	if err := ValidateName(name); err != nil {
 		return nil, SpaceNotFound()
 	}
