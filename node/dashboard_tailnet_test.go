@@ -97,4 +97,21 @@ func TestDashboardViewerOnTailnet(t *testing.T) {
 	if sp := getSpace(t, n, name); sp.Status != "running" {
 		t.Errorf("refused requests changed the space: %s", sp.Status)
 	}
+	// The pages refuse through the domain: each refusal is audited with
+	// the action, the device and the door it came through.
+	events, err := n.Store.Events(t.Context(), spaces.AuditQuery{Type: spaces.EventDenied, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range events {
+		if e.Meta["door"] == string(spaces.DoorDashboard) && e.Meta["device"] == "viewer-laptop" {
+			seen[e.Meta["action"].(string)+" "+e.Space] = true
+		}
+	}
+	for _, want := range []string{"files " + name, "create nope", "create ", "templates ", "admin ", "exec " + name, "destroy " + name} {
+		if !seen[want] {
+			t.Errorf("no auth.denied row from the dashboard for %q; rows: %v", want, seen)
+		}
+	}
 }
