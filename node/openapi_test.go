@@ -27,6 +27,8 @@ type apiSpec struct {
 	doc    *openapi3.T
 	router routers.Router
 	n      *nodetest.Node
+	// seen are the operations checked so far, by operationId.
+	seen map[string]bool
 }
 
 // fetchSpec reads GET /api/openapi.json from n and loads it.
@@ -46,7 +48,7 @@ func fetchSpec(t *testing.T, n *nodetest.Node) *apiSpec {
 	if err != nil {
 		t.Fatalf("routing the served document: %v", err)
 	}
-	return &apiSpec{doc: doc, router: router, n: n}
+	return &apiSpec{doc: doc, router: router, n: n, seen: map[string]bool{}}
 }
 
 // do sends a request with key (none when empty) and checks it against the
@@ -86,6 +88,7 @@ func (a *apiSpec) check(t *testing.T, method, path string, body any, headers []s
 		t.Errorf("%s %s: not an operation of the document: %v", method, path, err)
 		return
 	}
+	a.seen[route.Operation.OperationID] = true
 	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true, IncludeResponseStatus: true}
 	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
 	ctx := context.Background()
@@ -256,6 +259,15 @@ func TestOpenAPIAnswers(t *testing.T) {
 	a.do(t, k, http.MethodDelete, sp+"?removeVolume=maybe", nil)
 	a.do(t, k, http.MethodDelete, sp+"?removeVolume=true", nil)
 	a.do(t, k, http.MethodDelete, sp, nil)
+
+	// A route added later gets its answers checked here too.
+	for path, item := range a.doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if !a.seen[op.OperationID] {
+				t.Errorf("%s %s (%s) was not checked against a real answer", method, path, op.OperationID)
+			}
+		}
+	}
 }
 
 // checkTerminal opens the terminal WebSocket and checks the 101 answer.
