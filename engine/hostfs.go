@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +26,9 @@ import (
 // followed (issue 11, High 1).
 type hostfs struct {
 	root int // O_RDONLY|O_DIRECTORY handle of the workspace; closed by close
+	// run is the node run (RunID) that names its upload files, so a
+	// sweep removes only those of runs that ended.
+	run string
 }
 
 const (
@@ -411,13 +416,32 @@ func (h *hostfs) open(abs string, offset int64) (spaces.FileInfo, io.ReadCloser,
 	return infoOf(t.name, abs, &st), f, nil
 }
 
-// uploadName is the hidden name a write of name goes to first; a long name
-// is cut so the temporary name fits NAME_MAX.
-func uploadName(name string) string {
-	if max := maxNameLen - 1 - len(spaces.UploadSuffix); len(name) > max {
+// uploadName is the hidden name a write of name goes to first:
+// ".NAME.RUN_RANDOM" + spaces.UploadSuffix, with the node run whose write
+// it is (a sweep at start-up leaves the files of live runs alone: another
+// node on the engine, or this one's own writes) and a random part (two
+// writes of one file never share it). A long name is cut so it fits
+// NAME_MAX.
+func uploadName(name, run string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	tag := "." + strings.ReplaceAll(run, ".", "_") + "_" + hex.EncodeToString(b[:])
+	if max := maxNameLen - 1 - len(tag) - len(spaces.UploadSuffix); len(name) > max {
 		name = name[:max]
 	}
-	return "." + name + spaces.UploadSuffix
+	return "." + name + tag + spaces.UploadSuffix
+}
+
+// uploadRun returns the node run an upload file's name carries ("" for a
+// name without one: an earlier version's, or not the node's).
+func uploadRun(file string) string {
+	s := strings.TrimSuffix(file, spaces.UploadSuffix)
+	tag := s[strings.LastIndexByte(s, '.')+1:]
+	parts := strings.Split(tag, "_")
+	if len(parts) != 3 {
+		return ""
+	}
+	return parts[0] + "." + parts[1]
 }
 
 // write writes f to abs: to a hidden file beside it, owned by the sandbox
@@ -444,10 +468,7 @@ func (h *hostfs) write(abs string, f spaces.FileContent) error {
 		mode = 0o644
 	}
 	mode &= 0o777 // never set-id bits on what the node writes
-	tmp := uploadName(t.name)
-	if err := unix.Unlinkat(t.dir, tmp, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-		return mapErrno(err, t.path)
-	}
+	tmp := uploadName(t.name, h.run)
 	fd, err := openat(t.dir, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return mapErrno(err, t.path)
@@ -614,14 +635,24 @@ func removeTree(dir int, name string, depth int) error {
 	return ignoreENOENT(unix.Unlinkat(dir, name, unix.AT_REMOVEDIR))
 }
 
+// abandoned reports whether an upload file was left by a write that will
+// never finish: its run ended, or it names none and is older than before.
+func abandoned(file string, mtime, before time.Time) bool {
+	if run := uploadRun(file); run != "" {
+		return !runAlive("/proc", run)
+	}
+	return mtime.Before(before)
+}
+
 // Bounds of a sweep for left-over uploads, per space.
 const (
 	sweepMaxEntries = 100_000
 	sweepMaxDepth   = 8
 )
 
-// sweep removes the hidden upload files (".NAME"+spaces.UploadSuffix) a write
-// killed midway left, older than before, in the workspace's first
+// sweep removes the hidden upload files (see uploadName) a write killed
+// midway left: those of node runs that are no longer alive, and those
+// without a run older than before, in the workspace's first
 // sweepMaxDepth levels and first sweepMaxEntries entries. Folders are
 // entered beneath their parent without following symlinks.
 func (h *hostfs) sweep(before time.Time) ([]string, error) {
@@ -649,7 +680,7 @@ func (h *hostfs) sweep(before time.Time) ([]string, error) {
 				switch st.Mode & unix.S_IFMT {
 				case unix.S_IFREG:
 					if strings.HasPrefix(n, ".") && strings.HasSuffix(n, spaces.UploadSuffix) &&
-						time.Unix(st.Mtim.Sec, st.Mtim.Nsec).Before(before) && unix.Unlinkat(dir, n, 0) == nil {
+						abandoned(n, time.Unix(st.Mtim.Sec, st.Mtim.Nsec), before) && unix.Unlinkat(dir, n, 0) == nil {
 						removed = append(removed, path.Join(rel, n))
 					}
 				case unix.S_IFDIR:

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -149,13 +150,19 @@ func TestHostfsWrite(t *testing.T) {
 	}
 }
 
-// TestHostfsSweep: the sweep removes old upload leftovers and nothing else.
+// TestHostfsSweep: the sweep removes the upload leftovers of node runs
+// that ended (and old ones that name no run), and nothing else: not the
+// uploads of a live node run, however old, not other files.
 func TestHostfsSweep(t *testing.T) {
 	h, ws, _ := newHostfs(t)
 	old := time.Now().Add(-time.Hour)
-	files := map[string]bool{ // path: removed by the sweep
+	live := uploadName("live", RunID())       // this process: a live run
+	dead := uploadName("dead", "999999999.1") // no such process
+	files := map[string]bool{                 // path: removed by the sweep
 		".f.clawdspace-upload":                    true,
 		"d/e/.g.clawdspace-upload":                true,
+		"d/" + live:                               false,
+		"d/" + dead:                               true,
 		"keep.clawdspace-upload":                  false, // not hidden: not the node's
 		".h.clawdspace-upload.bak":                false,
 		"d/.fresh.clawdspace-upload":              false, // newer than the start
@@ -169,7 +176,7 @@ func TestHostfsSweep(t *testing.T) {
 		if err := os.WriteFile(full, []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if gone || !strings.Contains(p, "fresh") {
+		if (gone && !strings.Contains(p, dead)) || (!gone && !strings.Contains(p, "fresh")) {
 			if err := os.Chtimes(full, old, old); err != nil {
 				t.Fatal(err)
 			}
@@ -179,13 +186,29 @@ func TestHostfsSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(removed) != 2 {
-		t.Errorf("removed %v, want the 2 old hidden uploads", removed)
+	if len(removed) != 3 {
+		t.Errorf("removed %v, want the 2 old hidden uploads and the dead run's", removed)
 	}
 	for p, gone := range files {
 		if _, err := os.Lstat(filepath.Join(ws, p)); (err != nil) != gone {
 			t.Errorf("%s: removed %v, want %v", p, err != nil, gone)
 		}
+	}
+}
+
+// TestUploadNames: two writes of one file never share a hidden name, the
+// name fits NAME_MAX, and it carries the run.
+func TestUploadNames(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	a, b := uploadName(long, "123.456"), uploadName(long, "123.456")
+	if a == b || len(a) > maxNameLen || !strings.HasPrefix(a, ".x") || !strings.HasSuffix(a, spaces.UploadSuffix) {
+		t.Fatalf("upload names %q, %q", a, b)
+	}
+	if got := uploadRun(a); got != "123.456" {
+		t.Fatalf("uploadRun = %q", got)
+	}
+	if got := uploadRun(".old-style" + spaces.UploadSuffix); got != "" {
+		t.Fatalf("uploadRun of a name without a run = %q", got)
 	}
 }
 
@@ -252,4 +275,44 @@ func removeDeep(t *testing.T, top string) {
 		}
 	}
 	os.Remove(top)
+}
+
+// TestHostfsConcurrentWritesOfOneFile: writes of one file racing each
+// other all succeed, and the file ends as one of them, whole; none takes
+// another's half-written hidden file.
+func TestHostfsConcurrentWritesOfOneFile(t *testing.T) {
+	h, ws, _ := newHostfs(t)
+	const writers = 32
+	contents := make([][]byte, writers)
+	for i := range contents {
+		contents[i] = bytes.Repeat([]byte{byte('a' + i%26)}, 64<<10+i)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			errs <- h.write("/workspace/d/same", spaces.FileContent{Size: int64(len(contents[i])), Content: bytes.NewReader(contents[i])})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a racing write failed: %v", err)
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(ws, "d/same"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := false
+	for _, c := range contents {
+		whole = whole || bytes.Equal(got, c)
+	}
+	if !whole {
+		t.Fatalf("the file holds %d bytes that are none of the writes", len(got))
+	}
+	if ents, _ := os.ReadDir(filepath.Join(ws, "d")); len(ents) != 1 {
+		t.Fatalf("left in the folder: %v", ents)
+	}
 }

@@ -54,7 +54,7 @@ func (e *Engine) workspace(ctx context.Context, name string) (*hostfs, error) {
 			return nil, nil
 		}
 	}
-	return &hostfs{root: fd}, nil
+	return &hostfs{root: fd, run: e.run}, nil
 }
 
 // StatPath describes path; a last symlink inside the workspace is followed
@@ -187,8 +187,7 @@ write)
   [ -d "$p" ] && exit 5
   d=${p%/*} b=${p##*/}
   mkdir -p -- "$d" || exit 9
-  t="$d/.$b` + spaces.UploadSuffix + `"
-  rm -f -- "$t"
+  t="$d/.$b.$$` + spaces.UploadSuffix + `"
   if cat > "$t" && chmod "$3" -- "$t" && mv -f -- "$t" "$p"; then exit 0; fi
   rm -f -- "$t"; exit 9;;
 mkdir)

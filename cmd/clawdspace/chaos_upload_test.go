@@ -43,7 +43,8 @@ func TestChaosUpload(t *testing.T) {
 	var complete, absent int
 	for round := range rounds {
 		file := "big-" + strconv.Itoa(round) + ".bin"
-		tmp := filepath.Join(ws, "."+file+spaces.UploadSuffix)
+		// The upload's hidden file carries the node run and a random part.
+		tmp := filepath.Join(ws, "."+file+".*"+spaces.UploadSuffix)
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			req, err := http.NewRequest("PUT", n.URL+"/api/spaces/"+name+"/file?path=/"+file, bytes.NewReader(data))
@@ -59,7 +60,7 @@ func TestChaosUpload(t *testing.T) {
 		// Kill once the node writes into the space (the upload is spooled
 		// first), at a random point of that write.
 		deadline := time.Now().Add(time.Minute)
-		for !exists(tmp) && !exists(filepath.Join(ws, file)) {
+		for !globExists(tmp) && !exists(filepath.Join(ws, file)) {
 			if time.Now().After(deadline) {
 				t.Fatalf("round %d: the node never started writing into the space", round)
 			}
@@ -101,4 +102,10 @@ func TestChaosUpload(t *testing.T) {
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
+}
+
+// globExists reports whether a file matches pattern.
+func globExists(pattern string) bool {
+	m, _ := filepath.Glob(pattern)
+	return len(m) > 0
 }
