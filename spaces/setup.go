@@ -232,7 +232,7 @@ func (s *Service) setUp(ctx context.Context, name string, env map[string]string,
 		if MissingTool(code) {
 			msg = "this space's image has no git"
 		}
-		return Errorf(ErrInvalid, "cloning %s failed: %s", redactURL(repo.URL), msg)
+		return AboutField(ErrInvalid, FieldRepoURL, "cloning %s failed: %s", redactURL(repo.URL), msg)
 	}
 	return nil
 }
