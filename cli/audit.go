@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/api"
 )
 
 // AuditOptions are the settings of `clawdspace audit`.
@@ -68,18 +70,6 @@ a JSON array, or one JSON object per line with --follow.`,
 	return cmd
 }
 
-// auditEvent is one row of the audit log.
-type auditEvent struct {
-	ID    int64          `json:"id"`
-	TS    string         `json:"ts"`
-	Space string         `json:"space"`
-	Type  string         `json:"type"`
-	Actor string         `json:"actor"`
-	Meta  map[string]any `json:"meta"`
-	// Source is "space" for rows a space reported (its shell history).
-	Source string `json:"source"`
-}
-
 func fetchAudit(ctx context.Context, c *Client, space string, limit int) ([]rawObject, error) {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if space != "" {
@@ -120,12 +110,12 @@ func auditRun(ctx context.Context, o *AuditOptions) error {
 	// Follow: print what is there, then every event newer than the last
 	// one printed. Events are ordered by id; ts may go backwards (ingested
 	// shell history carries the command's own time).
-	var last auditEvent
+	var last api.Event
 	header := true
 	show := func(evs []rawObject) error {
 		var fresh []rawObject
 		for _, raw := range evs {
-			e := decodeAs[auditEvent](raw)
+			e := decodeAs[api.Event](raw)
 			if newer(e, last) {
 				fresh = append(fresh, raw)
 				last = e
@@ -174,7 +164,7 @@ func auditRun(ctx context.Context, o *AuditOptions) error {
 
 // newer says whether e comes after last: by id, or by time for a node that
 // sends no ids.
-func newer(e, last auditEvent) bool {
+func newer(e, last api.Event) bool {
 	if e.ID != 0 || last.ID != 0 {
 		return e.ID > last.ID
 	}
@@ -187,7 +177,7 @@ func (o *AuditOptions) printEvents(events []rawObject, header bool) error {
 		rows = append(rows, []string{"TIME", "TYPE", "SPACE", "ACTOR", "DETAILS"})
 	}
 	for _, raw := range events {
-		e := decodeAs[auditEvent](raw)
+		e := decodeAs[api.Event](raw)
 		ts := e.TS
 		if t, err := time.Parse(time.RFC3339Nano, e.TS); err == nil {
 			ts = t.Local().Format("2006-01-02 15:04:05")

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/adam91holt/clawdspace/api"
 )
 
 // Client talks to one node's REST API.
@@ -148,9 +150,7 @@ func (c *Client) send(req *http.Request) (*http.Response, error) {
 
 func (c *Client) readError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var body struct {
-		Error string `json:"error"`
-	}
+	var body api.Error
 	msg := ""
 	if json.Unmarshal(b, &body) == nil && body.Error != "" {
 		msg = body.Error
@@ -223,22 +223,6 @@ func (c *Client) label() string {
 		return c.Name
 	}
 	return c.BaseURL
-}
-
-// Space is a space as the node describes it.
-type Space struct {
-	Name         string  `json:"name"`
-	ID           string  `json:"id"`
-	Status       string  `json:"status"`
-	Created      string  `json:"created"`
-	Started      string  `json:"started"`
-	Image        string  `json:"image"`
-	Memory       int64   `json:"memory"`
-	CPUs         float64 `json:"cpus"`
-	GPU          bool    `json:"gpu"`
-	Template     string  `json:"template,omitempty"`
-	NetworkMode  string  `json:"networkMode,omitempty"`
-	LastActivity string  `json:"lastActivity"`
 }
 
 // rawObject is a JSON object kept whole so --json passes on fields this CLI

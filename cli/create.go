@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/api"
 )
 
 // nodePicker chooses the node of a new space.
@@ -85,19 +87,6 @@ Memory, CPUs and GPU come from the template unless given.`,
 	return cmd
 }
 
-// createBody is POST /api/spaces.
-type createBody struct {
-	Name       string            `json:"name"`
-	Template   string            `json:"template,omitempty"`
-	Memory     string            `json:"memory,omitempty"`
-	CPUs       *float64          `json:"cpus,omitempty"`
-	GPU        *bool             `json:"gpu,omitempty"`
-	RepoURL    string            `json:"repoUrl,omitempty"`
-	RepoBranch string            `json:"repoBranch,omitempty"`
-	RepoDest   string            `json:"repoDest,omitempty"`
-	Env        map[string]string `json:"env,omitempty"`
-}
-
 func createRun(ctx context.Context, o *CreateOptions) error {
 	if o.TokenStdin && o.Token != "" {
 		return usageErrorf("give --github-token or --github-token-stdin, not both")
@@ -112,12 +101,12 @@ func createRun(ctx context.Context, o *CreateOptions) error {
 		}
 		o.Token = tok
 	}
-	body := createBody{Name: o.Name, Template: o.Template, RepoURL: o.Repo, RepoBranch: o.Branch, RepoDest: o.Dest}
+	body := api.CreateSpace{Name: o.Name, Template: o.Template, RepoURL: o.Repo, RepoBranch: o.Branch, RepoDest: o.Dest}
 	if o.MemorySet {
-		body.Memory = o.Memory
+		body.Memory = api.FlexString(o.Memory)
 	}
 	if o.CPUsSet {
-		body.CPUs = &o.CPUs
+		body.CPUs = api.Number(o.CPUs)
 	}
 	if o.GPUSet {
 		body.GPU = &o.GPU
@@ -149,7 +138,7 @@ func createRun(ctx context.Context, o *CreateOptions) error {
 		out.Space["node"], out.Space["nodeUrl"] = c.Name, c.BaseURL
 		return writeJSON(o.IO.Out, out.Space)
 	}
-	s := decodeAs[Space](out.Space)
+	s := decodeAs[api.Space](out.Space)
 	details := []string{o.Printer.status(s.Status), humanBytes(float64(s.Memory)), formatCPUs(s.CPUs) + " CPU"}
 	if s.GPU {
 		details = append(details, "GPU")

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/api"
 )
 
 // spaceFinder finds the node that holds a space.
@@ -92,37 +94,18 @@ is the command's (124 when --timeout passes). Piped stdin is passed to the comma
 	return cmd
 }
 
-// execBody is POST /api/spaces/NAME/exec.
-type execBody struct {
-	Command        string            `json:"command"`
-	Env            map[string]string `json:"env,omitempty"`
-	Cwd            string            `json:"cwd,omitempty"`
-	StdinBase64    *string           `json:"stdinBase64,omitempty"`
-	TimeoutMs      int64             `json:"timeoutMs,omitempty"`
-	MaxOutputBytes int64             `json:"maxOutputBytes,omitempty"`
-	Stream         bool              `json:"stream,omitempty"`
-}
-
-// execLine is one line of a streaming exec.
-type execLine struct {
-	Stream     string  `json:"stream"`
-	Data       *string `json:"data"`
-	DataBase64 string  `json:"dataBase64"`
-	ExitCode   *int    `json:"exitCode"`
-	TimedOut   bool    `json:"timedOut"`
-	Truncated  bool    `json:"truncated"`
-	Error      string  `json:"error"`
-}
-
 func execRun(ctx context.Context, o *ExecOptions) error {
-	body := execBody{Command: strings.Join(o.Command, " "), Cwd: o.Cwd}
-	if strings.TrimSpace(body.Command) == "" {
+	line := strings.Join(o.Command, " ")
+	body := api.ExecRequest{Command: api.ShellCommand(line), Cwd: o.Cwd}
+	if strings.TrimSpace(line) == "" {
 		return usageErrorf("missing COMMAND (usage: clawdspace exec NAME COMMAND...)")
 	}
 	if o.Timeout < 0 || (o.Timeout > 0 && o.Timeout < time.Millisecond) {
 		return usageErrorf("--timeout must be at least 1ms")
 	}
-	body.TimeoutMs = o.Timeout.Milliseconds()
+	if ms := o.Timeout.Milliseconds(); ms > 0 {
+		body.TimeoutMs = &ms
+	}
 	for _, kv := range o.Env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -163,7 +146,8 @@ func execRun(ctx context.Context, o *ExecOptions) error {
 		return nil
 	}
 
-	body.Stream, body.MaxOutputBytes = true, streamOutputLimit
+	limit := int64(streamOutputLimit)
+	body.Stream, body.MaxOutputBytes = true, &limit
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
@@ -181,7 +165,7 @@ func execRun(ctx context.Context, o *ExecOptions) error {
 func copyExecStream(ctx context.Context, r io.Reader, streams *IO, node string, timeout time.Duration) error {
 	dec := json.NewDecoder(r)
 	for {
-		var l execLine
+		var l api.ExecLine
 		if err := dec.Decode(&l); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -208,8 +192,8 @@ func copyExecStream(ctx context.Context, r io.Reader, streams *IO, node string, 
 			return e
 		case l.Stream != "":
 			data := []byte{}
-			if l.Data != nil {
-				data = []byte(*l.Data)
+			if l.Data != "" {
+				data = []byte(l.Data)
 			} else if l.DataBase64 != "" {
 				d, err := base64.StdEncoding.DecodeString(l.DataBase64)
 				if err != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/api"
 )
 
 // FilesOptions are the settings of the `clawdspace files` commands.
@@ -106,16 +108,6 @@ func spacePath(name, route string) string {
 	return "/spaces/" + url.PathEscape(name) + route
 }
 
-// fileEntry is one entry of a folder listing.
-type fileEntry struct {
-	Name    string  `json:"name"`
-	Path    string  `json:"path"`
-	Type    string  `json:"type"`
-	Size    float64 `json:"size"`
-	MtimeMs int64   `json:"mtimeMs"`
-	Mode    string  `json:"mode"`
-}
-
 func filesLsRun(ctx context.Context, o *FilesOptions) error {
 	c, err := o.Spaces.FindSpace(ctx, o.Server, o.Name)
 	if err != nil {
@@ -135,12 +127,12 @@ func filesLsRun(ctx context.Context, o *FilesOptions) error {
 	}
 	rows := [][]string{{"TYPE", "MODE", "SIZE", "MODIFIED", "NAME"}}
 	for _, raw := range out.Entries {
-		e := decodeAs[fileEntry](raw)
+		e := decodeAs[api.FileEntry](raw)
 		name := e.Name
 		if e.Type == "dir" {
 			name += "/"
 		}
-		size := humanBytes(e.Size)
+		size := humanBytes(float64(e.Size))
 		if e.Type == "dir" {
 			size = "-"
 		}

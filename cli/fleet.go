@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/adam91holt/clawdspace/api"
 )
 
 // DefaultPort is where a node listens unless told otherwise.
@@ -261,9 +263,7 @@ func (f *Fleet) probe(ctx context.Context, e hostEntry) (Node, []Node) {
 	defer cancel()
 	n := Node{Name: e.Name, URL: e.URL}
 	c := &Client{BaseURL: e.URL, Key: f.cfg.Key, HTTP: f.http}
-	var health struct {
-		Status string `json:"status"`
-	}
+	var health api.Health
 	if err := c.Do(ctx, http.MethodGet, "/health", nil, nil, &health); err != nil {
 		n.Error = err.Error()
 	} else if health.Status != "ok" {
@@ -277,14 +277,7 @@ func (f *Fleet) probe(ctx context.Context, e hostEntry) (Node, []Node) {
 	if !n.Online {
 		return n, nil
 	}
-	var fleet struct {
-		Nodes []struct {
-			Name   string `json:"name"`
-			URL    string `json:"url"`
-			Status string `json:"status"`
-			Self   bool   `json:"self"`
-		} `json:"nodes"`
-	}
+	var fleet api.NodeList
 	var others []Node
 	named := e.Name != ""
 	if err := c.Do(ctx, http.MethodGet, "/nodes", nil, nil, &fleet); err == nil {
@@ -302,6 +295,8 @@ func (f *Fleet) probe(ctx context.Context, e hostEntry) (Node, []Node) {
 		}
 	}
 	if !named {
+		// Only the hostname: the rest of an older node's answer need
+		// not decode as this node's.
 		var sys struct {
 			Hostname string `json:"hostname"`
 		}
@@ -455,7 +450,7 @@ func (f *Fleet) FindSpace(ctx context.Context, server, name string) (*Client, er
 	return nil, fmt.Errorf("space %q not found on any node (%s)", name, strings.Join(names, ", "))
 }
 
-// Capabilities is a node's GET /api/system/capabilities.
+// Capabilities are a node's capabilities as `servers --json` shows them.
 type Capabilities struct {
 	GPU       bool    `json:"gpu"`
 	GPUName   string  `json:"gpuName,omitempty"`
@@ -485,16 +480,22 @@ func (f *Fleet) capabilities(ctx context.Context, nodes []Node) []nodeCaps {
 			ctx, cancel := context.WithTimeout(ctx, 2*probeTimeout)
 			defer cancel()
 			start := time.Now()
-			var c Capabilities
+			var c api.Capabilities
 			err := f.client(n).Do(ctx, http.MethodGet, "/system/capabilities", nil, nil, &c)
 			out[i] = nodeCaps{Node: n, LatencyMs: time.Since(start).Milliseconds(), Err: err}
 			if err == nil {
-				out[i].Caps = &c
+				out[i].Caps = capabilitiesOf(c)
 			}
 		}()
 	}
 	wg.Wait()
 	return out
+}
+
+// capabilitiesOf is what the CLI shows of a node's capabilities.
+func capabilitiesOf(c api.Capabilities) *Capabilities {
+	return &Capabilities{GPU: c.GPU, GPUName: c.GPUName, GPUMemory: c.GPUMemory, Arch: c.Arch, Platform: c.Platform,
+		CPUs: c.CPUs, Memory: float64(c.Memory)}
 }
 
 // GPUNode returns the first known node that reports a GPU.

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/api"
 )
 
 // LifecycleOptions are the settings of `stop`, `start` and `destroy`.
@@ -120,9 +122,7 @@ func lifecycleCall(ctx context.Context, o *LifecycleOptions, method, suffix stri
 }
 
 func lifecycleOn(ctx context.Context, c *Client, o *LifecycleOptions, method, suffix string, q url.Values, done string) error {
-	var out struct {
-		Message string `json:"message"`
-	}
+	var out api.Message
 	if err := c.Do(ctx, method, spacePath(o.Name, suffix), q, nil, &out); err != nil {
 		return spaceError(o.Name, c, err)
 	}

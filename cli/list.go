@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/api"
 )
 
 // nodeLister reaches one named node or every node that answers.
@@ -143,7 +145,7 @@ func listRun(ctx context.Context, o *ListOptions) error {
 	now := o.Now()
 	for i, c := range clients {
 		for _, raw := range spaces[i] {
-			s := decodeAs[Space](raw)
+			s := decodeAs[api.Space](raw)
 			cpus := formatCPUs(s.CPUs)
 			if s.GPU {
 				cpus += " +GPU"

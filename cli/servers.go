@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/api"
 )
 
 // ServersOptions are the settings of `clawdspace servers`.
@@ -158,35 +160,6 @@ func NewCmdSystem(d *Deps, runF func(*SystemOptions) error) *cobra.Command {
 	return cmd
 }
 
-// systemInfo is the part of GET /api/system that is shown.
-type systemInfo struct {
-	Hostname    string     `json:"hostname"`
-	Platform    string     `json:"platform"`
-	Arch        string     `json:"arch"`
-	CPUs        int        `json:"cpus"`
-	LoadAverage []float64  `json:"loadAverage"`
-	Memory      usageHuman `json:"memory"`
-	Disk        *struct {
-		usageHuman
-		Available string `json:"available"`
-	} `json:"disk"`
-	Uptime float64 `json:"uptime"`
-	Docker struct {
-		Version           string `json:"version"`
-		Containers        int    `json:"containers"`
-		ContainersRunning int    `json:"containersRunning"`
-		ContainersPaused  int    `json:"containersPaused"`
-		Images            int    `json:"images"`
-	} `json:"docker"`
-	Capabilities Capabilities `json:"capabilities"`
-}
-
-type usageHuman struct {
-	Total      string `json:"total"`
-	Used       string `json:"used"`
-	Percentage string `json:"percentage"`
-}
-
 func systemRun(ctx context.Context, o *SystemOptions) error {
 	c, err := o.Nodes.Target(ctx, o.Server)
 	if err != nil {
@@ -200,14 +173,15 @@ func systemRun(ctx context.Context, o *SystemOptions) error {
 		raw["node"], raw["nodeUrl"] = c.Name, c.BaseURL
 		return writeJSON(o.IO.Out, raw)
 	}
-	s := decodeAs[systemInfo](raw)
+	s := decodeAs[api.System](raw)
 	rows := [][]string{
 		{"Node:", fmt.Sprintf("%s (%s)", c.Name, c.BaseURL)},
 		{"Hostname:", s.Hostname},
 		{"Platform:", fmt.Sprintf("%s (%s)", s.Platform, s.Arch)},
 		{"CPUs:", fmt.Sprint(s.CPUs)},
 	}
-	if len(s.LoadAverage) == 3 {
+	// An older node may send no load average.
+	if la, _ := raw["loadAverage"].([]any); len(la) == 3 {
 		rows = append(rows, []string{"Load:", fmt.Sprintf("%.2f %.2f %.2f", s.LoadAverage[0], s.LoadAverage[1], s.LoadAverage[2])})
 	}
 	rows = append(rows, []string{"Memory:", fmt.Sprintf("%s (%s / %s)", s.Memory.Percentage, s.Memory.Used, s.Memory.Total)})
@@ -271,15 +245,6 @@ func NewCmdNodes(d *Deps, runF func(*NodesOptions) error) *cobra.Command {
 	return cmd
 }
 
-type fleetNode struct {
-	Name         string        `json:"name"`
-	URL          string        `json:"url"`
-	Status       string        `json:"status"`
-	LatencyMs    *int64        `json:"latencyMs"`
-	Capabilities *Capabilities `json:"capabilities"`
-	Self         bool          `json:"self"`
-}
-
 func nodesRun(ctx context.Context, o *NodesOptions) error {
 	c, err := o.Nodes.Target(ctx, o.Server)
 	if err != nil {
@@ -300,17 +265,18 @@ func nodesRun(ctx context.Context, o *NodesOptions) error {
 	p := o.Printer
 	rows := [][]string{p.header([]string{"NAME", "URL", "STATUS", "LATENCY", "CPUS", "MEMORY", "GPU"}, 2)}
 	for _, raw := range out.Nodes {
-		n := decodeAs[fleetNode](raw)
+		n := decodeAs[api.Node](raw)
 		name := n.Name
 		if n.Self {
 			name += " (this node)"
 		}
 		lat, cpus, mem, gpu := "-", "-", "-", "-"
-		if n.LatencyMs != nil {
-			lat = fmt.Sprintf("%d ms", *n.LatencyMs)
+		// An older node may leave out the latency.
+		if _, ok := raw["latencyMs"]; ok {
+			lat = fmt.Sprintf("%d ms", n.LatencyMs)
 		}
 		if cp := n.Capabilities; cp != nil {
-			cpus, mem, gpu = fmt.Sprint(cp.CPUs), humanBytes(cp.Memory), "no"
+			cpus, mem, gpu = fmt.Sprint(cp.CPUs), humanBytes(float64(cp.Memory)), "no"
 			if cp.GPU {
 				gpu = orDash(cp.GPUName)
 			}

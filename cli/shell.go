@@ -11,6 +11,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/api"
 )
 
 // ShellOptions are the settings of `clawdspace shell`.
@@ -61,13 +63,6 @@ func terminalURL(base, name string) string {
 	return "ws://" + strings.TrimPrefix(u, "http://")
 }
 
-// resizeMessage is the terminal protocol's window size message.
-type resizeMessage struct {
-	Type string `json:"type"`
-	Cols int    `json:"cols"`
-	Rows int    `json:"rows"`
-}
-
 func shellRun(ctx context.Context, o *ShellOptions) error {
 	c, err := o.Spaces.FindSpace(ctx, o.Server, o.Name)
 	if err != nil {
@@ -114,7 +109,7 @@ func shellRun(ctx context.Context, o *ShellOptions) error {
 		defer restore()
 		sendSize := func() {
 			if cols, rows, err := o.IO.Term.Size(); err == nil && cols > 0 && rows > 0 {
-				b, _ := json.Marshal(resizeMessage{Type: "resize", Cols: min(cols, 1000), Rows: min(rows, 1000)})
+				b, _ := json.Marshal(api.TerminalResize(min(cols, 1000), min(rows, 1000)))
 				_ = conn.Write(ctx, websocket.MessageText, b)
 			}
 		}

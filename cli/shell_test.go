@@ -331,6 +331,12 @@ func TestShellProtocol(t *testing.T) {
 		}
 		return wsMessage{}
 	}
+	// resizeMessage is the window size message as the node reads it.
+	type resizeMessage struct {
+		Type string `json:"type"`
+		Cols int    `json:"cols"`
+		Rows int    `json:"rows"`
+	}
 	resizeOf := func(m wsMessage) resizeMessage {
 		t.Helper()
 		var r resizeMessage

@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/api"
 )
 
 // StatsOptions are the settings of `clawdspace stats`.
@@ -44,17 +46,6 @@ func NewCmdStats(d *Deps, runF func(*StatsOptions) error) *cobra.Command {
 	return cmd
 }
 
-type spaceStats struct {
-	CPUPercent       float64 `json:"cpuPercent"`
-	MemoryUsageBytes float64 `json:"memoryUsageBytes"`
-	MemoryLimitBytes float64 `json:"memoryLimitBytes"`
-	Pids             int64   `json:"pids"`
-	NetworkRxBytes   float64 `json:"networkRxBytes"`
-	NetworkTxBytes   float64 `json:"networkTxBytes"`
-	BlockReadBytes   float64 `json:"blockReadBytes"`
-	BlockWriteBytes  float64 `json:"blockWriteBytes"`
-}
-
 func statsRun(ctx context.Context, o *StatsOptions) error {
 	c, err := o.Spaces.FindSpace(ctx, o.Server, o.Name)
 	if err != nil {
@@ -72,18 +63,19 @@ func statsRun(ctx context.Context, o *StatsOptions) error {
 		}
 		return writeJSON(o.IO.Out, out.Stats)
 	}
-	s := decodeAs[spaceStats](out.Stats)
-	mem := humanBytes(s.MemoryUsageBytes)
-	if s.MemoryLimitBytes > 0 {
-		mem = fmt.Sprintf("%s / %s (%.1f%%)", mem, humanBytes(s.MemoryLimitBytes), 100*s.MemoryUsageBytes/s.MemoryLimitBytes)
+	s := decodeAs[api.Stats](out.Stats)
+	used, limit := float64(s.MemoryUsageBytes), float64(s.MemoryLimitBytes)
+	mem := humanBytes(used)
+	if limit > 0 {
+		mem = fmt.Sprintf("%s / %s (%.1f%%)", mem, humanBytes(limit), 100*used/limit)
 	}
 	rows := [][]string{
 		{"Space:", fmt.Sprintf("%s (on %s)", o.Name, c.Name)},
 		{"CPU:", fmt.Sprintf("%.1f%%", s.CPUPercent)},
 		{"Memory:", mem},
-		{"Processes:", fmt.Sprint(s.Pids)},
-		{"Network:", fmt.Sprintf("%s in, %s out", humanBytes(s.NetworkRxBytes), humanBytes(s.NetworkTxBytes))},
-		{"Disk I/O:", fmt.Sprintf("%s read, %s written", humanBytes(s.BlockReadBytes), humanBytes(s.BlockWriteBytes))},
+		{"Processes:", fmt.Sprint(s.PIDs)},
+		{"Network:", fmt.Sprintf("%s in, %s out", humanBytes(float64(s.NetworkRxBytes)), humanBytes(float64(s.NetworkTxBytes)))},
+		{"Disk I/O:", fmt.Sprintf("%s read, %s written", humanBytes(float64(s.BlockReadBytes)), humanBytes(float64(s.BlockWriteBytes)))},
 	}
 	return (&printer{out: o.IO.Out}).table(rows)
 }

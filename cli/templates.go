@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/api"
 )
 
 // TemplatesOptions are the settings of the `clawdspace templates` commands.
@@ -96,10 +98,7 @@ func templatesGetRun(ctx context.Context, o *TemplatesOptions) error {
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Name string `json:"name"`
-		YAML string `json:"yaml"`
-	}
+	var out api.TemplateYAML
 	if err := c.Do(ctx, http.MethodGet, "/templates/"+url.PathEscape(o.Name), nil, nil, &out); err != nil {
 		return templateError(o.Name, err)
 	}

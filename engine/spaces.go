@@ -145,7 +145,7 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 	}
 	cname, vname := e.ContainerName(spec.Name), e.VolumeName(spec.Name)
 	if spec.NetworkMode != spaces.NetworkNone && !e.egress && !e.allowUnenforced {
-		return sp, spaces.Errorf(spaces.ErrInvalid, "this node cannot enforce the network rules of spaces (egress block list, isolation from other spaces; "+
+		return sp, spaces.AboutField(spaces.ErrInvalid, spaces.FieldTemplate, "this node cannot enforce the network rules of spaces (egress block list, isolation from other spaces; "+
 			"it must run as root on the engine's host); use a template without network (offline) or start the node with --insecure-egress")
 	}
 	if spec.WorkspaceMaxBytes > 0 && e.quotaDir == "" && !e.allowAnySize {

@@ -24,6 +24,7 @@ import (
 
 	"tailscale.com/ipn/ipnstate"
 
+	"github.com/adam91holt/clawdspace/api"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -292,12 +293,6 @@ func (f *Fleet) candidates(ctx context.Context) ([]candidate, error) {
 	return out, nil
 }
 
-type healthBody struct {
-	Status  string `json:"status"`
-	Version string `json:"version"`
-	Node    string `json:"node"`
-}
-
 // probe asks one candidate for its health and capabilities. It returns
 // nil for a device that is not a node and was never one.
 func (f *Fleet) probe(ctx context.Context, c candidate, prev spaces.NodeHealth, wasKnown bool) *spaces.NodeHealth {
@@ -317,7 +312,7 @@ func (f *Fleet) probe(ctx context.Context, c candidate, prev spaces.NodeHealth, 
 		return offline("offline on the tailnet")
 	}
 	start := time.Now()
-	var h healthBody
+	var h api.Health
 	if err := f.getJSON(ctx, c.url+"/api/health", &h); err != nil {
 		return offline(err.Error())
 	}
@@ -339,11 +334,12 @@ func (f *Fleet) probe(ctx context.Context, c candidate, prev spaces.NodeHealth, 
 		Name: name, URL: c.url, Status: spaces.NodeOnline, Version: h.Version, Problem: problem,
 		LatencyMs: latency.Milliseconds(), LastSeen: now, CheckedAt: now, Capabilities: prev.Capabilities,
 	}
-	var caps spaces.NodeCapabilities
+	var caps api.Capabilities
 	if err := f.getJSON(ctx, c.url+"/api/system/capabilities", &caps); err != nil {
 		n.Problem = strings.TrimPrefix(problem+"; ", "; ") + "capabilities: " + err.Error()
 	} else {
-		n.Capabilities = &caps
+		dc := caps.Domain()
+		n.Capabilities = &dc
 	}
 	return &n
 }
@@ -373,7 +369,7 @@ func (f *Fleet) getJSON(ctx context.Context, url string, v any) error {
 		return fmt.Errorf("reading answer: %w", err)
 	}
 	if res.StatusCode != http.StatusOK {
-		var e errorBody
+		var e api.Error
 		_ = json.Unmarshal(body, &e)
 		return fmt.Errorf("HTTP %d %s", res.StatusCode, e.Error)
 	}
@@ -404,9 +400,4 @@ func (f *Fleet) StaticAddrs() map[string]bool {
 		}
 	}
 	return out
-}
-
-// errorBody is the error answer of a node's API.
-type errorBody struct {
-	Error string `json:"error"`
 }

@@ -13,6 +13,7 @@ import (
 
 	"tailscale.com/ipn/ipnstate"
 
+	"github.com/adam91holt/clawdspace/api"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -143,7 +144,7 @@ func TestStaticFleetRefreshAndCall(t *testing.T) {
 			w.WriteHeader(http.StatusUnauthorized)
 			_, _ = w.Write([]byte(`{"error":"Unauthorized"}`))
 		case r.URL.Path == "/api/system/capabilities":
-			_ = json.NewEncoder(w).Encode(spaces.NodeCapabilities{CPUs: 4, MemoryFree: 42})
+			_ = json.NewEncoder(w).Encode(api.Capabilities{CPUs: 4, MemoryFree: 42})
 		default:
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = w.Write([]byte(`{"error":"Space not found: x"}`))

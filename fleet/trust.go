@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/adam91holt/clawdspace/api"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -143,7 +144,7 @@ func (f *Fleet) Call(ctx context.Context, n spaces.NodeHealth, creds http.Header
 		return spaces.Errorf(spaces.ErrUnavailable, "Node %s: answer cut short", n.Name)
 	}
 	if res.StatusCode/100 != 2 {
-		var e errorBody
+		var e api.Error
 		_ = json.Unmarshal(data, &e)
 		if e.Error == "" {
 			e.Error = fmt.Sprintf("Node %s answered HTTP %d", n.Name, res.StatusCode)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/adam91holt/clawdspace/api"
 	"github.com/adam91holt/clawdspace/spaces"
 	"github.com/adam91holt/clawdspace/views"
 )
@@ -164,7 +165,7 @@ func (s *Server) handleCreateSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		status, _ := s.classify(err)
 		vm := form()
-		if field := createField(msg); field != "" {
+		if field := createField(err); field != "" {
 			vm.Errors[field] = msg
 		} else {
 			vm.FormError = msg
@@ -203,46 +204,29 @@ func (s *Server) createOn(r *http.Request, node string, req spaces.CreateRequest
 	if err := s.cfg.Fleet.CanVouch(callerOf(r)); err != nil {
 		return "", nil, err
 	}
-	body, err := json.Marshal(createBody(req))
+	body, err := json.Marshal(api.CreateSpaceFrom(req))
 	if err != nil {
 		return "", nil, err
 	}
-	var out struct {
-		Space struct {
-			Name string `json:"name"`
-		} `json:"space"`
-	}
+	var out api.SpaceAnswer
 	if err := s.callNode(r.Context(), n, callerOf(r), s.requestKey(r), http.MethodPost, "/api/spaces", body, &out); err != nil {
 		return "", nil, err
 	}
 	return out.Space.Name, &n, nil
 }
 
-// createField names the form field a create error is about, from the
-// service's message (which names the API field), or "".
-func createField(msg string) string {
-	m := strings.ToLower(msg)
-	rules := []struct{ prefix, field string }{
-		{"name", "name"}, {"space already exists", "name"},
-		{"memory", "memory"}, {"cpus", "cpus"},
-		{"this node has no gpu", "gpu"},
-		{"image", "image"},
-		{"template", "template"},
-		{"repobranch and repodest", "repo"}, {"repourl", "repo"}, {"cloning", "repo"},
-		{"branch", "branch"}, {"repodest", "dest"},
-		{"envfilepath must", "envpath"}, {"envfilepath:", "envpath"},
-		{"envfile", "envfile"}, {"the env file", "envfile"}, {"give envfiletext", "envfile"},
-		{"env ", "envfile"},
-	}
-	for _, r := range rules {
-		if strings.HasPrefix(m, r.prefix) {
-			return r.field
-		}
-	}
-	if strings.Contains(m, "egress") || strings.Contains(m, "block list") {
-		return "template"
-	}
-	return ""
+// createFields are the form fields of the domain's inputs.
+var createFields = map[spaces.Field]string{
+	spaces.FieldName: "name", spaces.FieldMemory: "memory", spaces.FieldCPUs: "cpus", spaces.FieldGPU: "gpu",
+	spaces.FieldImage: "image", spaces.FieldTemplate: "template",
+	spaces.FieldRepoURL: "repo", spaces.FieldBranch: "branch", spaces.FieldRepoDest: "dest",
+	spaces.FieldEnvFilePath: "envpath", spaces.FieldEnvFileText: "envfile", spaces.FieldEnvFileBase64: "envfile",
+	spaces.FieldEnv: "envfile",
+}
+
+// createField names the form field a create error is about, or "".
+func createField(err error) string {
+	return createFields[spaces.FieldOf(err)]
 }
 
 func (s *Server) handleSpacePage(w http.ResponseWriter, r *http.Request) {
@@ -358,25 +342,4 @@ func (s *Server) handleDestroyPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/?done=destroyed", http.StatusSeeOther)
-}
-
-// createBody is req as the API's CreateSpace JSON.
-func createBody(req spaces.CreateRequest) map[string]any {
-	m := map[string]any{"name": req.Name}
-	for k, v := range map[string]string{"memory": req.Memory, "image": req.Image, "template": req.Template,
-		"envFilePath": req.EnvFilePath, "repoUrl": req.RepoURL, "repoBranch": req.RepoBranch, "repoDest": req.RepoDest} {
-		if v != "" {
-			m[k] = v
-		}
-	}
-	if req.CPUs != nil {
-		m["cpus"] = *req.CPUs
-	}
-	if req.GPU != nil {
-		m["gpu"] = *req.GPU
-	}
-	if req.EnvFileText != nil {
-		m["envFileText"] = *req.EnvFileText
-	}
-	return m
 }

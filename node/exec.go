@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
+	"github.com/adam91holt/clawdspace/api"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -21,38 +21,8 @@ const (
 	maxStreamedOutput = 1 << 40
 )
 
-type execRequest struct {
-	Command        json.RawMessage   `json:"command"`
-	Env            map[string]string `json:"env"`
-	Cwd            string            `json:"cwd"`
-	Stdin          *string           `json:"stdin"`
-	StdinBase64    *string           `json:"stdinBase64"`
-	TimeoutMs      *int64            `json:"timeoutMs"`
-	MaxOutputBytes *int64            `json:"maxOutputBytes"`
-	Stream         bool              `json:"stream"`
-}
-
-// parseCommand accepts a string (run with sh -c) or an argv array.
-func parseCommand(raw json.RawMessage) ([]string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, spaces.Errorf(spaces.ErrInvalid, "command is required")
-	}
-	var str string
-	if err := json.Unmarshal(raw, &str); err == nil {
-		if str == "" {
-			return nil, spaces.Errorf(spaces.ErrInvalid, "command is required")
-		}
-		return []string{"sh", "-c", str}, nil
-	}
-	var argv []string
-	if err := json.Unmarshal(raw, &argv); err != nil || len(argv) == 0 || argv[0] == "" {
-		return nil, spaces.Errorf(spaces.ErrInvalid, "command must be a string or a non-empty array of strings")
-	}
-	return argv, nil
-}
-
 // wantsStream: Accept: application/x-ndjson, ?stream=true or "stream": true.
-func wantsStream(r *http.Request, req execRequest) bool {
+func wantsStream(r *http.Request, req api.ExecRequest) bool {
 	if req.Stream || r.URL.Query().Get("stream") == "true" {
 		return true
 	}
@@ -64,29 +34,12 @@ func wantsStream(r *http.Request, req execRequest) bool {
 	return false
 }
 
-// execInput turns the request into the domain's request.
-func execInput(req execRequest, stream bool) (spaces.ExecRequest, int64, error) {
-	var in spaces.ExecRequest
-	cmd, err := parseCommand(req.Command)
+// execInput turns the request into the domain's request, and the output
+// limit, which only the HTTP side knows: its buffers and streams.
+func execInput(req api.ExecRequest, stream bool) (spaces.ExecRequest, int64, error) {
+	in, err := req.Domain()
 	if err != nil {
 		return in, 0, err
-	}
-	in.Cmd, in.Env, in.WorkDir = cmd, req.Env, req.Cwd
-	switch {
-	case req.Stdin != nil && req.StdinBase64 != nil:
-		return in, 0, spaces.Errorf(spaces.ErrInvalid, "give stdin or stdinBase64, not both")
-	case req.Stdin != nil:
-		in.Stdin = []byte(*req.Stdin)
-	case req.StdinBase64 != nil:
-		if in.Stdin, err = base64.StdEncoding.DecodeString(*req.StdinBase64); err != nil {
-			return in, 0, spaces.Errorf(spaces.ErrInvalid, "stdinBase64 is not valid base64")
-		}
-	}
-	if t := req.TimeoutMs; t != nil {
-		if *t <= 0 || *t > spaces.MaxExecTimeout.Milliseconds() {
-			return in, 0, spaces.Errorf(spaces.ErrInvalid, "timeoutMs must be between 1 and %d", spaces.MaxExecTimeout.Milliseconds())
-		}
-		in.Timeout = time.Duration(*t) * time.Millisecond
 	}
 	limit := int64(defaultMaxOutput)
 	if m := req.MaxOutputBytes; m != nil {
@@ -103,7 +56,7 @@ func execInput(req execRequest, stream bool) (spaces.ExecRequest, int64, error) 
 }
 
 func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
-	var req execRequest
+	var req api.ExecRequest
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -155,17 +108,6 @@ func (l *outputLimit) take(n int) int {
 	return n
 }
 
-// streamLine is one NDJSON line of a streamed exec.
-type streamLine struct {
-	Stream     string `json:"stream,omitempty"`
-	Data       string `json:"data,omitempty"`
-	DataBase64 string `json:"dataBase64,omitempty"`
-	ExitCode   *int   `json:"exitCode,omitempty"`
-	TimedOut   bool   `json:"timedOut,omitempty"`
-	Truncated  bool   `json:"truncated,omitempty"`
-	Error      string `json:"error,omitempty"`
-}
-
 // ndjsonWriter sends each chunk of output as one JSON line, as it comes.
 type ndjsonWriter struct {
 	mu      sync.Mutex
@@ -187,7 +129,7 @@ func (n *ndjsonWriter) start() {
 	n.w.WriteHeader(http.StatusOK)
 }
 
-func (n *ndjsonWriter) line(l streamLine) {
+func (n *ndjsonWriter) line(l api.ExecLine) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.start()
@@ -209,7 +151,7 @@ func (s streamSink) Write(p []byte) (int, error) {
 		return n, nil
 	}
 	chunk := p[:keep]
-	l := streamLine{Stream: s.name}
+	l := api.ExecLine{Stream: s.name}
 	if utf8.Valid(chunk) {
 		l.Data = string(chunk)
 	} else {
@@ -243,9 +185,9 @@ func (s *Server) streamExec(w http.ResponseWriter, r *http.Request, in spaces.Ex
 			return
 		}
 		_, msg := s.classify(err)
-		nw.line(streamLine{Error: msg})
+		nw.line(api.ExecLine{Error: msg})
 		return
 	}
 	code := res.ExitCode
-	nw.line(streamLine{ExitCode: &code, TimedOut: res.TimedOut, Truncated: nw.limit.truncated})
+	nw.line(api.ExecLine{ExitCode: &code, TimedOut: res.TimedOut, Truncated: nw.limit.truncated})
 }

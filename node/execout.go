@@ -294,7 +294,7 @@ func (s *outputStream) writeBase64(w *bufio.Writer) error {
 }
 
 // writeExecAnswer streams the JSON answer of an exec: the same document
-// as an execResponse, without building it in memory.
+// as an api.ExecAnswer, without building it in memory.
 func writeExecAnswer(w http.ResponseWriter, o *execOutput, res spaces.ExecResult) error {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/adam91holt/clawdspace/api"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -28,15 +29,6 @@ const (
 	spoolThreshold = 1 << 20
 )
 
-type fileEntryJSON struct {
-	Name    string `json:"name"`
-	Path    string `json:"path"`
-	Type    string `json:"type"`
-	Size    int64  `json:"size"`
-	MtimeMs int64  `json:"mtimeMs"`
-	Mode    string `json:"mode,omitempty"`
-}
-
 func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Query().Get("path")
 	if p == "" {
@@ -47,14 +39,11 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]fileEntryJSON, 0, len(entries))
+	out := make([]api.FileEntry, 0, len(entries))
 	for _, e := range entries {
-		out = append(out, fileEntryJSON{
-			Name: e.Name, Path: spaces.DisplayPath(e.Path), Type: string(e.Type), Size: e.Size,
-			MtimeMs: e.MTime.UnixMilli(), Mode: fmt.Sprintf("%04o", e.Mode),
-		})
+		out = append(out, api.FileEntryFrom(e))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"path": spaces.DisplayPath(abs), "entries": out})
+	writeJSON(w, http.StatusOK, api.FileList{Path: spaces.DisplayPath(abs), Entries: out})
 }
 
 func (s *Server) handleReadFile(w http.ResponseWriter, r *http.Request) {
@@ -96,11 +85,11 @@ func (s *Server) handleReadFile(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("reading file: %w", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"path":          spaces.DisplayPath(info.Path),
-		"contentBase64": base64.StdEncoding.EncodeToString(data),
-		"truncated":     info.Size > int64(len(data)),
-		"size":          info.Size,
+	writeJSON(w, http.StatusOK, api.FileContent{
+		Path:          spaces.DisplayPath(info.Path),
+		ContentBase64: base64.StdEncoding.EncodeToString(data),
+		Truncated:     info.Size > int64(len(data)),
+		Size:          info.Size,
 	})
 }
 
@@ -129,9 +118,7 @@ func (s *Server) handleWriteFile(w http.ResponseWriter, r *http.Request) {
 		defer cleanup()
 		size, content = n, body
 	} else {
-		var req struct {
-			ContentBase64 *string `json:"contentBase64"`
-		}
+		var req api.WriteFile
 		if err := s.readJSON(w, r, &req); err != nil {
 			s.writeError(w, r, err)
 			return
@@ -151,7 +138,7 @@ func (s *Server) handleWriteFile(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"message": "OK", "size": size})
+	writeJSON(w, http.StatusOK, api.WriteFileAnswer{Message: "OK", Size: size})
 }
 
 // receiveUpload reads a raw upload within the configured limit: small ones
@@ -248,13 +235,11 @@ func (s *Server) handleDeleteFile(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"message": "OK"})
+	writeJSON(w, http.StatusOK, api.Message{Message: "OK"})
 }
 
 func (s *Server) handleMkdir(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Path string `json:"path"`
-	}
+	var req api.Mkdir
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -266,5 +251,5 @@ func (s *Server) handleMkdir(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"message": "OK"})
+	writeJSON(w, http.StatusOK, api.Message{Message: "OK"})
 }

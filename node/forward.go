@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/adam91holt/clawdspace/api"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -80,7 +81,7 @@ func (s *Server) proxyTo(w http.ResponseWriter, r *http.Request, name string) {
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.log.Warn("forwarding failed", "node", n.Name, "path", r.URL.Path, "err", err)
-			writeJSON(w, http.StatusBadGateway, errorBody{Error: "Node " + n.Name + " did not answer"})
+			writeJSON(w, http.StatusBadGateway, api.Error{Error: "Node " + n.Name + " did not answer"})
 		},
 	}
 	proxy.ServeHTTP(w, r)
@@ -113,25 +114,14 @@ func stripBrowserHeaders(h http.Header) {
 	}
 }
 
-// fleetSpaceJSON is a Space with the node that holds it.
-type fleetSpaceJSON struct {
-	spaceJSON
-	Node string `json:"node"`
-}
-
-type nodeErrorJSON struct {
-	Node  string `json:"node"`
-	Error string `json:"error"`
-}
-
 // listFleetSpaces answers GET /api/spaces?all=true: the spaces of every
 // online node that the caller may see, each with its node's name.
-func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local []spaceJSON) {
-	out := make([]fleetSpaceJSON, 0, len(local))
+func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local []api.Space) {
+	out := make([]api.FleetSpace, 0, len(local))
 	for _, sp := range local {
-		out = append(out, fleetSpaceJSON{spaceJSON: sp, Node: s.selfName()})
+		out = append(out, api.FleetSpace{Space: sp, Node: s.selfName()})
 	}
-	errs := []nodeErrorJSON{}
+	errs := []api.NodeError{}
 	c, key := callerOf(r), s.requestKey(r)
 	if s.cfg.Fleet != nil {
 		nodes, _, err := s.cfg.Fleet.Nodes(r.Context())
@@ -149,15 +139,15 @@ func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local [
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				errs = append(errs, nodeErrorJSON{Node: n.Name, Error: err.Error()})
+				errs = append(errs, api.NodeError{Node: n.Name, Error: err.Error()})
 				return
 			}
 			for _, sp := range list {
-				out = append(out, fleetSpaceJSON{spaceJSON: sp, Node: n.Name})
+				out = append(out, api.FleetSpace{Space: sp, Node: n.Name})
 			}
 		})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"spaces": out, "errors": errs})
+	writeJSON(w, http.StatusOK, api.FleetSpaceList{Spaces: out, Errors: errs})
 }
 
 // DefaultFleetListTimeout is the default of Config.FleetListTimeout.
@@ -165,12 +155,10 @@ const DefaultFleetListTimeout = 15 * time.Second
 
 // remoteSpaces lists the spaces of another node as c, within the fleet
 // list timeout.
-func (s *Server) remoteSpaces(ctx context.Context, n spaces.NodeHealth, c spaces.Caller, key string) ([]spaceJSON, error) {
+func (s *Server) remoteSpaces(ctx context.Context, n spaces.NodeHealth, c spaces.Caller, key string) ([]api.Space, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.FleetListTimeout)
 	defer cancel()
-	var v struct {
-		Spaces []spaceJSON `json:"spaces"`
-	}
+	var v api.SpaceList
 	if err := s.callNode(ctx, n, c, key, http.MethodGet, "/api/spaces", nil, &v); err != nil {
 		return nil, err
 	}

@@ -3,22 +3,17 @@ package node
 import (
 	"net/http"
 
-	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/api"
 )
 
 func (s *Server) handleGitPush(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		RepoPath string `json:"repoPath"`
-		Remote   string `json:"remote"`
-		Branch   string `json:"branch"`
-		Token    string `json:"token"`
-	}
+	var req api.GitPush
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.cfg.Spaces.Push(r.Context(), callerOf(r), r.PathValue("name"), spaces.PushRequest(req))
-	body := map[string]any{"stdout": res.Stdout, "stderr": res.Stderr, "exitCode": res.ExitCode}
+	res, err := s.cfg.Spaces.Push(r.Context(), callerOf(r), r.PathValue("name"), req.Domain())
+	body := api.GitPushAnswer{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, body)
@@ -26,7 +21,7 @@ func (s *Server) handleGitPush(w http.ResponseWriter, r *http.Request) {
 		// git ran and failed: 400 with its message, and its output as the
 		// contract's success shape carries it.
 		status, msg := s.classify(err)
-		body["error"] = msg
+		body.Error = msg
 		writeJSON(w, status, body)
 	default:
 		s.writeError(w, r, err)

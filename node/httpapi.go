@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/adam91holt/clawdspace/api"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -27,9 +28,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-type errorBody struct {
-	Error string `json:"error"`
-}
+// errorBody is the contract's error body; routes.go, whose mux is called
+// api, names it so.
+type errorBody = api.Error
 
 // writeError is the one place that maps errors to HTTP statuses. Client
 // errors carry their domain message; server errors are logged and answered
@@ -45,7 +46,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Connection", "close")
 	}
 	setRetryAfter(w, err)
-	writeJSON(w, status, errorBody{Error: msg})
+	writeJSON(w, status, api.Error{Error: msg})
 }
 
 // classifyAndLog classifies err and logs it: server errors at error level,
@@ -67,7 +68,7 @@ func (s *Server) classifyAndLog(r *http.Request, err error) (int, string) {
 }
 
 func (s *Server) classify(err error) (int, string) {
-	msg, hasMsg := spaces.Message(err)
+	msg, hasMsg := api.ErrorMessage(err)
 	var mbe *http.MaxBytesError
 	var retry *RetryLater
 	switch {
@@ -147,7 +148,7 @@ func decodeJSON(data []byte, v any) error {
 }
 
 func jsonProblem(err error) string {
-	if m, ok := spaces.Message(err); ok {
+	if m, ok := api.ErrorMessage(err); ok {
 		return m
 	}
 	var te *json.UnmarshalTypeError

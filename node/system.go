@@ -9,11 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/adam91holt/clawdspace/api"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version, "node": s.selfName()})
+	writeJSON(w, http.StatusOK, api.Health{Status: "ok", Version: s.cfg.Version, Node: s.selfName()})
 }
 
 // capabilities are the contract's capabilities; full adds the extras that
@@ -37,43 +38,7 @@ func (s *Server) handleCapabilities(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		c.Spaces, c.SpacesRunning = &total, &running
 	}
-	writeJSON(w, http.StatusOK, c)
-}
-
-type memoryJSON struct {
-	Total      string `json:"total"`
-	Free       string `json:"free"`
-	Used       string `json:"used"`
-	Percentage string `json:"percentage"`
-}
-
-type diskJSON struct {
-	Total      string `json:"total"`
-	Used       string `json:"used"`
-	Available  string `json:"available"`
-	Percentage string `json:"percentage"`
-}
-
-type dockerJSON struct {
-	Version           string `json:"version"`
-	APIVersion        string `json:"apiVersion"`
-	Containers        int    `json:"containers"`
-	ContainersRunning int    `json:"containersRunning"`
-	ContainersPaused  int    `json:"containersPaused"`
-	Images            int    `json:"images"`
-}
-
-type systemJSON struct {
-	Hostname     string                  `json:"hostname"`
-	Platform     string                  `json:"platform"`
-	Arch         string                  `json:"arch"`
-	CPUs         int                     `json:"cpus"`
-	LoadAverage  [3]float64              `json:"loadAverage"`
-	Memory       memoryJSON              `json:"memory"`
-	Disk         *diskJSON               `json:"disk"`
-	Uptime       float64                 `json:"uptime"`
-	Docker       dockerJSON              `json:"docker"`
-	Capabilities spaces.NodeCapabilities `json:"capabilities"`
+	writeJSON(w, http.StatusOK, api.CapabilitiesFrom(c))
 }
 
 func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
@@ -84,25 +49,25 @@ func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
 	}
 	snap := s.cfg.Machine.Snapshot()
 	used := snap.MemTotal - min(snap.MemFree, snap.MemTotal)
-	out := systemJSON{
+	out := api.System{
 		Hostname:    snap.Hostname,
 		Platform:    snap.Platform,
 		Arch:        snap.Arch,
 		CPUs:        snap.CPUs,
 		LoadAverage: snap.Load,
-		Memory: memoryJSON{
+		Memory: api.Memory{
 			Total: humanBytes(snap.MemTotal), Free: humanBytes(snap.MemFree),
 			Used: humanBytes(used), Percentage: percent(used, snap.MemTotal),
 		},
 		Uptime: snap.UptimeSec,
-		Docker: dockerJSON{
+		Docker: api.Docker{
 			Version: info.Version, APIVersion: info.APIVersion, Containers: info.Containers,
 			ContainersRunning: info.ContainersRunning, ContainersPaused: info.ContainersPaused, Images: info.Images,
 		},
-		Capabilities: s.capabilities(snap, false),
+		Capabilities: api.CapabilitiesFrom(s.capabilities(snap, false)),
 	}
 	if d := snap.Disk; d != nil {
-		out.Disk = &diskJSON{
+		out.Disk = &api.Disk{
 			Total: humanBytes(d.Total), Used: humanBytes(d.Used), Available: humanBytes(d.Available),
 			Percentage: percent(d.Used, d.Used+d.Available),
 		}
@@ -132,19 +97,6 @@ func percent(part, whole uint64) string {
 	return strconv.FormatFloat(float64(part)*100/float64(whole), 'f', 1, 64) + "%"
 }
 
-type nodeJSON struct {
-	Name         string                   `json:"name"`
-	URL          string                   `json:"url"`
-	Status       string                   `json:"status"`
-	LatencyMs    int64                    `json:"latencyMs"`
-	Capabilities *spaces.NodeCapabilities `json:"capabilities,omitempty"`
-	Self         bool                     `json:"self"`
-	Version      string                   `json:"version,omitempty"`
-	LastSeen     string                   `json:"lastSeen,omitempty"`
-	CheckedAt    string                   `json:"checkedAt,omitempty"`
-	Problem      string                   `json:"problem,omitempty"`
-}
-
 // handleNodes answers from the fleet's cached health, at once.
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Spaces.Authorize(r.Context(), callerOf(r), "", spaces.ActRead); err != nil {
@@ -156,14 +108,11 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]nodeJSON, 0, len(nodes))
+	out := make([]api.Node, 0, len(nodes))
 	for _, n := range nodes {
-		out = append(out, nodeJSON{
-			Name: n.Name, URL: n.URL, Status: n.Status, LatencyMs: n.LatencyMs, Capabilities: n.Capabilities, Self: n.Self,
-			Version: n.Version, LastSeen: isoTime(n.LastSeen), CheckedAt: isoTime(n.CheckedAt), Problem: n.Problem,
-		})
+		out = append(out, api.NodeFrom(n.NodeHealth, n.Self))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"nodes": out, "lastUpdatedAt": updated.UnixMilli()})
+	writeJSON(w, http.StatusOK, api.NodeList{Nodes: out, LastUpdatedAt: updated.UnixMilli()})
 }
 
 // selfName is this node's name in the fleet.
@@ -210,22 +159,17 @@ func (s *Server) nodeList(ctx context.Context) ([]fleetMember, time.Time, error)
 	return out, updated, nil
 }
 
-type templateSummary struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
-}
-
 func (s *Server) handleTemplates(w http.ResponseWriter, r *http.Request) {
 	list, err := s.cfg.Spaces.Templates(r.Context(), callerOf(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]templateSummary, 0, len(list))
+	out := make([]api.TemplateSummary, 0, len(list))
 	for _, t := range list {
-		out = append(out, templateSummary{Name: t.Name, Description: t.Description})
+		out = append(out, api.TemplateSummary{Name: t.Name, Description: t.Description})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"templates": out})
+	writeJSON(w, http.StatusOK, api.TemplateList{Templates: out})
 }
 
 func (s *Server) handleTemplate(w http.ResponseWriter, r *http.Request) {
@@ -234,13 +178,11 @@ func (s *Server) handleTemplate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"name": t.Name, "yaml": t.YAML()})
+	writeJSON(w, http.StatusOK, api.TemplateYAML{Name: t.Name, YAML: t.YAML()})
 }
 
 func (s *Server) handlePutTemplate(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		YAML *string `json:"yaml"`
-	}
+	var req api.PutTemplate
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -254,7 +196,7 @@ func (s *Server) handlePutTemplate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"template": t})
+	writeJSON(w, http.StatusOK, api.TemplateAnswer{Template: api.TemplateFrom(t)})
 }
 
 func (s *Server) handleDeleteTemplate(w http.ResponseWriter, r *http.Request) {
@@ -262,19 +204,7 @@ func (s *Server) handleDeleteTemplate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"message": "OK"})
-}
-
-type eventJSON struct {
-	ID    int64          `json:"id"`
-	TS    string         `json:"ts"`
-	Space string         `json:"space,omitempty"`
-	Type  string         `json:"type"`
-	Actor string         `json:"actor,omitempty"`
-	Meta  map[string]any `json:"meta,omitempty"`
-	// Source is "node" (done or seen by the node) or "space" (reported by
-	// the space itself: its shell history).
-	Source string `json:"source"`
+	writeJSON(w, http.StatusOK, api.Message{Message: "OK"})
 }
 
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
@@ -301,13 +231,9 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]eventJSON, 0, len(events))
+	out := make([]api.Event, 0, len(events))
 	for _, e := range events {
-		src := e.Source
-		if src == "" {
-			src = spaces.SourceNode
-		}
-		out = append(out, eventJSON{ID: e.ID, TS: isoTime(e.Time), Space: e.Space, Type: e.Type, Actor: e.Actor, Meta: e.Meta, Source: src})
+		out = append(out, api.EventFrom(e))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+	writeJSON(w, http.StatusOK, api.EventList{Events: out})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/adam91holt/clawdspace/api"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -219,14 +220,6 @@ func (s *Server) terminalInput(conn *websocket.Conn, term *spaces.TerminalSessio
 	}
 }
 
-// terminalMessage is a control message of the client.
-type terminalMessage struct {
-	Type string          `json:"type"`
-	Data json.RawMessage `json:"data"`
-	Cols json.RawMessage `json:"cols"`
-	Rows json.RawMessage `json:"rows"`
-}
-
 // terminalText acts on a text message and returns the keystrokes it holds:
 // those of an input message, none for a resize or ping, and the text itself
 // when it is not a control message.
@@ -234,7 +227,7 @@ func (s *Server) terminalText(conn *websocket.Conn, term *spaces.TerminalSession
 	if !bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
 		return data
 	}
-	var m terminalMessage
+	var m api.TerminalMessage
 	if json.Unmarshal(data, &m) != nil {
 		return data
 	}

@@ -65,7 +65,9 @@ var roleActions = map[string][]Action{
 const CapabilityName = "github.com/adam91holt/clawdspace/cap/spaces"
 
 // Grant is one value of the capability CapabilityName in the tailnet
-// policy file.
+// policy file. Its JSON tags are that policy format (read with
+// tailcfg.UnmarshalCapJSON), which the domain owns: they are not the REST
+// API's wire format, and no answer of the API carries a Grant.
 type Grant struct {
 	// Role is viewer, operator, admin or node.
 	Role string `json:"role,omitempty"`

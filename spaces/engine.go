@@ -138,11 +138,11 @@ type FileContent struct {
 
 // Process is one row of a space's process table.
 type Process struct {
-	PID     int     `json:"pid"`
-	CPU     float64 `json:"cpu"`
-	Mem     float64 `json:"mem"`
-	Etime   string  `json:"etime"`
-	Command string  `json:"command"`
+	PID     int
+	CPU     float64
+	Mem     float64
+	Etime   string
+	Command string
 }
 
 // ContainerSpec is everything the engine needs to make a space.
@@ -184,14 +184,14 @@ type ExecSpec struct {
 
 // Stats is one sample of a space's resource usage.
 type Stats struct {
-	CPUPercent       float64 `json:"cpuPercent"`
-	MemoryUsageBytes uint64  `json:"memoryUsageBytes"`
-	MemoryLimitBytes uint64  `json:"memoryLimitBytes"`
-	PIDs             uint64  `json:"pids"`
-	NetworkRxBytes   uint64  `json:"networkRxBytes"`
-	NetworkTxBytes   uint64  `json:"networkTxBytes"`
-	BlockReadBytes   uint64  `json:"blockReadBytes"`
-	BlockWriteBytes  uint64  `json:"blockWriteBytes"`
+	CPUPercent       float64
+	MemoryUsageBytes uint64
+	MemoryLimitBytes uint64
+	PIDs             uint64
+	NetworkRxBytes   uint64
+	NetworkTxBytes   uint64
+	BlockReadBytes   uint64
+	BlockWriteBytes  uint64
 }
 
 // EngineInfo summarises the engine for the system endpoint.

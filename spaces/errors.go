@@ -26,34 +26,103 @@ var (
 	ErrNotRunning = errors.New("space is not running")
 )
 
+// Field names an input of the domain that an error is about, in the
+// domain's words. Doors map it to their own names: the API to its JSON
+// field, the dashboard to its form field.
+type Field string
+
+// The inputs of the domain's requests.
+const (
+	FieldName          Field = "name"
+	FieldMemory        Field = "memory"
+	FieldCPUs          Field = "cpus"
+	FieldGPU           Field = "gpu"
+	FieldImage         Field = "image"
+	FieldTemplate      Field = "template"
+	FieldEnv           Field = "env"
+	FieldEnvFileText   Field = "env file text"
+	FieldEnvFileBase64 Field = "env file in base64"
+	FieldEnvFilePath   Field = "env file path"
+	FieldRepoURL       Field = "repository URL"
+	FieldBranch        Field = "branch"
+	FieldRepoDest      Field = "repo destination"
+	FieldCommand       Field = "command"
+	FieldTimeout       Field = "timeout"
+	FieldWorkDir       Field = "working folder"
+	FieldPath          Field = "path"
+	FieldPushRepo      Field = "repository path"
+	FieldPushRemote    Field = "remote"
+	FieldPushToken     Field = "token"
+	FieldTemplateYAML  Field = "yaml"
+	FieldLimit         Field = "limit"
+)
+
 // Error is a domain error with a message that is safe to show to clients.
 type Error struct {
 	Kind error
-	Msg  string
+	// Field is the input the error is about, or "".
+	Field Field
+	// Msg is the message. When Named is set it says what is wrong with
+	// Field and follows the field's name ("is required"), so that each
+	// door can name the field its own way; otherwise it is whole.
+	Msg   string
+	Named bool
 }
 
-func (e *Error) Error() string { return e.Msg }
+func (e *Error) Error() string { return e.Text(func(f Field) string { return string(f) }) }
 func (e *Error) Unwrap() error { return e.Kind }
+
+// Text is the message with the field, when the message names it, called
+// name(Field).
+func (e *Error) Text(name func(Field) string) string {
+	if !e.Named || e.Field == "" {
+		return e.Msg
+	}
+	return name(e.Field) + " " + e.Msg
+}
 
 // Errorf returns an *Error of the given kind with a formatted, client-safe message.
 func Errorf(kind error, format string, args ...any) error {
 	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Message returns the client-safe message of err when it carries one.
+// FieldErrorf returns an *Error about field f whose message is f's name
+// followed by the formatted text: FieldErrorf(ErrInvalid, FieldName,
+// "is required").
+func FieldErrorf(kind error, f Field, format string, args ...any) error {
+	return &Error{Kind: kind, Field: f, Msg: fmt.Sprintf(format, args...), Named: true}
+}
+
+// AboutField returns an *Error about field f with a whole message that
+// does not start with the field's name.
+func AboutField(kind error, f Field, format string, args ...any) error {
+	return &Error{Kind: kind, Field: f, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Message returns the client-safe message of err when it carries one,
+// naming fields in the domain's words.
 func Message(err error) (string, bool) {
 	var e *Error
 	if errors.As(err, &e) {
-		return e.Msg, true
+		return e.Error(), true
 	}
 	return "", false
+}
+
+// FieldOf returns the input err is about, or "".
+func FieldOf(err error) Field {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
 }
 
 // Common not-found errors with the exact messages of the wire contract.
 var (
 	errSpaceNotFound    = &Error{Kind: ErrNotFound, Msg: "Space not found"}
 	errTemplateNotFound = &Error{Kind: ErrNotFound, Msg: "Template not found"}
-	errSpaceExists      = &Error{Kind: ErrExists, Msg: "Space already exists"}
+	errSpaceExists      = &Error{Kind: ErrExists, Field: FieldName, Msg: "Space already exists"}
 )
 
 // SpaceNotFound is the error for a missing space.

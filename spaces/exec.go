@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// MaxExecTimeout bounds timeoutMs.
+// MaxExecTimeout bounds ExecRequest.Timeout.
 const MaxExecTimeout = 24 * time.Hour
 
 // MissingTool reports whether an exit code says the command could not be
@@ -28,7 +28,8 @@ type ExecRequest struct {
 	// WorkDir is a client path inside /workspace; empty means /workspace.
 	WorkDir string
 	Stdin   []byte
-	// Timeout kills the command and everything it started; 0 means none.
+	// Timeout kills the command and everything it started; 0 means none,
+	// and one below 0 or above MaxExecTimeout is refused.
 	Timeout time.Duration
 	// Started, when set, is called once the command runs.
 	Started func()
@@ -57,19 +58,19 @@ func (s *Service) Exec(ctx context.Context, c Caller, name string, req ExecReque
 	if err := ValidateName(name); err != nil {
 		return res, SpaceNotFound()
 	}
-	if len(req.Cmd) == 0 || (len(req.Cmd) == 1 && strings.TrimSpace(req.Cmd[0]) == "") {
-		return res, Errorf(ErrInvalid, "command is required")
+	if len(req.Cmd) == 0 || req.Cmd[0] == "" || (len(req.Cmd) == 1 && strings.TrimSpace(req.Cmd[0]) == "") {
+		return res, FieldErrorf(ErrInvalid, FieldCommand, "is required")
 	}
 	if err := ValidateEnv(req.Env); err != nil {
 		return res, err
 	}
 	if req.Timeout < 0 || req.Timeout > MaxExecTimeout {
-		return res, Errorf(ErrInvalid, "timeoutMs must be between 1 and %d", MaxExecTimeout.Milliseconds())
+		return res, FieldErrorf(ErrInvalid, FieldTimeout, "must be between 1 and %d", MaxExecTimeout.Milliseconds())
 	}
 	spec := ExecSpec{Cmd: req.Cmd, Stdout: req.Stdout, Stderr: req.Stderr, Started: req.Started}
 	if req.WorkDir != "" {
 		if spec.WorkDir, err = WorkspacePathOf(req.WorkDir); err != nil {
-			return res, Errorf(ErrInvalid, "cwd: %s", err.Error())
+			return res, FieldErrorf(ErrInvalid, FieldWorkDir, "is not valid: %s", err.Error())
 		}
 	}
 	for k, v := range req.Env {

@@ -83,7 +83,7 @@ func (s *Service) WriteFile(ctx context.Context, c Caller, name, p string, size 
 		return err
 	}
 	if abs == WorkspacePath {
-		return Errorf(ErrInvalid, "path must name a file inside /workspace")
+		return FieldErrorf(ErrInvalid, FieldPath, "must name a file inside /workspace")
 	}
 	if err := s.audit(ctx, c, name, EventFileWrite, map[string]any{"path": DisplayPath(abs), "size": size}); err != nil {
 		return err

@@ -10,16 +10,16 @@ const (
 
 // NodeCapabilities are what a node offers, as it reports them.
 type NodeCapabilities struct {
-	GPU           bool   `json:"gpu"`
-	GPUName       string `json:"gpuName,omitempty"`
-	GPUMemory     string `json:"gpuMemory,omitempty"`
-	Arch          string `json:"arch"`
-	Platform      string `json:"platform"`
-	CPUs          int    `json:"cpus,omitempty"`
-	Memory        uint64 `json:"memory,omitempty"`
-	MemoryFree    uint64 `json:"memoryFree,omitempty"`
-	Spaces        *int   `json:"spaces,omitempty"`
-	SpacesRunning *int   `json:"spacesRunning,omitempty"`
+	GPU           bool
+	GPUName       string
+	GPUMemory     string
+	Arch          string
+	Platform      string
+	CPUs          int
+	Memory        uint64
+	MemoryFree    uint64
+	Spaces        *int
+	SpacesRunning *int
 }
 
 // NodeHealth is the last known state of another node of the fleet.

@@ -32,11 +32,11 @@ type Observability struct {
 
 // WorkspaceDisk is the file system that holds /workspace.
 type WorkspaceDisk struct {
-	Path        string  `json:"path"`
-	TotalBytes  int64   `json:"totalBytes"`
-	UsedBytes   int64   `json:"usedBytes"`
-	AvailBytes  int64   `json:"availBytes"`
-	UsedPercent float64 `json:"usedPercent"`
+	Path        string
+	TotalBytes  int64
+	UsedBytes   int64
+	AvailBytes  int64
+	UsedPercent float64
 }
 
 // Observe gathers stats, process table, workspace disk and size, and the

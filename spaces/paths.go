@@ -17,13 +17,13 @@ const maxPartLen = 255
 // path means exactly what it says.
 func WorkspacePathOf(p string) (string, error) {
 	if p == "" {
-		return "", Errorf(ErrInvalid, "path is required")
+		return "", FieldErrorf(ErrInvalid, FieldPath, "is required")
 	}
 	if len(p) > maxPathLen {
-		return "", Errorf(ErrInvalid, "path is longer than %d bytes", maxPathLen)
+		return "", FieldErrorf(ErrInvalid, FieldPath, "is longer than %d bytes", maxPathLen)
 	}
 	if strings.ContainsAny(p, "\x00") {
-		return "", Errorf(ErrInvalid, "path contains a NUL byte")
+		return "", FieldErrorf(ErrInvalid, FieldPath, "contains a NUL byte")
 	}
 	rel := strings.TrimPrefix(p, "/")
 	if rel == "workspace" {
@@ -38,9 +38,9 @@ func WorkspacePathOf(p string) (string, error) {
 	for _, c := range strings.Split(rel, "/") {
 		switch c {
 		case "":
-			return "", Errorf(ErrInvalid, "path %q has an empty component (doubled slash)", p)
+			return "", FieldErrorf(ErrInvalid, FieldPath, "%q has an empty component (doubled slash)", p)
 		case ".", "..":
-			return "", Errorf(ErrInvalid, "path %q may not contain %q: paths stay inside /workspace", p, c)
+			return "", FieldErrorf(ErrInvalid, FieldPath, "%q may not contain %q: paths stay inside /workspace", p, c)
 		}
 		if len(c) > maxPartLen {
 			return "", Errorf(ErrInvalid, "a part of the path is longer than %d bytes", maxPartLen)

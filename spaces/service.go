@@ -289,7 +289,7 @@ func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec
 		t, err := s.cfg.Store.Template(ctx, tplName)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
-				return ContainerSpec{}, Template{}, Errorf(ErrNotFound, "Template not found: %s", tplName)
+				return ContainerSpec{}, Template{}, AboutField(ErrNotFound, FieldTemplate, "Template not found: %s", tplName)
 			}
 			return ContainerSpec{}, Template{}, err
 		}
@@ -319,10 +319,10 @@ func (s *Service) resolve(ctx context.Context, req CreateRequest) (ContainerSpec
 		gpu = *req.GPU
 	}
 	if gpu && !s.cfg.HasGPU {
-		return ContainerSpec{}, Template{}, Errorf(ErrInvalid, "this node has no GPU; create GPU spaces on a node with one")
+		return ContainerSpec{}, Template{}, AboutField(ErrInvalid, FieldGPU, "this node has no GPU; create GPU spaces on a node with one")
 	}
 	if s.cfg.HostMemory > 0 && memBytes > s.cfg.HostMemory {
-		return ContainerSpec{}, Template{}, Errorf(ErrInvalid, "memory %s is more than this node has (%d MiB)", memory, s.cfg.HostMemory>>20)
+		return ContainerSpec{}, Template{}, FieldErrorf(ErrInvalid, FieldMemory, "%s is more than this node has (%d MiB)", memory, s.cfg.HostMemory>>20)
 	}
 	cpus := 1.0
 	switch {

@@ -45,12 +45,12 @@ var (
 func NewEnvFile(text, b64 *string, p string) (*EnvFile, error) {
 	if text == nil && b64 == nil {
 		if p != "" {
-			return nil, Errorf(ErrInvalid, "envFilePath needs envFileText or envFileBase64")
+			return nil, AboutField(ErrInvalid, FieldEnvFileText, "an env file path needs the env file's text (or its base64)")
 		}
 		return nil, nil
 	}
 	if text != nil && b64 != nil {
-		return nil, Errorf(ErrInvalid, "give envFileText or envFileBase64, not both")
+		return nil, AboutField(ErrInvalid, FieldEnvFileText, "give the env file as text or as base64, not both")
 	}
 	var content []byte
 	if text != nil {
@@ -58,21 +58,21 @@ func NewEnvFile(text, b64 *string, p string) (*EnvFile, error) {
 	} else {
 		var err error
 		if content, err = base64.StdEncoding.DecodeString(*b64); err != nil {
-			return nil, Errorf(ErrInvalid, "envFileBase64 is not valid base64")
+			return nil, FieldErrorf(ErrInvalid, FieldEnvFileBase64, "is not valid base64")
 		}
 	}
 	if len(content) > maxEnvFileBytes {
-		return nil, Errorf(ErrTooLarge, "the env file is larger than %d bytes", maxEnvFileBytes)
+		return nil, AboutField(ErrTooLarge, FieldEnvFileText, "the env file is larger than %d bytes", maxEnvFileBytes)
 	}
 	if p == "" {
 		p = DefaultEnvFilePath
 	}
 	if !strings.HasPrefix(p, WorkspacePath+"/") {
-		return nil, Errorf(ErrInvalid, "envFilePath must be under /workspace/")
+		return nil, FieldErrorf(ErrInvalid, FieldEnvFilePath, "must be under /workspace/")
 	}
 	abs, err := WorkspacePathOf(p)
 	if err != nil {
-		return nil, Errorf(ErrInvalid, "envFilePath: %s", err.Error())
+		return nil, FieldErrorf(ErrInvalid, FieldEnvFilePath, "is not valid: %s", err.Error())
 	}
 	return &EnvFile{Path: abs, Content: content}, nil
 }
@@ -81,40 +81,40 @@ func NewEnvFile(text, b64 *string, p string) (*EnvFile, error) {
 func ValidateRepoURL(u string) error {
 	switch {
 	case u == "":
-		return Errorf(ErrInvalid, "repoUrl is required")
+		return FieldErrorf(ErrInvalid, FieldRepoURL, "is required")
 	case strings.HasPrefix(u, "-"):
-		return Errorf(ErrInvalid, "repoUrl must not start with '-'")
+		return FieldErrorf(ErrInvalid, FieldRepoURL, "must not start with '-'")
 	case strings.ContainsAny(u, " \t\r\n\x00"):
-		return Errorf(ErrInvalid, "repoUrl must not contain spaces or control characters")
+		return FieldErrorf(ErrInvalid, FieldRepoURL, "must not contain spaces or control characters")
 	case strings.HasPrefix(u, "https://"):
 		pu, err := url.Parse(u)
 		if err != nil || pu.Host == "" {
-			return Errorf(ErrInvalid, "repoUrl is not a valid https URL")
+			return FieldErrorf(ErrInvalid, FieldRepoURL, "is not a valid https URL")
 		}
 		return nil
 	case scpLikeRE.MatchString(u):
 		return nil
 	}
-	return Errorf(ErrInvalid, "repoUrl must be https://… or user@host:path")
+	return FieldErrorf(ErrInvalid, FieldRepoURL, "must be https://… or user@host:path")
 }
 
 // ValidateBranch checks a branch name much as git check-ref-format does.
 func ValidateBranch(b string) error {
 	switch {
 	case b == "":
-		return Errorf(ErrInvalid, "branch is required")
+		return FieldErrorf(ErrInvalid, FieldBranch, "is required")
 	case len(b) > 255:
-		return Errorf(ErrInvalid, "branch is too long")
+		return FieldErrorf(ErrInvalid, FieldBranch, "is too long")
 	case strings.HasPrefix(b, "-"):
-		return Errorf(ErrInvalid, "branch must not start with '-'")
+		return FieldErrorf(ErrInvalid, FieldBranch, "must not start with '-'")
 	case strings.Contains(b, ".."), strings.Contains(b, "@{"), strings.Contains(b, "//"):
-		return Errorf(ErrInvalid, "branch %q is not a valid branch name", b)
+		return FieldErrorf(ErrInvalid, FieldBranch, "%q is not a valid branch name", b)
 	case strings.HasSuffix(b, "/"), strings.HasSuffix(b, "."), strings.HasSuffix(b, ".lock"), strings.HasPrefix(b, "/"):
-		return Errorf(ErrInvalid, "branch %q is not a valid branch name", b)
+		return FieldErrorf(ErrInvalid, FieldBranch, "%q is not a valid branch name", b)
 	}
 	for _, r := range b {
 		if r < 0x20 || r == 0x7f || strings.ContainsRune(" ~^:?*[\\", r) {
-			return Errorf(ErrInvalid, "branch %q is not a valid branch name", b)
+			return FieldErrorf(ErrInvalid, FieldBranch, "%q is not a valid branch name", b)
 		}
 	}
 	return nil
@@ -124,12 +124,12 @@ func ValidateBranch(b string) error {
 func NewRepo(u, branch, dest string, tpl Template) (*Repo, error) {
 	if u == "" {
 		if branch != "" || dest != "" {
-			return nil, Errorf(ErrInvalid, "repoBranch and repoDest need repoUrl")
+			return nil, FieldErrorf(ErrInvalid, FieldRepoURL, "is required with a branch or a destination")
 		}
 		return nil, nil
 	}
 	if tpl.NetworkMode() == NetworkNone {
-		return nil, Errorf(ErrInvalid, "template %q has no network, so repoUrl cannot be cloned", tpl.Name)
+		return nil, AboutField(ErrInvalid, FieldTemplate, "template %q has no network, so the repository cannot be cloned", tpl.Name)
 	}
 	if err := ValidateRepoURL(u); err != nil {
 		return nil, err
@@ -149,7 +149,7 @@ func NewRepo(u, branch, dest string, tpl Template) (*Repo, error) {
 		return nil, err
 	}
 	if _, err := WorkspacePathOf(dest); err != nil {
-		return nil, Errorf(ErrInvalid, "repoDest: %s", err.Error())
+		return nil, FieldErrorf(ErrInvalid, FieldRepoDest, "is not valid: %s", err.Error())
 	}
 	return &Repo{URL: u, Branch: branch, Dest: strings.Trim(dest, "/")}, nil
 }
@@ -178,11 +178,11 @@ func gitAuthEnv(host, token string) []string {
 // ValidateToken refuses tokens that could smuggle another header.
 func ValidateToken(t string) error {
 	if len(t) > 4096 {
-		return Errorf(ErrInvalid, "token is too long")
+		return FieldErrorf(ErrInvalid, FieldPushToken, "is too long")
 	}
 	for _, r := range t {
 		if r <= 0x20 || r >= 0x7f {
-			return Errorf(ErrInvalid, "token must be printable ASCII without spaces")
+			return FieldErrorf(ErrInvalid, FieldPushToken, "must be printable ASCII without spaces")
 		}
 	}
 	return nil
@@ -232,7 +232,7 @@ func (s *Service) setUp(ctx context.Context, name string, env map[string]string,
 		if MissingTool(code) {
 			msg = "this space's image has no git"
 		}
-		return Errorf(ErrInvalid, "cloning %s failed: %s", redactURL(repo.URL), msg)
+		return AboutField(ErrInvalid, FieldRepoURL, "cloning %s failed: %s", redactURL(repo.URL), msg)
 	}
 	return nil
 }
@@ -288,13 +288,13 @@ func (s *Service) Push(ctx context.Context, c Caller, name string, req PushReque
 	}
 	abs, err := WorkspacePathOf(req.RepoPath)
 	if err != nil {
-		return res, Errorf(ErrInvalid, "repoPath: %s", err.Error())
+		return res, FieldErrorf(ErrInvalid, FieldPushRepo, "is not valid: %s", err.Error())
 	}
 	if req.Remote == "" {
 		req.Remote = "origin"
 	}
 	if !remoteRE.MatchString(req.Remote) {
-		return res, Errorf(ErrInvalid, "remote must be a remote name such as origin")
+		return res, FieldErrorf(ErrInvalid, FieldPushRemote, "must be a remote name such as origin")
 	}
 	if req.Branch != "" {
 		if err := ValidateBranch(req.Branch); err != nil {
@@ -316,7 +316,7 @@ func (s *Service) Push(ctx context.Context, c Caller, name string, req PushReque
 		return res, err
 	}
 	if err != nil || fi.Type != TypeDir {
-		return res, Errorf(ErrInvalid, "repoPath %s is not a folder", DisplayPath(abs))
+		return res, FieldErrorf(ErrInvalid, FieldPushRepo, "%s is not a folder", DisplayPath(abs))
 	}
 	// Hooks are the repository's own code: they do not run with the token.
 	cmd := append(append([]string{"git"}, gitSafeConfig()...), "-C", abs, "push", "--", req.Remote)

@@ -25,42 +25,44 @@ const DefaultTemplate = "default"
 var templateNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
 // Template presets resources, image and network posture for new spaces. Its
-// YAML form has exactly these keys; unknown keys are an error.
+// YAML form has exactly these keys; unknown keys are an error. The yaml
+// tags are that file format (template files, and the YAML the API's
+// template routes carry); the API's JSON form is api.Template.
 type Template struct {
-	Name        string            `yaml:"name" json:"name"`
-	Description string            `yaml:"description,omitempty" json:"description,omitempty"`
-	Managed     bool              `yaml:"managed,omitempty" json:"managed,omitempty"`
-	Resources   TemplateResources `yaml:"resources,omitempty" json:"resources"`
-	Security    TemplateSecurity  `yaml:"security,omitempty" json:"security"`
-	Network     TemplateNetwork   `yaml:"network,omitempty" json:"network"`
-	Workspace   TemplateWorkspace `yaml:"workspace,omitempty" json:"workspace"`
+	Name        string            `yaml:"name"`
+	Description string            `yaml:"description,omitempty"`
+	Managed     bool              `yaml:"managed,omitempty"`
+	Resources   TemplateResources `yaml:"resources,omitempty"`
+	Security    TemplateSecurity  `yaml:"security,omitempty"`
+	Network     TemplateNetwork   `yaml:"network,omitempty"`
+	Workspace   TemplateWorkspace `yaml:"workspace,omitempty"`
 }
 
 type TemplateResources struct {
-	Memory string   `yaml:"memory,omitempty" json:"memory,omitempty"`
-	CPUs   *float64 `yaml:"cpus,omitempty" json:"cpus,omitempty"`
-	GPU    bool     `yaml:"gpu,omitempty" json:"gpu,omitempty"`
-	Image  string   `yaml:"image,omitempty" json:"image,omitempty"`
+	Memory string   `yaml:"memory,omitempty"`
+	CPUs   *float64 `yaml:"cpus,omitempty"`
+	GPU    bool     `yaml:"gpu,omitempty"`
+	Image  string   `yaml:"image,omitempty"`
 }
 
 type TemplateSecurity struct {
 	// WritableRootfs defaults to true; false makes the root filesystem read-only.
-	WritableRootfs *bool `yaml:"writableRootfs,omitempty" json:"writableRootfs,omitempty"`
+	WritableRootfs *bool `yaml:"writableRootfs,omitempty"`
 }
 
 type TemplateNetwork struct {
-	Mode       string   `yaml:"mode,omitempty" json:"mode,omitempty"`
-	BlockCIDRs []string `yaml:"blockCidrs,omitempty" json:"blockCidrs,omitempty"`
+	Mode       string   `yaml:"mode,omitempty"`
+	BlockCIDRs []string `yaml:"blockCidrs,omitempty"`
 	// HostPorts opens these ports of the node's own addresses to spaces
 	// whose block list otherwise blocks the whole host.
-	HostPorts []int `yaml:"hostPorts,omitempty" json:"hostPorts,omitempty"`
+	HostPorts []int `yaml:"hostPorts,omitempty"`
 }
 
 type TemplateWorkspace struct {
-	DefaultRepoDest string `yaml:"defaultRepoDest,omitempty" json:"defaultRepoDest,omitempty"`
+	DefaultRepoDest string `yaml:"defaultRepoDest,omitempty"`
 	// MaxSize limits the workspace volume (memory syntax: 10g). A node
 	// that cannot enforce it refuses the create (see docs/API.md).
-	MaxSize string `yaml:"maxSize,omitempty" json:"maxSize,omitempty"`
+	MaxSize string `yaml:"maxSize,omitempty"`
 }
 
 // maxHostPorts bounds a template's hostPorts: each costs rules per host
@@ -122,7 +124,7 @@ func ParseTemplate(src string) (Template, error) {
 func parseTemplate(src string, checkImage bool) (Template, error) {
 	var t Template
 	if strings.TrimSpace(src) == "" {
-		return t, Errorf(ErrInvalid, "yaml is required")
+		return t, FieldErrorf(ErrInvalid, FieldTemplateYAML, "is required")
 	}
 	dec := yaml.NewDecoder(bytes.NewReader([]byte(src)))
 	dec.KnownFields(true)
@@ -225,13 +227,13 @@ func ValidateTemplateName(name string) error {
 func ValidateRepoDest(d string) error {
 	switch {
 	case strings.HasPrefix(d, "/"):
-		return Errorf(ErrInvalid, "repo destination must be relative to /workspace")
+		return FieldErrorf(ErrInvalid, FieldRepoDest, "must be relative to /workspace")
 	case strings.HasPrefix(d, "-"):
-		return Errorf(ErrInvalid, "repo destination must not start with '-'")
+		return FieldErrorf(ErrInvalid, FieldRepoDest, "must not start with '-'")
 	case strings.Contains(d, ".."):
-		return Errorf(ErrInvalid, "repo destination must not contain '..'")
+		return FieldErrorf(ErrInvalid, FieldRepoDest, "must not contain '..'")
 	case strings.ContainsAny(d, "\x00\n\r"):
-		return Errorf(ErrInvalid, "repo destination contains a control character")
+		return FieldErrorf(ErrInvalid, FieldRepoDest, "contains a control character")
 	}
 	return nil
 }

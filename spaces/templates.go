@@ -73,7 +73,7 @@ func (s *Service) Events(ctx context.Context, c Caller, q AuditQuery) ([]Event, 
 		return nil, err
 	}
 	if q.Limit < 1 || q.Limit > 1000 {
-		return nil, Errorf(ErrInvalid, "limit must be between 1 and 1000")
+		return nil, FieldErrorf(ErrInvalid, FieldLimit, "must be between 1 and 1000")
 	}
 	return s.cfg.Store.Events(ctx, q)
 }

@@ -25,13 +25,13 @@ const (
 func ValidateName(name string) error {
 	switch {
 	case name == "":
-		return Errorf(ErrInvalid, "name is required")
+		return FieldErrorf(ErrInvalid, FieldName, "is required")
 	case len(name) > maxNameLen:
-		return Errorf(ErrInvalid, "name must be at most %d characters", maxNameLen)
+		return FieldErrorf(ErrInvalid, FieldName, "must be at most %d characters", maxNameLen)
 	case !nameRE.MatchString(name):
-		return Errorf(ErrInvalid, "name may contain only letters, digits, '_' and '-'")
+		return FieldErrorf(ErrInvalid, FieldName, "may contain only letters, digits, '_' and '-'")
 	case strings.HasPrefix(name, "-") || strings.HasPrefix(name, "_"):
-		return Errorf(ErrInvalid, "name must start with a letter or digit")
+		return FieldErrorf(ErrInvalid, FieldName, "must start with a letter or digit")
 	}
 	return nil
 }
@@ -41,11 +41,11 @@ func ValidateName(name string) error {
 func ParseMemory(s string) (int64, error) {
 	m := memoryRE.FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
-		return 0, Errorf(ErrInvalid, "memory %q must be a number with an optional unit k, m or g (a bare number means megabytes), e.g. \"2g\"", s)
+		return 0, FieldErrorf(ErrInvalid, FieldMemory, "%q must be a number with an optional unit k, m or g (a bare number means megabytes), e.g. \"2g\"", s)
 	}
 	n, err := strconv.ParseInt(m[1], 10, 64)
 	if err != nil {
-		return 0, Errorf(ErrInvalid, "memory %q is too large", s)
+		return 0, FieldErrorf(ErrInvalid, FieldMemory, "%q is too large", s)
 	}
 	var unit int64 = 1 << 20
 	switch strings.ToLower(m[2]) {
@@ -55,11 +55,11 @@ func ParseMemory(s string) (int64, error) {
 		unit = 1 << 30
 	}
 	if n > (1<<62)/unit {
-		return 0, Errorf(ErrInvalid, "memory %q is too large", s)
+		return 0, FieldErrorf(ErrInvalid, FieldMemory, "%q is too large", s)
 	}
 	b := n * unit
 	if b < minMemory {
-		return 0, Errorf(ErrInvalid, "memory %q is below the minimum of 6m", s)
+		return 0, FieldErrorf(ErrInvalid, FieldMemory, "%q is below the minimum of 6m", s)
 	}
 	return b, nil
 }
@@ -67,13 +67,13 @@ func ParseMemory(s string) (int64, error) {
 // ValidateCPUs checks a CPU count against the contract's bounds and the host.
 func ValidateCPUs(cpus float64, hostCPUs int) error {
 	if !(cpus > 0) || cpus > maxCPUs {
-		return Errorf(ErrInvalid, "cpus must be greater than 0 and at most %d", maxCPUs)
+		return FieldErrorf(ErrInvalid, FieldCPUs, "must be greater than 0 and at most %d", maxCPUs)
 	}
 	if cpus < minCPUs {
-		return Errorf(ErrInvalid, "cpus must be at least %g", minCPUs)
+		return FieldErrorf(ErrInvalid, FieldCPUs, "must be at least %g", minCPUs)
 	}
 	if hostCPUs > 0 && cpus > float64(hostCPUs) {
-		return Errorf(ErrInvalid, "cpus must be at most %d on this node", hostCPUs)
+		return FieldErrorf(ErrInvalid, FieldCPUs, "must be at most %d on this node", hostCPUs)
 	}
 	return nil
 }
@@ -82,10 +82,10 @@ func ValidateCPUs(cpus float64, hostCPUs int) error {
 func ValidateEnv(env map[string]string) error {
 	for k, v := range env {
 		if !envKeyRE.MatchString(k) {
-			return Errorf(ErrInvalid, "env name %q must be letters, digits and '_' and not start with a digit", k)
+			return FieldErrorf(ErrInvalid, FieldEnv, "name %q must be letters, digits and '_' and not start with a digit", k)
 		}
 		if strings.ContainsRune(v, 0) {
-			return Errorf(ErrInvalid, "env %s must not contain a NUL byte", k)
+			return FieldErrorf(ErrInvalid, FieldEnv, "%s must not contain a NUL byte", k)
 		}
 	}
 	return nil
@@ -108,7 +108,7 @@ const maxImageLen = 512
 // when it is saved: the same rule at both doors.
 func ValidateImage(image string) error {
 	if len(image) > maxImageLen || !imageRE.MatchString(image) {
-		return Errorf(ErrInvalid, "image %q is not a valid image reference (e.g. clawdspace:latest or registry.example:5000/team/image:tag)", truncateImage(image))
+		return FieldErrorf(ErrInvalid, FieldImage, "%q is not a valid image reference (e.g. clawdspace:latest or registry.example:5000/team/image:tag)", truncateImage(image))
 	}
 	return nil
 }

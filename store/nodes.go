@@ -10,6 +10,21 @@ import (
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
+// capsRow is the JSON a node's capabilities are stored as: the database's
+// own format, with the same keys the API used when it was made.
+type capsRow struct {
+	GPU           bool   `json:"gpu"`
+	GPUName       string `json:"gpuName,omitempty"`
+	GPUMemory     string `json:"gpuMemory,omitempty"`
+	Arch          string `json:"arch"`
+	Platform      string `json:"platform"`
+	CPUs          int    `json:"cpus,omitempty"`
+	Memory        uint64 `json:"memory,omitempty"`
+	MemoryFree    uint64 `json:"memoryFree,omitempty"`
+	Spaces        *int   `json:"spaces,omitempty"`
+	SpacesRunning *int   `json:"spacesRunning,omitempty"`
+}
+
 const (
 	selectNodesSQL = `SELECT name, url, status, latency_ms, version, capabilities, last_seen, checked_at, problem
 		FROM nodes ORDER BY name`
@@ -37,10 +52,12 @@ func (s *Store) Nodes(ctx context.Context) ([]spaces.NodeHealth, error) {
 			return nil, fmt.Errorf("reading nodes: %w", err)
 		}
 		if caps.Valid {
-			n.Capabilities = new(spaces.NodeCapabilities)
-			if err := json.Unmarshal([]byte(caps.String), n.Capabilities); err != nil {
+			var row capsRow
+			if err := json.Unmarshal([]byte(caps.String), &row); err != nil {
 				return nil, fmt.Errorf("reading capabilities of node %s: %w", n.Name, err)
 			}
+			c := spaces.NodeCapabilities(row)
+			n.Capabilities = &c
 		}
 		if seen > 0 {
 			n.LastSeen = time.UnixMilli(seen)
@@ -62,7 +79,7 @@ func (s *Store) PutNodes(ctx context.Context, nodes []spaces.NodeHealth) (err er
 	for _, n := range nodes {
 		var caps sql.NullString
 		if n.Capabilities != nil {
-			b, err := json.Marshal(n.Capabilities)
+			b, err := json.Marshal(capsRow(*n.Capabilities))
 			if err != nil {
 				return fmt.Errorf("storing node %s: %w", n.Name, err)
 			}
