@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +18,6 @@ import (
 // untouchable is an engine with no methods: reaching it panics, which
 // callSafely reports. A refused call must not reach the engine at all.
 type untouchable struct{ spaces.Engine }
-
-// settableClock is a clock the test moves.
-type settableClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *settableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *settableClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // authCase calls one Service method as c; act is what it needs (or, for
 // some, also lets it through), space the space it names ("" when none).
@@ -164,14 +145,14 @@ func without(acts ...spaces.Action) []spaces.Action {
 	return out
 }
 
-func newAuthService(t *testing.T) (*spaces.Service, *store.Store, *settableClock) {
+func newAuthService(t *testing.T) (*spaces.Service, *store.Store, *sleepClock) {
 	t.Helper()
 	st, err := store.New(t.Context(), store.Config{Path: filepath.Join(t.TempDir(), "db")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clock := &settableClock{t: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+	clock := &sleepClock{now: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
 	svc, err := spaces.New(t.Context(), spaces.Config{Engine: untouchable{}, Store: st, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +282,9 @@ func TestRefusalsAreAuditedOncePerInterval(t *testing.T) {
 	if n := denied(); n != 4 {
 		t.Fatalf("%d rows after three other refusals, want 4", n)
 	}
-	clock.add(11 * time.Second)
+	clock.mu.Lock()
+	clock.now = clock.now.Add(11 * time.Second)
+	clock.mu.Unlock()
 	_ = svc.Pause(t.Context(), mallory, "a")
 	if n := denied(); n != 5 {
 		t.Fatalf("%d rows after the interval, want 5", n)
