@@ -28,7 +28,14 @@ type Client struct {
 	Name string
 	// HTTP sends the requests.
 	HTTP *http.Client
+	// Via, when set, names the node of the fleet the requests are for:
+	// BaseURL's node forwards them there (the Clawdspace-Node header),
+	// for a node this machine cannot reach itself.
+	Via string
 }
+
+// headerNode names the node a request is for (as ?node= does).
+const headerNode = "Clawdspace-Node"
 
 // APIError is a non-2xx answer; Message is the node's {"error": ...}.
 type APIError struct {
@@ -124,6 +131,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 		req.Header.Set("Authorization", "Bearer "+c.Key)
 	}
 	req.Header.Set("User-Agent", "clawdspace-cli")
+	if c.Via != "" {
+		req.Header.Set(headerNode, c.Via)
+	}
 	return req, nil
 }
 
@@ -167,17 +177,23 @@ func (c *Client) readError(resp *http.Response) error {
 // Do sends a JSON request (body nil for none) and decodes a JSON answer into
 // out (nil to ignore it).
 func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body, out any) error {
+	_, err := c.DoHeader(ctx, method, path, q, body, out)
+	return err
+}
+
+// DoHeader is Do that also returns the answer's headers.
+func (c *Client) DoHeader(ctx context.Context, method, path string, q url.Values, body, out any) (http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := c.newRequest(ctx, method, path, q, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -185,17 +201,17 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.send(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil
+		return resp.Header, nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s: reading the answer to %s %s: %w", c.label(), method, path, err)
+		return resp.Header, fmt.Errorf("%s: reading the answer to %s %s: %w", c.label(), method, path, err)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // Stream sends a request with a raw body and returns the answer for the

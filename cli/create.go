@@ -25,8 +25,11 @@ type CreateOptions struct {
 	Printer *printer
 	Nodes   nodePicker
 
-	Name     string
-	Server   string
+	Name   string
+	Server string
+	// Node asks the node (Server's, or the default) to make the space on
+	// another node of its fleet: a name, or "auto" for the one that fits.
+	Node     string
 	Template string
 	Memory   string
 	CPUs     float64
@@ -50,10 +53,13 @@ func NewCmdCreate(d *Deps, runF func(*CreateOptions) error) *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a space",
 		Long: `Create a space on a node: --server names it; --gpu picks a node that has a GPU;
-otherwise CLAWDSPACE_SERVER, else the first known node that answers.
+otherwise CLAWDSPACE_SERVER, else the first known node that answers. With --node the
+node asked places the space in its fleet: on the node named, or with --node auto on
+the one that fits (one with a GPU when one is wanted, else the most free memory).
 Memory, CPUs and GPU come from the template unless given.`,
 		Example: `  clawdspace create dev
   clawdspace create ml --gpu --memory 16g --cpus 4
+  clawdspace create ci --node auto
   clawdspace create app --repo https://github.com/me/app.git --branch main --dest src
   gh auth token | clawdspace create app --repo https://github.com/me/private.git --github-token-stdin`,
 		Args: exactArgs("NAME"),
@@ -74,6 +80,7 @@ Memory, CPUs and GPU come from the template unless given.`,
 	}
 	f := cmd.Flags()
 	addServerFlag(cmd, &o.Server)
+	f.StringVar(&o.Node, "node", "", "make the space on this node of the fleet, or auto for the one that fits")
 	f.StringVarP(&o.Template, "template", "t", "", "template to start from (default: the node's default template)")
 	f.StringVarP(&o.Memory, "memory", "m", "", "memory limit, e.g. 512m or 2g (default: the template's; 2g in the default template)")
 	f.Float64VarP(&o.CPUs, "cpus", "c", 0, "CPU limit, e.g. 0.5 or 2 (default: the template's; 1 in the default template)")
@@ -101,7 +108,7 @@ func createRun(ctx context.Context, o *CreateOptions) error {
 		}
 		o.Token = tok
 	}
-	body := api.CreateSpace{Name: o.Name, Template: o.Template, RepoURL: o.Repo, RepoBranch: o.Branch, RepoDest: o.Dest}
+	body := api.CreateSpace{Name: o.Name, Node: o.Node, Template: o.Template, RepoURL: o.Repo, RepoBranch: o.Branch, RepoDest: o.Dest}
 	if o.MemorySet {
 		body.Memory = api.FlexString(o.Memory)
 	}
@@ -117,7 +124,7 @@ func createRun(ctx context.Context, o *CreateOptions) error {
 
 	var c *Client
 	var err error
-	if o.Server == "" && o.GPU {
+	if o.Server == "" && o.GPU && o.Node == "" {
 		c, err = o.Nodes.GPUNode(ctx)
 	} else {
 		c, err = o.Nodes.Target(ctx, o.Server)
@@ -126,16 +133,30 @@ func createRun(ctx context.Context, o *CreateOptions) error {
 		return err
 	}
 	if o.IO.StderrTTY && !o.JSON {
-		fmt.Fprintf(o.IO.ErrOut, "Creating space %s on %s...\n", o.Name, c.Name)
+		where := c.Name
+		if o.Node != "" {
+			where = o.Node + " (through " + c.Name + ")"
+		}
+		fmt.Fprintf(o.IO.ErrOut, "Creating space %s on %s...\n", o.Name, where)
 	}
 	var out struct {
 		Space rawObject `json:"space"`
 	}
-	if err := c.Do(ctx, http.MethodPost, "/spaces", nil, body, &out); err != nil {
+	h, err := c.DoHeader(ctx, http.MethodPost, "/spaces", nil, body, &out)
+	if err != nil {
 		return err
 	}
+	// The node that made the space says so: with --node it may be
+	// another one than c.
+	node := c.Name
+	if made := strings.ToLower(h.Get(headerNode)); made != "" && o.Node != "" {
+		node = made
+	}
 	if o.JSON {
-		out.Space["node"], out.Space["nodeUrl"] = c.Name, c.BaseURL
+		out.Space["node"] = node
+		if node == c.Name {
+			out.Space["nodeUrl"] = c.BaseURL
+		}
 		return writeJSON(o.IO.Out, out.Space)
 	}
 	s := decodeAs[api.Space](out.Space)
@@ -146,7 +167,7 @@ func createRun(ctx context.Context, o *CreateOptions) error {
 	if s.Template != "" {
 		details = append(details, "template "+s.Template)
 	}
-	_, err = fmt.Fprintf(o.IO.Out, "Created space %s on %s (%s)\n", s.Name, c.Name, strings.Join(details, ", "))
+	_, err = fmt.Fprintf(o.IO.Out, "Created space %s on %s (%s)\n", s.Name, node, strings.Join(details, ", "))
 	return err
 }
 

@@ -408,7 +408,40 @@ func (f *Fleet) nameOf(u string) string {
 	return hostLabel(u)
 }
 
-// FindSpace returns the node that holds the space: the one server names, or
+// findInFleet asks one node for the spaces of its fleet (?all=true) and
+// returns a client for the node that has name: directly when this CLI
+// reaches that node, else through the node asked (Client.Via). nil when
+// the list does not say (an older node, or the space is not there): the
+// caller then asks every node.
+func (f *Fleet) findInFleet(ctx context.Context, up []Node, name string) *Client {
+	asked := f.client(up[0])
+	var out struct {
+		Spaces []struct {
+			Name string `json:"name"`
+			Node string `json:"node"`
+		} `json:"spaces"`
+	}
+	if err := asked.Do(ctx, http.MethodGet, "/spaces", url.Values{"all": {"true"}}, nil, &out); err != nil {
+		return nil
+	}
+	for _, s := range out.Spaces {
+		if s.Name != name || s.Node == "" {
+			continue
+		}
+		for _, n := range up {
+			if strings.EqualFold(n.Name, s.Node) {
+				return f.client(n)
+			}
+		}
+		c := f.client(up[0])
+		c.Name, c.Via = strings.ToLower(s.Node), s.Node
+		return c
+	}
+	return nil
+}
+
+// FindSpace returns the node that holds the space: the one server names,
+// or the one the fleet's list says (one request, see findInFleet), else
 // the one of the known nodes that has it, asking them all in parallel.
 func (f *Fleet) FindSpace(ctx context.Context, server, name string) (*Client, error) {
 	if server != "" {
@@ -420,6 +453,9 @@ func (f *Fleet) FindSpace(ctx context.Context, server, name string) (*Client, er
 	}
 	if len(up) == 1 {
 		return f.client(up[0]), nil
+	}
+	if c := f.findInFleet(ctx, up, name); c != nil {
+		return c, nil
 	}
 	errs := make([]error, len(up))
 	var wg sync.WaitGroup

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -29,7 +30,10 @@ type ListOptions struct {
 	Now     func() time.Time
 
 	Server string
-	JSON   bool
+	// All asks one node for the spaces of its whole fleet (?all=true),
+	// instead of asking each node this CLI knows.
+	All  bool
+	JSON bool
 }
 
 // NewCmdList builds `clawdspace list`.
@@ -41,6 +45,7 @@ func NewCmdList(d *Deps, runF func(*ListOptions) error) *cobra.Command {
 		Short:   "List the spaces of every node (or of one with --server)",
 		Example: `  clawdspace list
   clawdspace ls --server gpu-box
+  clawdspace list --all
   clawdspace list --json | jq -r '.[] | select(.status=="paused") | .name'`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -56,6 +61,7 @@ func NewCmdList(d *Deps, runF func(*ListOptions) error) *cobra.Command {
 		},
 	}
 	addServerFlag(cmd, &o.Server)
+	cmd.Flags().BoolVarP(&o.All, "all", "a", false, "ask one node (--server, or the first that answers) for the spaces of its whole fleet")
 	addJSONFlag(cmd, &o.JSON)
 	return cmd
 }
@@ -94,6 +100,9 @@ func clientsFor(ctx context.Context, n nodeLister, server string) ([]*Client, []
 }
 
 func listRun(ctx context.Context, o *ListOptions) error {
+	if o.All {
+		return listFleetRun(ctx, o)
+	}
 	clients, down, err := clientsFor(ctx, o.Nodes, o.Server)
 	if err != nil {
 		return err
@@ -140,23 +149,74 @@ func listRun(ctx context.Context, o *ListOptions) error {
 		}
 		return writeJSON(o.IO.Out, all)
 	}
+	var rows []listRow
+	for i, c := range clients {
+		for _, raw := range spaces[i] {
+			rows = append(rows, listRow{node: c.Name, space: raw})
+		}
+	}
+	return printList(o, rows)
+}
+
+// listRow is one space of a listing and the node that has it.
+type listRow struct {
+	node  string
+	space rawObject
+}
+
+// printList prints a listing as a table.
+func printList(o *ListOptions, list []listRow) error {
 	p := o.Printer
 	rows := [][]string{p.header([]string{"NAME", "NODE", "STATUS", "CPUS", "MEMORY", "TEMPLATE", "IMAGE", "ACTIVE"}, 2)}
 	now := o.Now()
-	for i, c := range clients {
-		for _, raw := range spaces[i] {
-			s := decodeAs[api.Space](raw)
-			cpus := formatCPUs(s.CPUs)
-			if s.GPU {
-				cpus += " +GPU"
-			}
-			rows = append(rows, []string{s.Name, c.Name, p.status(s.Status), cpus, humanBytes(float64(s.Memory)),
-				orDash(s.Template), s.Image, ago(now, s.LastActivity)})
+	for _, l := range list {
+		s := decodeAs[api.Space](l.space)
+		cpus := formatCPUs(s.CPUs)
+		if s.GPU {
+			cpus += " +GPU"
 		}
+		rows = append(rows, []string{s.Name, l.node, p.status(s.Status), cpus, humanBytes(float64(s.Memory)),
+			orDash(s.Template), s.Image, ago(now, s.LastActivity)})
 	}
 	if len(rows) == 1 {
 		_, err := fmt.Fprintln(o.IO.Out, "No spaces. Create one with: clawdspace create NAME")
 		return err
 	}
 	return p.table(rows)
+}
+
+// listFleetRun is list --all: one node's list of its whole fleet, each
+// space with its node, and a warning for each node that did not answer.
+func listFleetRun(ctx context.Context, o *ListOptions) error {
+	c, err := o.Nodes.Target(ctx, o.Server)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Spaces []rawObject     `json:"spaces"`
+		Errors []api.NodeError `json:"errors"`
+	}
+	if err := c.Do(ctx, http.MethodGet, "/spaces", url.Values{"all": {"true"}}, nil, &out); err != nil {
+		return err
+	}
+	for _, e := range out.Errors {
+		fmt.Fprintf(o.IO.ErrOut, "warning: node %s: %s\n", e.Node, e.Error)
+	}
+	rows := make([]listRow, 0, len(out.Spaces))
+	for _, s := range out.Spaces {
+		node, _ := s["node"].(string)
+		if node == "" {
+			node = c.Name // a node without a fleet answers its own list
+			s["node"] = node
+		}
+		rows = append(rows, listRow{node: node, space: s})
+	}
+	if o.JSON {
+		all := make([]rawObject, 0, len(rows))
+		for _, r := range rows {
+			all = append(all, r.space)
+		}
+		return writeJSON(o.IO.Out, all)
+	}
+	return printList(o, rows)
 }

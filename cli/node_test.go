@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/adam91holt/clawdspace/fleet"
 	"github.com/adam91holt/clawdspace/nodetest"
+	"github.com/adam91holt/clawdspace/spaces"
 )
 
 func TestAudit(t *testing.T) {
@@ -277,5 +280,63 @@ func TestDashboardVersionCompletion(t *testing.T) {
 		if r := e.ok(nil, "completion", sh); !strings.Contains(r.Stdout, "clawdspace") {
 			t.Errorf("completion %s printed %d bytes", sh, len(r.Stdout))
 		}
+	}
+}
+
+// TestFleetThroughOneNode: with only one node configured, the CLI reaches
+// its fleet through it: create --node makes the space on the other node
+// and says which, list --all shows every node's spaces with their node,
+// and commands on a space find it through the fleet's list.
+func TestFleetThroughOneNode(t *testing.T) {
+	b := nodetest.Start(t, nodetest.Options{Hostname: "cli-b", Namespace: "clib"})
+	a := nodetest.Start(t, nodetest.Options{Hostname: "cli-a", Namespace: "clia",
+		Nodes: []fleet.StaticNode{{Name: "cli-a", URL: "http://127.0.0.1:1"}, {Name: "cli-b", URL: b.URL}}})
+	if err := a.Fleet.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e := newBareEnv(t)
+	e.node = a
+	e.env["CLAWDSPACE_HOSTS"] = a.URL
+	e.env["CLAWDSPACE_KEY"] = nodetest.Key
+	name := nodetest.Name(t, b.Engine, "far")
+
+	r := e.ok(nil, "create", name, "--node", "cli-b", "-m", "64m")
+	if !strings.Contains(r.Stdout, "Created space "+name+" on cli-b") {
+		t.Fatalf("create --node cli-b: %s", r)
+	}
+	if _, err := b.Service.Get(t.Context(), spaces.CallerAPIKey(), name); err != nil {
+		t.Fatalf("the space is not on cli-b: %v", err)
+	}
+	if _, err := a.Service.Get(t.Context(), spaces.CallerAPIKey(), name); err == nil {
+		t.Fatal("the space is on cli-a too")
+	}
+
+	var all []struct {
+		Name string `json:"name"`
+		Node string `json:"node"`
+	}
+	e.jsonOf(&all, "list", "--all", "--json")
+	found := false
+	for _, s := range all {
+		found = found || (s.Name == name && s.Node == "cli-b")
+	}
+	if !found {
+		t.Fatalf("list --all --json = %+v, want %s on cli-b", all, name)
+	}
+	if r := e.ok(nil, "list", "--all"); !strings.Contains(r.Stdout, "NODE") || !regexp.MustCompile(name+`\s+cli-b`).MatchString(r.Stdout) {
+		t.Fatalf("list --all:\n%s", r)
+	}
+	if r := e.ok(nil, "exec", name, "--", "hostname"); r.Stdout != name+"\n" {
+		t.Fatalf("exec through the fleet: %s", r)
+	}
+	// A node this machine cannot reach itself is reached through one it
+	// can (what findInFleet returns then).
+	via := &Client{BaseURL: a.URL, Key: nodetest.Key, Name: "cli-b", HTTP: newHTTPClient(), Via: "cli-b"}
+	if _, err := via.GetSpace(t.Context(), name); err != nil {
+		t.Fatalf("a space on cli-b through cli-a: %v", err)
+	}
+	direct := &Client{BaseURL: a.URL, Key: nodetest.Key, Name: "cli-a", HTTP: newHTTPClient()}
+	if _, err := direct.GetSpace(t.Context(), name); !IsNotFound(err) {
+		t.Fatalf("the space on cli-a itself = %v, want not found", err)
 	}
 }

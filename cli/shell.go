@@ -72,6 +72,9 @@ func shellRun(ctx context.Context, o *ShellOptions) error {
 	if c.Key != "" {
 		h.Set("Authorization", "Bearer "+c.Key)
 	}
+	if c.Via != "" {
+		h.Set(headerNode, c.Via)
+	}
 	tty := o.IO.StdinTTY && o.IO.Term != nil
 	u := terminalURL(c.BaseURL, o.Name)
 	if tty {

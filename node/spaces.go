@@ -66,6 +66,9 @@ func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The node that made the space, for a client that asked for "auto"
+	// or another node and got this answer forwarded.
+	w.Header().Set(headerNode, s.selfName())
 	writeJSON(w, http.StatusCreated, api.SpaceAnswer{Space: api.SpaceFrom(sp)})
 }
 
