@@ -48,6 +48,9 @@ func (s *Server) routes() http.Handler {
 	root.HandleFunc("GET /api/health", s.handleHealth)
 	s.dashboardRoutes(root)
 	root.Handle("/api/", s.authenticate(s.forward(jsonNotFound(api))))
+	// The MCP door: the same identity, grants and audit as /api/, its
+	// tools named in node/mcp_tools.go (docs/MCP.md).
+	root.Handle("/mcp", s.authenticate(s.mcpHandler()))
 
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
