@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/moby/moby/client"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/adam91holt/clawdspace/nodetest"
 	"github.com/adam91holt/clawdspace/spaces"
@@ -361,7 +361,9 @@ func TestMCPTools(t *testing.T) {
 		if len(nodes.Nodes) != 1 || nodes.Nodes[0].Name != n.Name {
 			t.Errorf("list_nodes = %+v", nodes)
 		}
-		var audit struct{ Events []struct{ Type, Space string } }
+		var audit struct {
+			Events []struct{ Type, Space string }
+		}
 		toolOK(t, cs, "audit", map[string]any{"space": name, "type": spaces.EventCreate}, &audit)
 		if len(audit.Events) == 0 || audit.Events[0].Space != name {
 			t.Errorf("audit = %+v", audit)
