@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"slices"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -118,8 +119,16 @@ type mcpHandlerFunc[In, Out any] func(ctx context.Context, c spaces.Caller, req 
 // errors with the REST API's messages.
 func addTool[In, Out any](s *Server, srv *mcp.Server, acts map[string]spaces.Action, act spaces.Action, t *mcp.Tool, h mcpHandlerFunc[In, Out]) {
 	acts[t.Name] = act
-	mcp.AddTool(srv, t, func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, Out, error) {
+	mcp.AddTool(srv, t, func(ctx context.Context, req *mcp.CallToolRequest, in In) (_ *mcp.CallToolResult, _ Out, err error) {
 		var zero Out
+		// The SDK runs handlers on goroutines of its own, where a panic
+		// would end the node, not just the request as net/http does.
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("tool call panicked", "tool", t.Name, "panic", p, "stack", string(debug.Stack()))
+				err = toolErr{"Internal error"}
+			}
+		}()
 		hr := mcpRequest(ctx)
 		if hr == nil {
 			return nil, zero, errors.New("no request")
@@ -229,7 +238,9 @@ func (s *Server) forwardTool(ctx context.Context, r *http.Request, req *mcp.Call
 	defer cs.Close()
 	params := &mcp.CallToolParams{Name: req.Params.Name, Arguments: args}
 	if token != nil {
-		params.SetProgressToken(token)
+		// The client's token goes back to the client only: it may be any
+		// JSON value, which SetProgressToken would not take.
+		params.SetProgressToken("relay")
 	}
 	res, err := cs.CallTool(ctx, params)
 	if err != nil {

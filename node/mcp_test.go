@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,8 +16,10 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/adam91holt/clawdspace/fleet"
 	"github.com/adam91holt/clawdspace/nodetest"
 	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/tailnet"
 )
 
 // bearer adds an API key to every request of an MCP client.
@@ -418,5 +421,129 @@ func TestMCPCancelKillsCommand(t *testing.T) {
 	// And through the REST API: nothing of it is left.
 	if out := execIn(t, n, name, "ps -eo args | grep -c '^sleep 300' || true"); strings.TrimSpace(out.Stdout) != "0" {
 		t.Fatalf("sleep processes left: %q", out.Stdout)
+	}
+}
+
+// TestMCPViewerOnTailnet: a tailnet viewer, known by WhoIs without a key,
+// is shown only the tools its grant allows; a destructive tool called
+// anyway is refused as a tool error and audited as come through MCP. No
+// session outlives its request, so a session header taken from another
+// caller changes nothing.
+func TestMCPViewerOnTailnet(t *testing.T) {
+	ctl := nodetest.StartControl(t)
+	n := nodetest.Start(t, nodetest.Options{Tailnet: ctl, Hostname: "mcp-node", Namespace: "mcpv"})
+	dev := ctl.Join(t, "viewer-agent")
+	nodetest.WaitForPeers(t, n.TS, dev)
+	ctl.Grant(t, dev, []*tailnet.Node{n.TS}, spaces.Grant{Role: "viewer"})
+	name := newSpace(t, n, "mcpviewed")
+	url := "http://" + n.TS.Addr() + ":7777"
+
+	owner := mcpConnect(t, n.URL, n.HTTP, nodetest.Key, nil)
+	if owner.ID() != "" {
+		t.Errorf("the node handed out session %q: sessions would outlive their requests", owner.ID())
+	}
+	viewer := mcpConnect(t, url, dev.HTTPClient(), "", nil)
+	want := []string{"audit", "get_space", "get_template", "list_nodes", "list_spaces", "list_templates", "observe"}
+	if got := toolNames(t, viewer); !slices.Equal(got, want) {
+		t.Fatalf("a viewer's tools = %v, want %v", got, want)
+	}
+	var sp struct{ Space struct{ Name string } }
+	toolOK(t, viewer, "get_space", map[string]any{"name": name}, &sp)
+	if sp.Space.Name != name {
+		t.Fatalf("get_space as a viewer = %+v", sp)
+	}
+	wantToolError(t, viewer, "destroy_space", map[string]any{"name": name}, "Forbidden")
+	ev := lastEvent(t, n, name, spaces.EventDenied)
+	if ev.Meta["door"] != "mcp" || ev.Meta["action"] != string(spaces.ActDestroy) || ev.Meta["device"] != "viewer-agent" {
+		t.Fatalf("refusal audit = %+v, want door mcp, action destroy, device viewer-agent", ev)
+	}
+	if _, err := n.Service.Get(t.Context(), spaces.CallerAPIKey(), name); err != nil {
+		t.Fatalf("the space is gone: %v", err)
+	}
+
+	// A raw call from the viewer's device with a session header of its
+	// choosing is still the viewer's.
+	body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"destroy_space","arguments":{"name":"` + name + `"}}}`
+	req, _ := http.NewRequest(http.MethodPost, url+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", "session-of-the-owner")
+	req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	res, err := dev.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(got), `"isError":true`) || !strings.Contains(string(got), "Forbidden") {
+		t.Fatalf("raw destroy with a session header: %d %s", res.StatusCode, got)
+	}
+	if _, err := n.Service.Get(t.Context(), spaces.CallerAPIKey(), name); err != nil {
+		t.Fatalf("the space is gone: %v", err)
+	}
+}
+
+// TestMCPAcrossFleet: a tool call that names another node of a fixed
+// fleet is made there, as the caller, its progress relayed; the list of
+// the whole fleet names each space's node.
+func TestMCPAcrossFleet(t *testing.T) {
+	b := nodetest.Start(t, nodetest.Options{Hostname: "mcp-b", Namespace: "mcpb"})
+	a := nodetest.Start(t, nodetest.Options{Hostname: "mcp-a", Namespace: "mcpa",
+		Nodes: []fleet.StaticNode{{Name: "mcp-a", URL: "http://127.0.0.1:1"}, {Name: "mcp-b", URL: b.URL}}})
+	if err := a.Fleet.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		progress []string
+	)
+	cs := mcpConnect(t, a.URL, a.HTTP, nodetest.Key, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			mu.Lock()
+			progress = append(progress, req.Params.Message)
+			mu.Unlock()
+		},
+	})
+	name := nodetest.Name(t, b.Engine, "mcpfleet")
+	var created struct {
+		Space struct{ Name string }
+		Node  string
+	}
+	toolOK(t, cs, "create_space", map[string]any{"name": name, "memory": "128m", "node": "mcp-b"}, &created)
+	if created.Node != "mcp-b" {
+		t.Fatalf("create_space on mcp-b = %+v", created)
+	}
+	if _, err := b.Service.Get(t.Context(), spaces.CallerAPIKey(), name); err != nil {
+		t.Fatalf("the space is not on mcp-b: %v", err)
+	}
+	if ev := lastEvent(t, b, name, spaces.EventCreate); ev.Meta["door"] != "mcp" {
+		t.Errorf("create audit on mcp-b = %+v, want door mcp", ev)
+	}
+	res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "exec", Arguments: map[string]any{
+		"name": name, "node": "mcp-b", "command": "echo far away"}, Meta: mcp.Meta{"progressToken": 9}})
+	if err != nil || res.IsError {
+		t.Fatalf("exec on mcp-b: %v %s", err, toolText(res))
+	}
+	if out, _ := json.Marshal(res.StructuredContent); !strings.Contains(string(out), `"stdout":"far away\n"`) {
+		t.Fatalf("exec on mcp-b = %s", out)
+	}
+	mu.Lock()
+	if !slices.Contains(progress, "far away\n") {
+		t.Errorf("progress relayed from mcp-b = %q", progress)
+	}
+	mu.Unlock()
+	wantToolError(t, cs, "get_space", map[string]any{"name": name}, "Space not found")
+	var ls struct {
+		Spaces []struct{ Name, Node string }
+		Errors []struct{ Node, Error string }
+	}
+	toolOK(t, cs, "list_spaces", map[string]any{"all": true}, &ls)
+	found := slices.ContainsFunc(ls.Spaces, func(s struct{ Name, Node string }) bool { return s.Name == name && s.Node == "mcp-b" })
+	if !found {
+		t.Errorf("list_spaces all = %+v, want %s on mcp-b", ls, name)
+	}
+	toolOK(t, cs, "destroy_space", map[string]any{"name": name, "node": "mcp-b", "removeVolume": true}, nil)
+	if _, err := b.Service.Get(t.Context(), spaces.CallerAPIKey(), name); err == nil {
+		t.Fatal("the space is still on mcp-b")
 	}
 }
