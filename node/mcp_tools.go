@@ -100,7 +100,7 @@ type AuditIn struct {
 	NodeArg
 }
 
-// AuditOut is events, newest first.
+// AuditOut is the newest events, oldest first.
 type AuditOut struct {
 	Events []eventJSON `json:"events"`
 }
@@ -202,8 +202,11 @@ func (s *Server) addMCPTools(srv *mcp.Server) map[string]spaces.Action {
 			return out, nil
 		})
 	addTool(s, srv, acts, spaces.ActRead, &mcp.Tool{Name: "audit", Annotations: ro,
-		Description: "Read the audit log, newest first: who created, ran, changed or was refused what. The events of one space need read on it; the whole log needs the admin role."},
+		Description: "Read the newest events of the audit log (oldest of them first): who created, ran, changed or was refused what. The events of one space need read on it; the whole log needs the admin role."},
 		func(ctx context.Context, c spaces.Caller, req *mcp.CallToolRequest, in AuditIn) (AuditOut, error) {
+			if in.Before < 0 {
+				return AuditOut{}, spaces.Errorf(spaces.ErrInvalid, "before must be an event id (a whole number above 0)")
+			}
 			q := spaces.AuditQuery{Space: in.Space, Type: in.Type, Actor: in.Actor, Limit: in.Limit, Before: in.Before}
 			if q.Limit == 0 {
 				q.Limit = 200
