@@ -55,12 +55,21 @@ sh -c in /workspace, as the space's user. Output streams as it comes; the exit c
 is the command's (124 when --timeout passes). Piped stdin is passed to the command
 (up to 6 MiB); flags go before NAME, everything after NAME belongs to the command.`,
 		Example: `  clawdspace exec dev uname -a
+  clawdspace exec dev -- ls -la
   clawdspace x dev 'cd src && make test'
   echo hi | clawdspace exec dev cat
   clawdspace exec --timeout 30s --env MODE=ci dev ./run-tests.sh`,
 		Args: minArgs("NAME", "COMMAND"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name, o.Command = args[0], args[1:]
+			// "exec NAME -- CMD ARGS", as docker exec and kubectl exec
+			// users type it: the -- ends the flags, it is not the command.
+			if o.Command[0] == "--" {
+				o.Command = o.Command[1:]
+			}
+			if len(o.Command) == 0 {
+				return usageErrorf("missing COMMAND (usage: %s)", cmd.UseLine())
+			}
 			fl, err := newFleet(d)
 			if err != nil {
 				return err

@@ -65,6 +65,26 @@ func TestOtherFlags(t *testing.T) {
 			t.Errorf("options = %+v", got)
 		}
 	})
+	t.Run("exec NAME -- CMD: the -- ends the flags", func(t *testing.T) {
+		for _, args := range [][]string{{"dev", "--", "ls", "-la"}, {"-e", "A=1", "--", "dev", "ls", "-la"}, {"dev", "ls", "-la"}} {
+			var got *ExecOptions
+			cmd := NewCmdExec(d, func(o *ExecOptions) error { got = o; return nil })
+			cmd.SetArgs(args)
+			if err := cmd.Execute(); err != nil {
+				t.Fatal(err)
+			}
+			if got.Name != "dev" || strings.Join(got.Command, " ") != "ls -la" {
+				t.Errorf("%q: options = %+v", args, got)
+			}
+		}
+		cmd := NewCmdExec(d, func(o *ExecOptions) error { t.Error("ran without a command"); return nil })
+		cmd.SetArgs([]string{"dev", "--"})
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "missing COMMAND") {
+			t.Errorf("exec dev -- = %v, want a usage error", err)
+		}
+	})
 	t.Run("destroy -f --volume", func(t *testing.T) {
 		var got *LifecycleOptions
 		cmd := NewCmdDestroy(d, func(o *LifecycleOptions) error { got = o; return nil })

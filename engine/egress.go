@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
@@ -387,11 +388,34 @@ func (e *Engine) guardOne(ctx context.Context, id string) {
 	}
 }
 
+// endedSince reports whether the container c describes no longer runs
+// (removed, stopped, or started again with another process).
+func (e *Engine) endedSince(ctx context.Context, c container.InspectResponse) bool {
+	ictx, end := e.short(ctx)
+	now, err := e.c.ContainerInspect(ictx, c.ID, client.ContainerInspectOptions{})
+	end(&err)
+	if cerrdefs.IsNotFound(err) {
+		return true
+	}
+	if err != nil || c.State == nil {
+		return false
+	}
+	st := now.Container.State
+	return st == nil || !st.Running || st.Pid != c.State.Pid
+}
+
 // enforceOrStop applies a started space's block list, and stops the space
 // when it cannot: a space must not run without the rules its template sets.
 func (e *Engine) enforceOrStop(ctx context.Context, c container.InspectResponse) error {
 	err := e.applyEgress(c)
 	if err == nil {
+		return nil
+	}
+	// A space that stopped (or was removed) while its rules went in is
+	// not running unguarded, so that is no error; its next start is
+	// guarded again.
+	if e.endedSince(ctx, c) {
+		e.log.Debug("a space ended while its egress rules went in", "container", shortID(c.ID), "err", err)
 		return nil
 	}
 	timeout := 0

@@ -318,6 +318,8 @@ func mapErrno(err error, display string) error {
 		return spaces.Errorf(spaces.ErrForbidden, "%s leads outside /workspace", display)
 	case errors.Is(err, unix.ENOTEMPTY), errors.Is(err, unix.EEXIST):
 		return spaces.Errorf(spaces.ErrConflict, "%s changed while the node worked on it", display)
+	case errors.Is(err, errTooDeep):
+		return spaces.Errorf(spaces.ErrInvalid, "%s holds folders more than %d levels deep: delete the deepest ones first (for example with exec rm -rf)", display, maxTreeDepth)
 	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT):
 		return spaces.Errorf(spaces.ErrTooLarge, "the workspace is full")
 	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):

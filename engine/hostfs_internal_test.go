@@ -188,3 +188,68 @@ func TestHostfsSweep(t *testing.T) {
 		}
 	}
 }
+
+// TestHostfsRemoveTooDeep: a tree deeper than a recursive delete goes is
+// refused with a clear ErrInvalid, not an internal error, and what it
+// could not reach is still there.
+func TestHostfsRemoveTooDeep(t *testing.T) {
+	h, ws, _ := newHostfs(t)
+	// Built with mkdirat level by level: the whole path is longer than
+	// PATH_MAX.
+	dir, err := unix.Open(ws, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := dir
+	for range maxTreeDepth + 5 {
+		if err := unix.Mkdirat(dir, "d", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(dir, "d", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dir != top {
+			unix.Close(dir)
+		}
+		dir = next
+	}
+	unix.Close(dir)
+	unix.Close(top)
+	err = h.remove("/workspace/d", true)
+	if !errors.Is(err, spaces.ErrInvalid) || !strings.Contains(err.Error(), "levels deep") {
+		t.Fatalf("remove of a too deep tree = %v, want ErrInvalid saying so", err)
+	}
+	if _, err := os.Stat(filepath.Join(ws, "d")); err != nil {
+		t.Fatalf("the top folder is gone: %v", err)
+	}
+	// t.TempDir's clean-up cannot remove it either: take it apart from
+	// the bottom.
+	t.Cleanup(func() { removeDeep(t, filepath.Join(ws, "d")) })
+}
+
+// removeDeep deletes a tree too deep for os.RemoveAll's paths by
+// renaming its levels up one at a time.
+func removeDeep(t *testing.T, top string) {
+	t.Helper()
+	for {
+		child := filepath.Join(top, "d")
+		if _, err := os.Stat(child); err != nil {
+			break
+		}
+		tmp := top + ".up"
+		if err := os.Rename(child, tmp); err != nil {
+			t.Logf("clean-up: %v", err)
+			return
+		}
+		if err := os.Remove(top); err != nil {
+			t.Logf("clean-up: %v", err)
+			return
+		}
+		if err := os.Rename(tmp, top); err != nil {
+			t.Logf("clean-up: %v", err)
+			return
+		}
+	}
+	os.Remove(top)
+}

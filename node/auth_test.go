@@ -30,6 +30,7 @@ var protectedRoutes = []struct {
 	{"POST", "/api/spaces/auth-probe/exec", map[string]string{"command": "id"}},
 	{"GET", "/api/spaces/auth-probe/stats", nil},
 	{"GET", "/api/audit", nil},
+	{"GET", "/api/openapi.json", nil},
 	{"GET", "/api/no-such-route", nil},
 }
 
@@ -50,7 +51,7 @@ func TestHealthNeedsNoKey(t *testing.T) {
 
 func TestEveryOtherRouteNeedsTheKey(t *testing.T) {
 	t.Parallel()
-	// 51 wrong keys from one address: past the backoff's free failures
+	// 54 wrong keys from one address: past the backoff's free failures
 	// (TestWrongKeysBackOff covers those).
 	n := nodetest.Start(t, nodetest.Options{AuthFreeFailures: 1000})
 	for _, r := range protectedRoutes {

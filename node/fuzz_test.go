@@ -249,6 +249,7 @@ func fuzzRoutes() []fuzzRoute {
 		{"GET", "/api/spaces/{name}/observability", none, nil},
 		{"GET", "/api/spaces/{name}/terminal", none, []string{"cols", "rows"}},
 		{"GET", "/api/audit", none, []string{"space", "limit", "type", "since", "before"}},
+		{"GET", "/api/openapi.json", none, nil},
 		{"GET", "/", none, nil},
 		{"GET", "/spaces/{name}", none, nil},
 		{"GET", "/spaces/{name}/file", none, []string{"path"}},

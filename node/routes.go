@@ -12,7 +12,7 @@ func (s *Server) routes() http.Handler {
 	api := http.NewServeMux()
 	// Every handler passes the caller to the Service, which decides and
 	// audits (spaces/authorize.go); routes name no actions.
-	handle := api.HandleFunc
+	handle := func(pattern string, h http.HandlerFunc) { s.route(api, pattern, h) }
 	handle("GET /api/system", s.handleSystem)
 	handle("GET /api/system/capabilities", s.handleCapabilities)
 	handle("GET /api/nodes", s.handleNodes)
@@ -44,8 +44,11 @@ func (s *Server) routes() http.Handler {
 	// The audit of one space needs read on it; the whole log needs admin.
 	handle("GET /api/audit", s.handleAudit)
 
+	// Any identified caller may read the API's description.
+	handle("GET /api/openapi.json", s.handleOpenAPI)
+
 	root := http.NewServeMux()
-	root.HandleFunc("GET /api/health", s.handleHealth)
+	s.route(root, "GET /api/health", http.HandlerFunc(s.handleHealth))
 	s.dashboardRoutes(root)
 	root.Handle("/api/", s.authenticate(s.forward(jsonNotFound(api))))
 	// The MCP door: the same identity, grants and audit as /api/, its
@@ -57,6 +60,13 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusForbidden, errorBody{Error: "Cross-origin request refused"})
 	}))
 	return s.track(s.bodyDeadline(secureHeaders(s.checkHost(cop.Handler(root)))))
+}
+
+// route registers an API route on mux and records its pattern in the
+// route table that the OpenAPI test compares with docs (node/openapi.json).
+func (s *Server) route(mux *http.ServeMux, pattern string, h http.Handler) {
+	s.apiRoutes = append(s.apiRoutes, pattern)
+	mux.Handle(pattern, h)
 }
 
 // jsonNotFound answers unknown routes and wrong methods with JSON errors, as

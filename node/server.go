@@ -138,6 +138,8 @@ type Server struct {
 	inflight sync.WaitGroup
 	terms    terminals
 	outPool  outputPool
+	// apiRoutes are the patterns of the API's routes, as registered.
+	apiRoutes []string
 }
 
 // New builds a Server.
