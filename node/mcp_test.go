@@ -547,3 +547,47 @@ func TestMCPAcrossFleet(t *testing.T) {
 		t.Fatal("the space is still on mcp-b")
 	}
 }
+
+// TestMCPAcrossTailnetFleet: a person's tool call that names another node
+// travels there vouched for by the first node; the target decides with the
+// person's grants and audits the person, the device, the door and the
+// node that vouched.
+func TestMCPAcrossTailnetFleet(t *testing.T) {
+	ctl := nodetest.StartControl(t)
+	n1 := nodetest.Start(t, nodetest.Options{Tailnet: ctl, Hostname: "mcp-t1", Namespace: "mcpt1"})
+	n2 := nodetest.Start(t, nodetest.Options{Tailnet: ctl, Hostname: "mcp-t2", Namespace: "mcpt2"})
+	alice := ctl.Join(t, "alice-agent")
+	nodetest.WaitForPeers(t, n1.TS, n2.TS, alice)
+	serving := []*tailnet.Node{n1.TS, n2.TS}
+	ctl.Grant(t, n1.TS, serving, spaces.Grant{Role: "node"})
+	ctl.Grant(t, n2.TS, serving, spaces.Grant{Role: "node"})
+	ctl.Grant(t, alice, serving, spaces.Grant{Role: "operator", Spaces: []string{"t-alice-*"}})
+	for _, n := range []*nodetest.Node{n1, n2} {
+		if err := n.Fleet.Refresh(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs := mcpConnect(t, "http://"+n1.TS.Addr()+":7777", alice.HTTPClient(), "", nil)
+	name := nodetest.Name(t, n2.Engine, "alice")
+	var created struct{ Node string }
+	toolOK(t, cs, "create_space", map[string]any{"name": name, "memory": "128m", "node": "mcp-t2"}, &created)
+	if created.Node != "mcp-t2" {
+		t.Fatalf("create_space on mcp-t2 = %+v", created)
+	}
+	var out struct{ Stdout string }
+	toolOK(t, cs, "exec", map[string]any{"name": name, "node": "mcp-t2", "command": "echo hi"}, &out)
+	if out.Stdout != "hi\n" {
+		t.Fatalf("exec on mcp-t2 = %+v", out)
+	}
+	ev := lastEvent(t, n2, name, spaces.EventExec)
+	if ev.Meta["door"] != "mcp" || ev.Meta["via"] != "mcp-t1" || ev.Meta["device"] != "alice-agent" || !strings.HasPrefix(ev.Actor, "user-") {
+		t.Fatalf("exec audit on mcp-t2 = %+v, want alice's login, device alice-agent, via mcp-t1, door mcp", ev)
+	}
+	// Her grant covers only t-alice-* spaces: the target refuses another.
+	other := nodetest.Name(t, n2.Engine, "bob")
+	createSpace(t, n2, other, map[string]any{"memory": "128m"})
+	wantToolError(t, cs, "exec", map[string]any{"name": other, "node": "mcp-t2", "command": "id"}, "Forbidden")
+	if ev := lastEvent(t, n2, other, spaces.EventDenied); ev.Meta["door"] != "mcp" || ev.Meta["via"] != "mcp-t1" {
+		t.Fatalf("refusal audit on mcp-t2 = %+v", ev)
+	}
+}
