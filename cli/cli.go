@@ -147,6 +147,7 @@ func Register(root *cobra.Command, d *Deps) {
 		NewCmdAudit(d, nil),
 		NewCmdNodes(d, nil),
 		NewCmdStats(d, nil),
+		NewCmdMCP(d, nil),
 		NewCmdVersion(d),
 	)
 }

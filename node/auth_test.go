@@ -32,6 +32,8 @@ var protectedRoutes = []struct {
 	{"GET", "/api/audit", nil},
 	{"GET", "/api/openapi.json", nil},
 	{"GET", "/api/no-such-route", nil},
+	{"POST", "/mcp", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": map[string]any{"name": "destroy_space", "arguments": map[string]any{"name": "auth-probe"}}}},
+	{"GET", "/mcp", nil},
 }
 
 func TestHealthNeedsNoKey(t *testing.T) {

@@ -51,6 +51,9 @@ func (s *Server) routes() http.Handler {
 	s.route(root, "GET /api/health", http.HandlerFunc(s.handleHealth))
 	s.dashboardRoutes(root)
 	root.Handle("/api/", s.authenticate(s.forward(jsonNotFound(api))))
+	// The MCP door: the same identity, grants and audit as /api/, its
+	// tools named in node/mcp_tools.go (docs/MCP.md).
+	root.Handle("/mcp", s.authenticate(s.mcpHandler()))
 
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
