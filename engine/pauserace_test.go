@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,6 +117,9 @@ func resumeAndWait(t *testing.T, eng *engine.Engine, name, file string, round in
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
+		// Where the callers wait says which step hangs (the gate, the
+		// engine's create or start, the output stream).
+		t.Logf("goroutines in the engine:\n%s", engineStacks())
 		t.Fatalf("round %d: %s; freezer %s, processes: %s", round, stuck, frozen(t, file), cgroupProcs(file))
 	}
 }
@@ -238,4 +242,18 @@ func TestTerminalPauseRace(t *testing.T) {
 			}
 		}
 	}
+}
+
+// engineStacks returns the stacks of the goroutines that are in this
+// package's code.
+func engineStacks() string {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "clawdspace/engine.") && !strings.Contains(g, "engineStacks") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
