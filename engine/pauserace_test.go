@@ -116,8 +116,10 @@ func resumeAndWait(t *testing.T, eng *engine.Engine, name, file string, round in
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
-		// Where the callers wait says which step hangs (the gate, the
+	case <-time.After(90 * time.Second):
+		// Longer than the callers' own one-minute deadline: a hang of the
+		// engine shows as their deadline errors, a slow engine (a loaded
+		// machine) is not taken for one. Where the callers wait says which step hangs (the gate, the
 		// engine's create or start, the output stream).
 		t.Logf("goroutines in the engine:\n%s", engineStacks())
 		t.Fatalf("round %d: %s; freezer %s, processes: %s", round, stuck, frozen(t, file), cgroupProcs(file))
