@@ -117,37 +117,47 @@ func stripBrowserHeaders(h http.Header) {
 // listFleetSpaces answers GET /api/spaces?all=true: the spaces of every
 // online node that the caller may see, each with its node's name.
 func (s *Server) listFleetSpaces(w http.ResponseWriter, r *http.Request, local []api.Space) {
-	out := make([]api.FleetSpace, 0, len(local))
+	out, err := s.fleetSpaces(r.Context(), callerOf(r), s.requestKey(r), local, true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// fleetSpaces is local (this node's spaces that c may read) with this
+// node's name and, with all, the spaces of every other online node of the
+// fleet as c sees them there, and the nodes that did not answer. The REST
+// list and the MCP tool both answer with it.
+func (s *Server) fleetSpaces(ctx context.Context, c spaces.Caller, key string, local []api.Space, all bool) (api.FleetSpaceList, error) {
+	out := api.FleetSpaceList{Spaces: make([]api.FleetSpace, 0, len(local)), Errors: []api.NodeError{}}
 	for _, sp := range local {
-		out = append(out, api.FleetSpace{Space: sp, Node: s.selfName()})
+		out.Spaces = append(out.Spaces, api.FleetSpace{Space: sp, Node: s.selfName()})
 	}
-	errs := []api.NodeError{}
-	c, key := callerOf(r), s.requestKey(r)
-	if s.cfg.Fleet != nil {
-		nodes, _, err := s.cfg.Fleet.Nodes(r.Context())
+	if !all || s.cfg.Fleet == nil {
+		return out, nil
+	}
+	nodes, _, err := s.cfg.Fleet.Nodes(ctx)
+	if err != nil || len(nodes) == 0 {
+		return out, err
+	}
+	if err := s.cfg.Fleet.CanVouch(c); err != nil {
+		return out, err
+	}
+	var mu sync.Mutex
+	s.cfg.Fleet.EachOnline(ctx, nodes, func(n spaces.NodeHealth) {
+		list, err := s.remoteSpaces(ctx, n, c, key)
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil {
-			s.writeError(w, r, err)
+			out.Errors = append(out.Errors, api.NodeError{Node: n.Name, Error: err.Error()})
 			return
 		}
-		if err := s.cfg.Fleet.CanVouch(c); err != nil && len(nodes) > 0 {
-			s.writeError(w, r, err)
-			return
+		for _, sp := range list {
+			out.Spaces = append(out.Spaces, api.FleetSpace{Space: sp, Node: n.Name})
 		}
-		var mu sync.Mutex
-		s.cfg.Fleet.EachOnline(r.Context(), nodes, func(n spaces.NodeHealth) {
-			list, err := s.remoteSpaces(r.Context(), n, c, key)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, api.NodeError{Node: n.Name, Error: err.Error()})
-				return
-			}
-			for _, sp := range list {
-				out = append(out, api.FleetSpace{Space: sp, Node: n.Name})
-			}
-		})
-	}
-	writeJSON(w, http.StatusOK, api.FleetSpaceList{Spaces: out, Errors: errs})
+	})
+	return out, nil
 }
 
 // DefaultFleetListTimeout is the default of Config.FleetListTimeout.

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -31,12 +30,9 @@ type ListSpacesIn struct {
 	NodeArg
 }
 
-// ListSpacesOut is the spaces the caller may see.
-type ListSpacesOut struct {
-	Spaces []api.FleetSpace `json:"spaces"`
-	// Errors names the nodes that did not answer a fleet-wide list.
-	Errors []api.NodeError `json:"errors"`
-}
+// ListSpacesOut is the spaces the caller may see; its Errors name the
+// nodes that did not answer a fleet-wide list.
+type ListSpacesOut = api.FleetSpaceList
 
 // SpaceOut is one space, with the node that holds it.
 type SpaceOut struct {
@@ -218,48 +214,22 @@ func (s *Server) addMCPTools(srv *mcp.Server) map[string]spaces.Action {
 	return acts
 }
 
-// mcpListSpaces lists the spaces of this node, or of every online node.
+// mcpListSpaces lists the spaces of this node, or of every online node
+// (one hop, as the REST list).
 func (s *Server) mcpListSpaces(ctx context.Context, c spaces.Caller, all bool) (ListSpacesOut, error) {
-	out := ListSpacesOut{Spaces: []api.FleetSpace{}, Errors: []api.NodeError{}}
 	list, err := s.cfg.Spaces.List(ctx, c)
 	if err != nil {
-		return out, err
+		return ListSpacesOut{Spaces: []api.FleetSpace{}, Errors: []api.NodeError{}}, err
 	}
+	local := make([]api.Space, 0, len(list))
 	for _, sp := range list {
-		out.Spaces = append(out.Spaces, api.FleetSpace{Space: api.SpaceFrom(sp), Node: s.selfName()})
+		local = append(local, api.SpaceFrom(sp))
 	}
-	if !all || c.Via != "" || s.cfg.Fleet == nil {
-		return out, nil
-	}
-	nodes, _, err := s.cfg.Fleet.Nodes(ctx)
-	if err != nil {
-		return out, err
-	}
-	if len(nodes) == 0 {
-		return out, nil
-	}
-	if err := s.cfg.Fleet.CanVouch(c); err != nil {
-		return out, err
-	}
-	r := mcpRequest(ctx)
 	key := ""
-	if r != nil {
+	if r := mcpRequest(ctx); r != nil {
 		key = s.requestKey(r)
 	}
-	var mu sync.Mutex
-	s.cfg.Fleet.EachOnline(ctx, nodes, func(n spaces.NodeHealth) {
-		list, err := s.remoteSpaces(ctx, n, c, key)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			out.Errors = append(out.Errors, api.NodeError{Node: n.Name, Error: err.Error()})
-			return
-		}
-		for _, sp := range list {
-			out.Spaces = append(out.Spaces, api.FleetSpace{Space: sp, Node: n.Name})
-		}
-	})
-	return out, nil
+	return s.fleetSpaces(ctx, c, key, local, all && c.Via == "")
 }
 
 // mcpCreateSpace makes a space here, or on the node named (or placed).
