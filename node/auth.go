@@ -5,8 +5,6 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/adam91holt/clawdspace/spaces"
 )
@@ -99,28 +97,6 @@ func (s *Server) identify(r *http.Request) (spaces.Caller, error) {
 	return spaces.Caller{}, s.refuseUnknown(r, "Unauthorized: missing API key (send Authorization: Bearer KEY)")
 }
 
-// denialLog limits audit rows for refused requests to one per remote host
-// per interval, so a client stuck with a wrong key cannot flood the log.
-type denialLog struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-const denialInterval = 10 * time.Second
-
-func (d *denialLog) allow(host string, now time.Time) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.last == nil || len(d.last) > 10000 {
-		d.last = make(map[string]time.Time)
-	}
-	if t, ok := d.last[host]; ok && now.Sub(t) < denialInterval {
-		return false
-	}
-	d.last[host] = now
-	return true
-}
-
 // recordDenial writes an auth.denied audit row for a request without a
 // caller.
 func (s *Server) recordDenial(r *http.Request, reason string) {
@@ -141,12 +117,8 @@ func (s *Server) recordRefusal(r *http.Request, c spaces.Caller, space, reason s
 // recordLimited writes an auth.denied row unless one with the same limit
 // key was written within the interval.
 func (s *Server) recordLimited(r *http.Request, c spaces.Caller, space, reason, limit string) {
-	host := remoteIP(r.RemoteAddr)
-	if !s.denials.allow(limit, s.clock.Now()) {
-		return
-	}
-	meta := map[string]any{"method": r.Method, "path": r.URL.Path, "remote": host, "reason": reason}
-	if err := s.cfg.Spaces.Record(r.Context(), c, space, spaces.EventDenied, meta); err != nil {
+	meta := map[string]any{"method": r.Method, "path": r.URL.Path, "remote": remoteIP(r.RemoteAddr), "reason": reason}
+	if err := s.cfg.Spaces.RecordRefusal(r.Context(), c, space, limit, meta); err != nil {
 		s.log.Error("recording denied request", "err", err)
 	}
 }

@@ -133,7 +133,6 @@ type Server struct {
 	log      *slog.Logger
 	clock    spaces.Clock
 	handler  http.Handler
-	denials  denialLog
 	keys     authLimiter
 	inflight sync.WaitGroup
 	terms    terminals

@@ -30,18 +30,32 @@ func (s *Service) authorize(ctx context.Context, c Caller, space string, acts ..
 	}
 	err := Forbidden(c, acts[0], space)
 	s.log.Debug("forbidden", "actor", c.Actor, "kind", c.Kind, "device", c.Device, "door", c.Door, "actions", acts, "space", space, "access", c.Access.String())
-	key := c.Kind.String() + "|" + c.Actor + "|" + c.Device + "|" + c.Addr + "|" + c.Via + "|" + string(acts[0]) + "|" + space
-	if s.refusals.allow(key, s.clock.Now()) {
-		actor := c
-		if actor.Actor == "" {
-			actor.Actor = "anonymous"
-		}
-		meta := map[string]any{"action": string(acts[0]), "reason": err.Error()}
-		if aerr := s.audit(ctx, actor, space, EventDenied, meta); aerr != nil {
-			s.log.Error("recording a refusal", "err", aerr)
-		}
+	if c.Actor == "" {
+		c.Actor = "anonymous"
+	}
+	key := "service|" + c.Kind.String() + "|" + c.Actor + "|" + c.Device + "|" + c.Addr + "|" + c.Via + "|" + string(acts[0]) + "|" + space
+	meta := map[string]any{"action": string(acts[0]), "reason": err.Error()}
+	if aerr := s.recordRefusal(ctx, c, space, key, meta); aerr != nil {
+		s.log.Error("recording a refusal", "err", aerr)
 	}
 	return err
+}
+
+// RecordRefusal writes the auth.denied row of a request a door refused
+// before it had a caller to pass on (no key or a wrong one, a forged
+// vouch), at most one per limit key per interval, like the Service's own
+// refusals.
+func (s *Service) RecordRefusal(ctx context.Context, c Caller, space, limit string, meta map[string]any) error {
+	return s.recordRefusal(ctx, c, space, "door|"+limit, meta)
+}
+
+// recordRefusal writes an auth.denied row unless one with the same key
+// was written within refusalInterval.
+func (s *Service) recordRefusal(ctx context.Context, c Caller, space, key string, meta map[string]any) error {
+	if !s.refusals.allow(key, s.clock.Now()) {
+		return nil
+	}
+	return s.audit(ctx, c, space, EventDenied, meta)
 }
 
 // Authorize is authorize for what a door serves that is not an operation

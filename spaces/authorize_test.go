@@ -127,11 +127,11 @@ func authCases() map[string]authCase {
 
 // authExempt are the exported methods that act for nobody, each with why.
 var authExempt = map[string]string{
-	"Authorize": "is the check itself",
-	"Record":    "is the audit log itself (doors record refusals that came before a caller)",
-	"Recover":   "is the node's own start-up work, before anything is served",
-	"HasGPU":    "is a fixed fact of the node's configuration",
-	"Hold":      "marks a space busy for work already authorized (an open terminal)",
+	"Authorize":     "is the check itself",
+	"RecordRefusal": "is the audit log itself (doors record refusals that came before a caller)",
+	"Recover":       "is the node's own start-up work, before anything is served",
+	"HasGPU":        "is a fixed fact of the node's configuration",
+	"Hold":          "marks a space busy for work already authorized (an open terminal)",
 }
 
 // without is every action but acts, on every space.

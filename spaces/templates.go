@@ -77,10 +77,3 @@ func (s *Service) Events(ctx context.Context, c Caller, q AuditQuery) ([]Event, 
 	}
 	return s.cfg.Store.Events(ctx, q)
 }
-
-// Record writes an audit event on behalf of a door (for example a request
-// refused before it had a caller). It is the audit log itself, not an
-// action on anything, so it checks nothing.
-func (s *Service) Record(ctx context.Context, c Caller, space, typ string, meta map[string]any) error {
-	return s.audit(ctx, c, space, typ, meta)
-}
