@@ -433,9 +433,8 @@ func (f *Fleet) findInFleet(ctx context.Context, up []Node, name string) *Client
 				return f.client(n)
 			}
 		}
-		c := f.client(up[0])
-		c.Name, c.Via = strings.ToLower(s.Node), s.Node
-		return c
+		asked.Name, asked.Via = strings.ToLower(s.Node), s.Node
+		return asked
 	}
 	return nil
 }

@@ -88,12 +88,6 @@ func CallerAutoSleep() Caller {
 	return Caller{Kind: KindSystem, Actor: "auto-sleep", Access: FullAccess()}
 }
 
-// CallerSystem is the node itself doing work of its own, recorded as
-// actor (for example "node" at recovery).
-func CallerSystem(actor string) Caller {
-	return Caller{Kind: KindSystem, Actor: actor, Access: FullAccess()}
-}
-
 // Through returns c as having come in through door d.
 func (c Caller) Through(d Door) Caller {
 	c.Door = d
