@@ -146,7 +146,11 @@ func TestAuditQuery(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			events := auditEvents(t, n, tt.query)
 			if len(events) != tt.wantLen {
-				t.Fatalf("got %d events, want %d", len(events), tt.wantLen)
+				kinds := map[string]int{}
+				for _, e := range events {
+					kinds[e.Type+" "+e.Space]++
+				}
+				t.Fatalf("got %d events, want %d: %v", len(events), tt.wantLen, kinds)
 			}
 			if tt.wantLen == 0 {
 				return

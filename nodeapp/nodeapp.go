@@ -79,9 +79,10 @@ type Config struct {
 
 	// IdleTimeout pauses spaces idle this long; 0 turns auto-sleep off.
 	IdleTimeout time.Duration
-	// SleepOnly, when set, limits auto-sleep to the spaces it accepts (test
-	// nodes share the engine with other tests).
-	SleepOnly func(name string) bool
+	// LoopsOnly, when set, limits the background loops that act on spaces
+	// (auto-sleep, history ingest) to the spaces it accepts (test nodes
+	// share the engine with other tests).
+	LoopsOnly func(name string) bool
 	// HistoryInterval is how often shell history is read into the audit
 	// log; 0 turns it off.
 	HistoryInterval time.Duration
@@ -313,13 +314,13 @@ func (n *Node) backgroundLoops(cfg Config) []starter {
 		loops = append(loops, n.Fleet)
 	}
 	if cfg.IdleTimeout > 0 {
-		loops = append(loops, spaces.NewSleeper(spaces.SleeperConfig{Service: n.Service, IdleTimeout: cfg.IdleTimeout, Logger: n.log, Only: cfg.SleepOnly}))
+		loops = append(loops, spaces.NewSleeper(spaces.SleeperConfig{Service: n.Service, IdleTimeout: cfg.IdleTimeout, Logger: n.log, Only: cfg.LoopsOnly}))
 	}
 	if cfg.AuditMaxAge > 0 || cfg.AuditMaxRows > 0 {
 		loops = append(loops, spaces.NewAuditRetention(spaces.AuditRetentionConfig{Service: n.Service, MaxAge: cfg.AuditMaxAge, MaxRows: cfg.AuditMaxRows, Logger: n.log}))
 	}
 	if cfg.HistoryInterval > 0 {
-		loops = append(loops, spaces.NewIngester(spaces.IngesterConfig{Service: n.Service, Interval: cfg.HistoryInterval, Logger: n.log}))
+		loops = append(loops, spaces.NewIngester(spaces.IngesterConfig{Service: n.Service, Interval: cfg.HistoryInterval, Logger: n.log, Only: cfg.LoopsOnly}))
 	}
 	return loops
 }

@@ -168,10 +168,11 @@ func Start(tb testing.TB, opt Options) *Node {
 		// with Node.Fleet.Refresh.
 		Fleet:       fleet.Config{Static: opt.Nodes, Interval: time.Hour, ProbeTimeout: 3 * time.Second},
 		NoFleetLoop: opt.NoFleetLoop,
-		// The loops `serve` runs by default run here too; auto-sleep only
-		// on the spaces made through this node (see knownSpace).
+		// The loops `serve` runs by default run here too; auto-sleep and
+		// history ingest only on the spaces made through this node (see
+		// knownSpace).
 		IdleTimeout:     nodeapp.DefaultIdleTimeout,
-		SleepOnly:       n.knownSpace,
+		LoopsOnly:       n.knownSpace,
 		HistoryInterval: nodeapp.DefaultHistoryInterval,
 		AuditMaxAge:     spaces.DefaultAuditMaxAge,
 		AuditMaxRows:    spaces.DefaultAuditMaxRows,
@@ -207,7 +208,8 @@ func Start(tb testing.TB, opt Options) *Node {
 
 // knownSpace reports whether name was made through this node (its store
 // has the space's start): other tests' spaces on the shared engine, on other
-// nodes or clocks, are not this node's to put to sleep.
+// nodes or clocks, are not this node's to put to sleep or to read the
+// history of.
 func (n *Node) knownSpace(name string) bool {
 	act, err := n.Store.SpaceActivity(context.Background(), name)
 	return err == nil && !act.StartedAt.IsZero()

@@ -67,6 +67,9 @@ type IngesterConfig struct {
 	// with the cursor after it; 0 or more than MaxHistoryBatch:
 	// MaxHistoryBatch (500).
 	BatchEvents int
+	// Only, when set, limits the Ingester to the spaces it accepts (tests
+	// that share the engine), as SleeperConfig.Only does.
+	Only func(name string) bool
 }
 
 // Ingester records the shell history of running spaces as space.shell audit
@@ -97,6 +100,7 @@ type Ingester struct {
 	batch    int
 	hourCmds int
 	hourLen  int64
+	only     func(string) bool
 
 	// spent is what each space used of its hour's budget (under pass).
 	spent map[string]*hourBudget
@@ -114,6 +118,7 @@ func NewIngester(cfg IngesterConfig) *Ingester {
 	}
 	in := &Ingester{
 		eng:      cfg.Service.cfg.Engine,
+		only:     cfg.Only,
 		st:       cfg.Service.cfg.Store,
 		clock:    cfg.Clock,
 		log:      cfg.Logger,
@@ -185,7 +190,7 @@ func (in *Ingester) IngestOnce(ctx context.Context) error {
 	now := in.clock.Now()
 	var errs []error
 	for _, sp := range list {
-		if sp.Status != StatusRunning {
+		if sp.Status != StatusRunning || (in.only != nil && !in.only(sp.Name)) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {

@@ -338,6 +338,20 @@ func TestIngesterSkipsSpacesNotRunning(t *testing.T) {
 	wantLines(t, "stopped", env.shell(t, "stopped"))
 }
 
+// TestIngesterOnlyItsSpaces: with Only, the spaces it refuses are not
+// read at all (another node's spaces on a shared engine).
+func TestIngesterOnlyItsSpaces(t *testing.T) {
+	env := newIngestEnv(t, spaces.IngesterConfig{Only: func(name string) bool { return name == "mine" }})
+	env.eng.set("mine", "#1700000000\necho m\n")
+	env.eng.set("theirs", "#1700000000\necho t\n")
+	env.ingest(t)
+	wantLines(t, "mine", env.shell(t, "mine"), "1700000000 echo m")
+	wantLines(t, "theirs", env.shell(t, "theirs"))
+	if stats, reads := env.eng.counts(); stats != 1 || reads != 1 {
+		t.Errorf("%d stats and %d reads, want one of each (mine only)", stats, reads)
+	}
+}
+
 func TestIngesterOneFailingSpaceDoesNotStopOthers(t *testing.T) {
 	env := newIngestEnv(t, spaces.IngesterConfig{})
 	for _, name := range []string{"a", "b", "c"} {
