@@ -62,8 +62,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 // for every JSON answer.
 func TestOpenAPIOperations(t *testing.T) {
 	doc := loadOpenAPI(t)
-	known := []spaces.Action{spaces.ActRead, spaces.ActExec, spaces.ActFiles, spaces.ActTerminal, spaces.ActCreate,
-		spaces.ActDestroy, spaces.ActTemplates, spaces.ActAdmin, spaces.ActNode}
+	known := spaces.Actions()
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			name := method + " " + path

@@ -24,6 +24,9 @@ const (
 	ActFiles Action = "files"
 	// ActTerminal opens an interactive shell in a space.
 	ActTerminal Action = "terminal"
+	// ActPorts connects to a space's TCP ports (forwarded ports, the API
+	// tunnel, ssh -L) and opens or closes its forwards.
+	ActPorts Action = "ports"
 	// ActCreate makes a space.
 	ActCreate Action = "create"
 	// ActDestroy removes a space.
@@ -40,7 +43,7 @@ const (
 
 // Actions lists every action, in the order the docs use.
 func Actions() []Action {
-	return []Action{ActRead, ActExec, ActFiles, ActTerminal, ActCreate, ActDestroy, ActTemplates, ActAdmin, ActNode}
+	return []Action{ActRead, ActExec, ActFiles, ActTerminal, ActPorts, ActCreate, ActDestroy, ActTemplates, ActAdmin, ActNode}
 }
 
 // spaceScoped reports whether a grant's space patterns limit the action.
@@ -55,8 +58,8 @@ func (a Action) spaceScoped() bool {
 // Roles name sets of actions, each including the one before.
 var roleActions = map[string][]Action{
 	"viewer":   {ActRead},
-	"operator": {ActRead, ActExec, ActFiles, ActTerminal, ActCreate, ActDestroy},
-	"admin":    {ActRead, ActExec, ActFiles, ActTerminal, ActCreate, ActDestroy, ActTemplates, ActAdmin},
+	"operator": {ActRead, ActExec, ActFiles, ActTerminal, ActPorts, ActCreate, ActDestroy},
+	"admin":    {ActRead, ActExec, ActFiles, ActTerminal, ActPorts, ActCreate, ActDestroy, ActTemplates, ActAdmin},
 	"node":     {ActNode},
 }
 

@@ -58,6 +58,10 @@ const (
 	DoorDashboard Door = "dashboard"
 	// DoorMCP is the Model Context Protocol endpoint.
 	DoorMCP Door = "mcp"
+	// DoorSSH is the node's SSH server.
+	DoorSSH Door = "ssh"
+	// DoorPorts is a forwarded port on the node's tailnet address.
+	DoorPorts Door = "ports"
 )
 
 // Caller is who makes a request, resolved once per request by the door it

@@ -3,6 +3,8 @@ package spaces
 import (
 	"context"
 	"io"
+	"net"
+	"strings"
 	"time"
 )
 
@@ -80,6 +82,40 @@ type Engine interface {
 	// Terminal starts an interactive process with a TTY. ctx bounds only the
 	// start; the process runs until it exits or the TerminalProcess is closed.
 	Terminal(ctx context.Context, name string, spec TerminalSpec) (TerminalProcess, error)
+
+	// DialPort connects to TCP port of a running space as seen from
+	// inside it: 127.0.0.1:port in the space's own network namespace, so
+	// a server that listens only on the space's loopback is reached, in
+	// every network mode. ctx bounds only the dial; the connection lives
+	// until closed. ErrNotRunning when the space is paused or stopped,
+	// ErrNotFound when it does not exist, ErrConflict (with a message
+	// naming the port) when nothing listens there, ErrUnavailable when
+	// this node cannot reach spaces' ports (it does not run on the
+	// engine's host).
+	DialPort(ctx context.Context, name string, port uint16) (net.Conn, error)
+	// ListeningPorts returns the TCP ports a running space listens on,
+	// read from its sockets (IPv4 and IPv6), sorted by port, at most
+	// MaxListeningPorts of them. ErrNotRunning when the space is paused
+	// or stopped.
+	ListeningPorts(ctx context.Context, name string) ([]ListeningPort, error)
+}
+
+// MaxListeningPorts bounds what ListeningPorts returns: a space may open
+// any number of sockets.
+const MaxListeningPorts = 256
+
+// ListeningPort is one TCP socket a space listens on.
+type ListeningPort struct {
+	Port uint16
+	// Address is the local address it is bound to: "0.0.0.0", "::",
+	// "127.0.0.1", "::1", or another address of the space.
+	Address string
+}
+
+// Loopback reports whether only the space itself can reach the socket
+// (it is bound to a loopback address); the node reaches it anyway.
+func (p ListeningPort) Loopback() bool {
+	return p.Address == "127.0.0.1" || p.Address == "::1" || strings.HasPrefix(p.Address, "127.")
 }
 
 // TerminalSpec describes an interactive process with a TTY of Cols x Rows.
