@@ -32,6 +32,8 @@ var fieldNames = map[spaces.Field]string{
 	spaces.FieldBranch:        "branch",
 	spaces.FieldTemplateYAML:  "yaml",
 	spaces.FieldLimit:         "limit",
+	spaces.FieldPort:          "port",
+	spaces.FieldNodePort:      "nodePort",
 }
 
 // FieldName is the JSON name of the domain's input f (f itself for one

@@ -103,6 +103,35 @@ func authCases() map[string]authCase {
 			}
 			return err
 		}},
+		"OpenTerminalFor": {spaces.ActTerminal, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			t, err := s.OpenTerminalFor(ctx, c, sp, spaces.TerminalRequest{Command: "true"})
+			if err == nil {
+				t.Close()
+			}
+			return err
+		}},
+		"Run": {spaces.ActTerminal, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.Run(ctx, c, sp, spaces.ExecRequest{Cmd: []string{"true"}})
+			return err
+		}},
+		"Ports": {spaces.ActRead, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.Ports(ctx, c, sp)
+			return err
+		}},
+		"OpenForward": {spaces.ActPorts, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, _, err := s.OpenForward(ctx, c, sp, spaces.ForwardRequest{Port: 3000})
+			return err
+		}},
+		"CloseForward": {spaces.ActPorts, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			return s.CloseForward(ctx, c, sp, 3000)
+		}},
+		"ConnectPort": {spaces.ActPorts, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			conn, err := s.ConnectPort(ctx, c, sp, 3000, 0)
+			if err == nil {
+				conn.Close()
+			}
+			return err
+		}},
 		"Templates": {spaces.ActRead, nil, "", func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
 			_, err := s.Templates(ctx, c)
 			return err
@@ -127,11 +156,14 @@ func authCases() map[string]authCase {
 
 // authExempt are the exported methods that act for nobody, each with why.
 var authExempt = map[string]string{
-	"Authorize":     "is the check itself",
-	"RecordRefusal": "is the audit log itself (doors record refusals that came before a caller)",
-	"Recover":       "is the node's own start-up work, before anything is served",
-	"HasGPU":        "is a fixed fact of the node's configuration",
-	"Hold":          "marks a space busy for work already authorized (an open terminal)",
+	"Authorize":       "is the check itself",
+	"RecordRefusal":   "is the audit log itself (doors record refusals that came before a caller)",
+	"Recover":         "is the node's own start-up work, before anything is served",
+	"HasGPU":          "is a fixed fact of the node's configuration",
+	"Hold":            "marks a space busy for work already authorized (an open terminal)",
+	"Busy":            "is a test hook (export_test.go)",
+	"ForwardsChanged": "only says that the forward table changed",
+	"ServedForwards":  "feeds the door that listens on forwarded ports; ConnectPort decides each connection",
 }
 
 // without is every action but acts, on every space.

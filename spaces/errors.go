@@ -55,6 +55,9 @@ const (
 	FieldPushToken     Field = "token"
 	FieldTemplateYAML  Field = "yaml"
 	FieldLimit         Field = "limit"
+	FieldPort          Field = "port"
+	FieldNodePort      Field = "node port"
+	FieldTerm          Field = "terminal type"
 )
 
 // Error is a domain error with a message that is safe to show to clients.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -28,6 +29,9 @@ type ExecRequest struct {
 	// WorkDir is a client path inside /workspace; empty means /workspace.
 	WorkDir string
 	Stdin   []byte
+	// Input, when set, is streamed to the command's stdin instead of
+	// Stdin (Run: SSH commands, sftp, scp).
+	Input io.Reader
 	// Timeout kills the command and everything it started; 0 means none,
 	// and one below 0 or above MaxExecTimeout is refused.
 	Timeout time.Duration
@@ -55,6 +59,19 @@ func (s *Service) Exec(ctx context.Context, c Caller, name string, req ExecReque
 	if err := s.authorize(ctx, c, name, ActExec); err != nil {
 		return res, err
 	}
+	return s.exec(ctx, c, name, req)
+}
+
+// Run is Exec for the interactive doors (an SSH command, sftp, scp): it
+// needs the terminal action, as a shell would, and streams req.Input.
+func (s *Service) Run(ctx context.Context, c Caller, name string, req ExecRequest) (ExecResult, error) {
+	if err := s.authorize(ctx, c, name, ActTerminal); err != nil {
+		return ExecResult{}, err
+	}
+	return s.exec(ctx, c, name, req)
+}
+
+func (s *Service) exec(ctx context.Context, c Caller, name string, req ExecRequest) (res ExecResult, err error) {
 	if err := ValidateName(name); err != nil {
 		return res, SpaceNotFound()
 	}
@@ -96,7 +113,9 @@ func (s *Service) Exec(ctx context.Context, c Caller, name string, req ExecReque
 	}
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		if req.Stdin != nil {
+		if req.Input != nil {
+			spec.Stdin = req.Input
+		} else if req.Stdin != nil {
 			spec.Stdin = bytes.NewReader(req.Stdin)
 		}
 		res.ExitCode, err = s.cfg.Engine.Exec(runCtx, name, spec)

@@ -36,6 +36,15 @@ type Config struct {
 	// SeedTemplates are added at start-up when no template of their name
 	// exists (e.g. the older node's CLAWDSPACE_TEMPLATES_DIR).
 	SeedTemplates []Template
+	// ForwardPorts is the range of node ports a forward is given when the
+	// space's own port is taken or below 1024 (default 40000-40999).
+	ForwardPorts [2]uint16
+	// ReservedPorts are the node's own ports (the API, SSH), never given to
+	// a forward.
+	ReservedPorts []uint16
+	// MaxPortConns bounds the open connections to one space's ports
+	// (default 512).
+	MaxPortConns int
 }
 
 // Service applies the rules of Clawdspace to an Engine and a Store.
@@ -47,6 +56,10 @@ type Service struct {
 	busy  busyCounter
 	// refusals limits the audit rows of refused calls.
 	refusals limiter
+	// fwd serialises forward changes and tells the doors about them.
+	fwd forwards
+	// conns counts the open port connections of each space.
+	conns connCounter
 }
 
 // New returns a Service and makes sure the built-in templates exist.
@@ -69,7 +82,17 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.GitTokenHosts == nil {
 		cfg.GitTokenHosts = []string{"github.com"}
 	}
+	if cfg.ForwardPorts == [2]uint16{} {
+		cfg.ForwardPorts = [2]uint16{40000, 40999}
+	}
+	if cfg.ForwardPorts[0] == 0 || cfg.ForwardPorts[1] < cfg.ForwardPorts[0] {
+		return nil, fmt.Errorf("spaces: bad forward port range %d-%d", cfg.ForwardPorts[0], cfg.ForwardPorts[1])
+	}
+	if cfg.MaxPortConns <= 0 {
+		cfg.MaxPortConns = 512
+	}
 	s := &Service{cfg: cfg, log: cfg.Logger, clock: cfg.Clock}
+	s.fwd.changed = make(chan struct{})
 	for _, t := range cfg.SeedTemplates {
 		if err := cfg.Store.EnsureTemplate(ctx, t); err != nil {
 			return nil, fmt.Errorf("adding template %s: %w", t.Name, err)
@@ -405,6 +428,7 @@ func (s *Service) Destroy(ctx context.Context, c Caller, name string, removeVolu
 	if err := s.cfg.Store.Forget(ctx, name); err != nil {
 		s.log.Error("forgetting activity", "space", name, "err", err)
 	}
+	s.dropForwards(ctx, name)
 	return nil
 }
 

@@ -23,6 +23,14 @@ const (
 	EventTemplateDelete = "template.delete"
 	EventDenied         = "auth.denied"
 	EventGitPush        = "space.git.push"
+	// EventPortConnection is one connection to a space's port, written
+	// when it closes: port, bytes each way, duration.
+	EventPortConnection = "port.connection"
+	EventPortForward    = "port.forward"
+	EventPortUnforward  = "port.unforward"
+	// EventSSHOpen and EventSSHClose bracket an SSH connection.
+	EventSSHOpen  = "ssh.open"
+	EventSSHClose = "ssh.close"
 )
 
 // Event sources: who vouches for an audit row.
@@ -65,6 +73,7 @@ type Store interface {
 	ActivityStore
 	HistoryStore
 	IntentStore
+	ForwardStore
 }
 
 // AuditLog records and lists audit events.

@@ -3,6 +3,7 @@ package spaces
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,17 +32,43 @@ func ValidateTerminalSize(cols, rows int) error {
 }
 
 // OpenTerminal starts an interactive login shell (bash, or sh where the image
-// has none) with a TTY of cols x rows (0 means the default, 80 x 24), as the
-// space's user in /workspace, resuming the space first when it is paused or
+// has none) with a TTY of cols x rows (0 means the default, 80 x 24): see
+// OpenTerminalFor.
+func (s *Service) OpenTerminal(ctx context.Context, c Caller, name string, cols, rows int) (*TerminalSession, error) {
+	return s.OpenTerminalFor(ctx, c, name, TerminalRequest{Cols: cols, Rows: rows})
+}
+
+// TerminalRequest describes a terminal to open.
+type TerminalRequest struct {
+	// Command runs instead of the login shell (as bash -lc COMMAND, or
+	// sh -lc where the image has no bash), as ssh -t NAME@NODE COMMAND does.
+	Command string
+	// Term is the TERM of the session (default xterm-256color).
+	Term       string
+	Cols, Rows int
+}
+
+// MaxTermLength bounds TerminalRequest.Term.
+const MaxTermLength = 64
+
+// ShellCommand is the argv that runs command the way a login shell of
+// the space's user would: bash -lc, or sh -lc where the image has no bash.
+func ShellCommand(command string) []string {
+	return []string{"sh", "-c", `command -v bash >/dev/null 2>&1 && exec bash -lc "$1"; exec sh -lc "$1"`, "sh", command}
+}
+
+// OpenTerminalFor starts an interactive process with a TTY, as the space's
+// user in /workspace, resuming the space first when it is paused or
 // stopped. It records terminal.open; the space counts as busy until the
 // session is closed, which records terminal.close and counts as activity.
-func (s *Service) OpenTerminal(ctx context.Context, c Caller, name string, cols, rows int) (*TerminalSession, error) {
+func (s *Service) OpenTerminalFor(ctx context.Context, c Caller, name string, req TerminalRequest) (*TerminalSession, error) {
 	if err := s.authorize(ctx, c, name, ActTerminal); err != nil {
 		return nil, err
 	}
 	if err := ValidateName(name); err != nil {
 		return nil, SpaceNotFound()
 	}
+	cols, rows := req.Cols, req.Rows
 	if cols == 0 {
 		cols = DefaultTerminalCols
 	}
@@ -51,7 +78,22 @@ func (s *Service) OpenTerminal(ctx context.Context, c Caller, name string, cols,
 	if err := ValidateTerminalSize(cols, rows); err != nil {
 		return nil, err
 	}
-	if err := s.audit(ctx, c, name, EventTerminalOpen, map[string]any{"cols": cols, "rows": rows}); err != nil {
+	term := req.Term
+	if term == "" {
+		term = "xterm-256color"
+	}
+	if len(term) > MaxTermLength || strings.IndexFunc(term, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.+", r))
+	}) >= 0 {
+		return nil, FieldErrorf(ErrInvalid, FieldTerm, "must be letters, digits and -_.+, at most %d", MaxTermLength)
+	}
+	cmd := []string{"sh", "-c", terminalScript}
+	meta := map[string]any{"cols": cols, "rows": rows}
+	if req.Command != "" {
+		cmd = ShellCommand(req.Command)
+		meta["command"] = truncate(req.Command, 2048)
+	}
+	if err := s.audit(ctx, c, name, EventTerminalOpen, meta); err != nil {
 		return nil, err
 	}
 	opened := s.clock.Now()
@@ -59,8 +101,8 @@ func (s *Service) OpenTerminal(ctx context.Context, c Caller, name string, cols,
 	// undone by sleepIfIdle's second look.
 	done := s.busy.hold(name)
 	spec := TerminalSpec{
-		Cmd:     []string{"sh", "-c", terminalScript},
-		Env:     []string{"TERM=xterm-256color"},
+		Cmd:     cmd,
+		Env:     []string{"TERM=" + term},
 		WorkDir: WorkspacePath,
 		Cols:    cols,
 		Rows:    rows,
