@@ -40,6 +40,10 @@ func (s *Server) routes() http.Handler {
 	handle("POST /api/spaces/{name}/git/push", s.handleGitPush)
 	handle("GET /api/spaces/{name}/observability", s.handleObservability)
 	handle("GET /api/spaces/{name}/terminal", s.handleTerminal)
+	handle("GET /api/spaces/{name}/ports", s.handlePorts)
+	handle("POST /api/spaces/{name}/ports", s.handleOpenForward)
+	handle("DELETE /api/spaces/{name}/ports/{port}", s.handleCloseForward)
+	handle("GET /api/spaces/{name}/ports/{port}/connect", s.handlePortConnect)
 
 	// The audit of one space needs read on it; the whole log needs admin.
 	handle("GET /api/audit", s.handleAudit)

@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,6 +34,9 @@ const (
 	DefaultIdleTimeout     = 10 * time.Minute
 	DefaultHistoryInterval = 15 * time.Second
 )
+
+// tailnetAPIPort is where the API answers on the tailnet.
+const tailnetAPIPort = 7777
 
 // Config is everything a node is built from. The assembly fills in the
 // dependencies of the parts' own configs (loggers, clock, store, engine,
@@ -112,6 +117,7 @@ type Node struct {
 	srv   *node.Server
 	ln    net.Listener
 	tln   net.Listener
+	ports *node.PortDoor
 	loops []starter
 
 	mu      sync.Mutex
@@ -176,6 +182,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	snap := machine.Snapshot()
 	sc.HostMemory = int64(snap.MemTotal)
 	sc.HasGPU = sc.HasGPU || machine.GPU().Present
+	// The API's tailnet port is never given to a forward.
+	if !slices.Contains(sc.ReservedPorts, tailnetAPIPort) {
+		sc.ReservedPorts = append(slices.Clone(sc.ReservedPorts), tailnetAPIPort)
+	}
 	if n.Service, err = spaces.New(ctx, sc); err != nil {
 		return nil, err
 	}
@@ -217,7 +227,13 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		sv.Fleet = n.Fleet
 	}
 	if n.Tailnet != nil {
-		sv.Tailnet, sv.TailnetHosts = n.Tailnet, n.Tailnet.Hosts()
+		sv.Tailnet, sv.TailnetHosts, sv.TailnetName = n.Tailnet, n.Tailnet.Hosts(), n.Tailnet.DNSName()
+		// Forwarded ports are served on the tailnet only: there the
+		// caller is known by WhoIs.
+		if n.ports, err = node.NewPortDoor(node.PortDoorConfig{Spaces: n.Service, Tailnet: n.Tailnet, TrustTailnet: sv.TrustTailnet, Logger: log}); err != nil {
+			return nil, err
+		}
+		sv.Ports = n.ports
 	}
 	if n.srv, err = node.New(sv); err != nil {
 		return nil, err
@@ -272,10 +288,10 @@ func (n *Node) joinTailnet(ctx context.Context, cfg Config) error {
 	}
 	n.Tailnet = tn
 	n.onClose(func() { tn.Close() })
-	if n.tln, err = tn.Listen(":7777"); err != nil {
+	if n.tln, err = tn.Listen(":" + strconv.Itoa(tailnetAPIPort)); err != nil {
 		return fmt.Errorf("listening on the tailnet: %w", err)
 	}
-	n.URL = "http://" + net.JoinHostPort(tn.Addr(), "7777")
+	n.URL = "http://" + net.JoinHostPort(tn.Addr(), strconv.Itoa(tailnetAPIPort))
 	if cfg.Server.TrustTailnet {
 		n.log.Warn("TRUSTED TAILNET: every device that can reach this node on the tailnet has full access (--trust-tailnet)")
 	}
@@ -310,6 +326,9 @@ func (n *Node) buildFleet(ctx context.Context, cfg Config) error {
 // setting.
 func (n *Node) backgroundLoops(cfg Config) []starter {
 	loops := []starter{engine.NewEgressGuard(n.Engine)}
+	if n.ports != nil {
+		loops = append(loops, n.ports)
+	}
 	if n.Fleet != nil && !cfg.NoFleetLoop {
 		loops = append(loops, n.Fleet)
 	}
