@@ -142,6 +142,8 @@ func Register(root *cobra.Command, d *Deps) {
 		NewCmdConfig(d, nil),
 		NewCmdDashboard(d, nil),
 		NewCmdShell(d, nil),
+		NewCmdForward(d, nil),
+		NewCmdPorts(d, nil),
 		NewCmdFiles(d),
 		NewCmdTemplates(d),
 		NewCmdAudit(d, nil),
