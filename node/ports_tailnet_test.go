@@ -1,0 +1,252 @@
+package node_test
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/adam91holt/clawdspace/api"
+	"github.com/adam91holt/clawdspace/nodetest"
+	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/tailnet"
+)
+
+// openForward forwards port of space on n and returns the forward once
+// the node serves it.
+func openForward(t *testing.T, n *nodetest.Node, space string, body map[string]any, want int) api.Forward {
+	t.Helper()
+	r := n.Do(t, "POST", "/api/spaces/"+space+"/ports", body)
+	if r.Status != want {
+		t.Fatalf("forwarding %v: %d %s, want %d", body, r.Status, r.Body, want)
+	}
+	var a api.ForwardAnswer
+	r.JSON(t, &a)
+	waitForwardState(t, n, space, a.Forward.Port, api.ForwardServing)
+	return a.Forward
+}
+
+// waitForwardState waits until the forward of port is in state.
+func waitForwardState(t *testing.T, n *nodetest.Node, space string, port uint16, state string) api.Forward {
+	t.Helper()
+	var got api.Forward
+	nodetest.WaitUntil(t, "forward of port "+strconv.Itoa(int(port))+" to be "+state, func() bool {
+		var ps api.Ports
+		n.Do(t, "GET", "/api/spaces/"+space+"/ports", nil).JSON(t, &ps)
+		for _, f := range ps.Forwards {
+			if f.Port == port && f.State == state {
+				got = f
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+// get fetches url with a device's client.
+func get(t *testing.T, hc *http.Client, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// TestForwardsOnTailnet serves a space's ports on the node's tailnet
+// address to real tsnet devices: an HTTP server and a WebSocket echo
+// server reached by a person with the ports grant, refused (in HTTP) and
+// audited for a viewer; a paused space woken by a connection; closing a
+// forward ends its listener and its open connections; HTTPS refused
+// without the tailnet's certificates; the assignment kept across a
+// restart.
+func TestForwardsOnTailnet(t *testing.T) {
+	ctl := nodetest.StartControl(t)
+	n := nodetest.Start(t, nodetest.Options{Tailnet: ctl, Hostname: "fwd", Namespace: "pf"})
+	alice := ctl.Join(t, "alice-laptop")
+	bob := ctl.Join(t, "bob-laptop")
+	nodetest.WaitForPeers(t, n.TS, alice, bob)
+	ctl.Grant(t, alice, []*tailnet.Node{n.TS}, spaces.Grant{Role: "operator"})
+	ctl.Grant(t, bob, []*tailnet.Node{n.TS}, spaces.Grant{Role: "viewer"})
+	name := portSpace(t, n, "fwd")
+
+	web := openForward(t, n, name, map[string]any{"port": nodetest.PortHTTP}, http.StatusCreated)
+	if web.NodePort != nodetest.PortHTTP || web.URL != "http://"+n.TS.DNSName()+":"+strconv.Itoa(nodetest.PortHTTP)+"/" || web.HTTPS {
+		t.Fatalf("forward = %+v", web)
+	}
+	if again := openForward(t, n, name, map[string]any{"port": nodetest.PortHTTP}, http.StatusOK); again.NodePort != web.NodePort {
+		t.Fatalf("forwarding again gave %+v, want %+v", again, web)
+	}
+	r := n.Do(t, "POST", "/api/spaces/"+name+"/ports", map[string]any{"port": nodetest.PortHTTP, "nodePort": 9000})
+	wantErrorContains(t, r, http.StatusConflict, "already forwarded")
+	r = n.Do(t, "POST", "/api/spaces/"+name+"/ports", map[string]any{"port": nodetest.PortEcho, "nodePort": 7777})
+	wantErrorContains(t, r, http.StatusConflict, "node's own port")
+	ws := openForward(t, n, name, map[string]any{"port": nodetest.PortWebSocket, "nodePort": 18765}, http.StatusCreated)
+
+	// Alice, with the ports grant: HTTP and a WebSocket.
+	aliceHC := alice.HTTPClient()
+	base := "http://" + n.TS.Addr() + ":" + strconv.Itoa(int(web.NodePort))
+	if code, body := get(t, aliceHC, base+"/hello.txt"); code != 200 || body != "hello from the space\n" {
+		t.Fatalf("alice's GET = %d %q", code, body)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws://"+n.TS.Addr()+":"+strconv.Itoa(int(ws.NodePort))+"/", &websocket.DialOptions{HTTPClient: aliceHC})
+	if err != nil {
+		t.Fatalf("alice's WebSocket: %v", err)
+	}
+	conn.SetReadLimit(-1)
+	for _, msg := range []string{"hello", strings.Repeat("big ", 50_000)} {
+		if err := conn.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		typ, got, err := conn.Read(ctx)
+		if err != nil || typ != websocket.MessageText || string(got) != msg {
+			t.Fatalf("echo = %v %d bytes %v, want %d bytes", typ, len(got), err, len(msg))
+		}
+	}
+	conn.Close(websocket.StatusNormalClosure, "")
+	nodetest.WaitUntil(t, "alice's connection in the audit log", func() bool {
+		ev, ok := findEvent(t, n, name, spaces.EventPortConnection, func(e spaces.Event) bool {
+			return metaInt(e, "nodePort") == int64(ws.NodePort)
+		})
+		return ok && ev.Actor == loginOf(t, n, alice) && ev.Meta["door"] == "ports" && ev.Meta["device"] == "alice-laptop" &&
+			metaInt(ev, "bytesIn") > 200_000 && metaInt(ev, "bytesOut") > 200_000
+	})
+
+	// HTTPS with the tailnet's certificate: TLS ends at the node, the
+	// space sees plain TCP (here an echo server, with half-close).
+	pool := nodetest.IssueTestCerts(t, n.TS)
+	secure := openForward(t, n, name, map[string]any{"port": nodetest.PortEcho, "nodePort": 18443, "https": true}, http.StatusCreated)
+	if secure.URL != "https://"+n.TS.DNSName()+":18443/" || !secure.HTTPS {
+		t.Fatalf("https forward = %+v", secure)
+	}
+	raw, err := alice.Dial(ctx, "tcp", net.JoinHostPort(n.TS.Addr(), "18443"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: n.TS.DNSName()})
+	if got := echoHalfClose(t, tc, []byte("secure")); string(got) != "secure" {
+		t.Fatalf("echo over TLS = %q", got)
+	}
+	tc.Close()
+	r = n.Do(t, "DELETE", "/api/spaces/"+name+"/ports/"+strconv.Itoa(nodetest.PortEcho), nil)
+	wantCode(t, r, http.StatusNoContent, "closing the https forward")
+
+	// Bob, a viewer, is refused with an HTTP answer, and audited.
+	code, body := get(t, bob.HTTPClient(), base+"/hello.txt")
+	if code != http.StatusForbidden || strings.Contains(body, "hello from the space") {
+		t.Fatalf("bob's GET = %d %q, want 403", code, body)
+	}
+	ev := lastEvent(t, n, name, spaces.EventDenied)
+	if ev.Meta["device"] != "bob-laptop" || ev.Meta["door"] != "ports" {
+		t.Fatalf("bob's refusal audit = %+v", ev)
+	}
+
+	// A connection wakes a paused space.
+	wantCode(t, n.Do(t, "POST", "/api/spaces/"+name+"/stop", nil), http.StatusOK, "pause")
+	if st := getSpace(t, n, name).Status; st != "paused" {
+		t.Fatalf("space is %s, want paused", st)
+	}
+	if code, _ := get(t, aliceHC, base+"/hello.txt"); code != 200 {
+		t.Fatalf("GET of a paused space = %d", code)
+	}
+	if st := getSpace(t, n, name).Status; st != "running" {
+		t.Fatalf("space is %s after a connection, want running", st)
+	}
+
+	// Closing a forward ends its open connections and its listener.
+	echo := openForward(t, n, name, map[string]any{"port": nodetest.PortEcho}, http.StatusCreated)
+	raw, err = alice.Dial(ctx, "tcp", net.JoinHostPort(n.TS.Addr(), strconv.Itoa(int(echo.NodePort))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	buf := make([]byte, 4)
+	if _, err := raw.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(raw, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo over the forward = %q %v", buf, err)
+	}
+	r = n.Do(t, "DELETE", "/api/spaces/"+name+"/ports/"+strconv.Itoa(nodetest.PortEcho), nil)
+	wantCode(t, r, http.StatusNoContent, "closing a forward")
+	_ = raw.SetReadDeadline(time.Now().Add(time.Minute))
+	if n, err := raw.Read(buf); err == nil {
+		t.Fatalf("the open connection still reads (%d bytes) after the forward closed", n)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the open connection was not ended when the forward closed")
+	}
+	if c, err := alice.Dial(ctx, "tcp", net.JoinHostPort(n.TS.Addr(), strconv.Itoa(int(echo.NodePort)))); err == nil {
+		_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+		_, _ = c.Write([]byte("ping"))
+		if _, err := c.Read(buf); err == nil {
+			t.Fatal("a closed forward still answers")
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("a closed forward's port still accepts connections")
+		}
+		c.Close()
+	}
+	evs := eventsOf(t, n, name, spaces.EventPortForward, spaces.EventPortUnforward)
+	if len(evs) != 4+2 {
+		t.Errorf("forward/unforward audit rows = %d, want 6: %+v", len(evs), evs)
+	}
+
+	// The assignment survives a restart, and is served again.
+	n.Stop()
+	n2 := nodetest.Start(t, nodetest.Options{Tailnet: ctl, Hostname: "fwd", Namespace: "pf", DataDir: n.DataDir})
+	nodetest.WaitForPeers(t, n2.TS, alice)
+	ctl.Grant(t, alice, []*tailnet.Node{n2.TS}, spaces.Grant{Role: "operator"})
+	again := waitForwardState(t, n2, name, nodetest.PortWebSocket, api.ForwardServing)
+	if again.NodePort != ws.NodePort {
+		t.Fatalf("after a restart the forward is on %d, want %d", again.NodePort, ws.NodePort)
+	}
+	waitForwardState(t, n2, name, nodetest.PortHTTP, api.ForwardServing)
+	if code, _ := get(t, aliceHC, "http://"+n2.TS.Addr()+":"+strconv.Itoa(int(web.NodePort))+"/hello.txt"); code != 200 {
+		t.Fatalf("GET after a restart = %d", code)
+	}
+}
+
+// loginOf is the login name the node sees for a device.
+func loginOf(t *testing.T, n *nodetest.Node, dev *tailnet.Node) string {
+	t.Helper()
+	who, err := n.TS.WhoIs(t.Context(), dev.Addr())
+	if err != nil || who.UserProfile == nil {
+		t.Fatalf("whois %s: %v", dev.Addr(), err)
+	}
+	return who.UserProfile.LoginName
+}
+
+// eventsOf returns the space's events of the given types.
+func eventsOf(t *testing.T, n *nodetest.Node, space string, types ...string) []spaces.Event {
+	t.Helper()
+	evs, err := n.Store.Events(t.Context(), spaces.AuditQuery{Space: space, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []spaces.Event
+	for _, e := range evs {
+		for _, typ := range types {
+			if e.Type == typ {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
