@@ -250,3 +250,53 @@ func eventsOf(t *testing.T, n *nodetest.Node, space string, types ...string) []s
 	}
 	return out
 }
+
+// TestPortTunnelThroughFleet opens the port tunnel to a space of another
+// node, through the node asked (?node=): for a person on the tailnet,
+// whose identity the first node vouches for, and for the API key.
+func TestPortTunnelThroughFleet(t *testing.T) {
+	ctl := nodetest.StartControl(t)
+	n1 := nodetest.Start(t, nodetest.Options{Tailnet: ctl, Hostname: "tun-1", Namespace: "pg"})
+	n2 := nodetest.Start(t, nodetest.Options{Tailnet: ctl, Hostname: "tun-2", Namespace: "ph"})
+	alice := ctl.Join(t, "alice-laptop")
+	nodetest.WaitForPeers(t, n1.TS, n2.TS, alice)
+	serving := []*tailnet.Node{n1.TS, n2.TS}
+	for _, n := range []*nodetest.Node{n1, n2} {
+		ctl.Grant(t, n.TS, serving, spaces.Grant{Role: "node"})
+	}
+	ctl.Grant(t, alice, serving, spaces.Grant{Role: "operator"})
+	for _, n := range []*nodetest.Node{n1, n2} {
+		if err := n.Fleet.Refresh(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name := portSpace(t, n2, "fleettun")
+	data := []byte(strings.Repeat("through the fleet ", 100_000))
+
+	// Alice, on the tailnet, through node 1's tailnet address.
+	tun, resp, err := dialTunnel(t, alice.HTTPClient(), "http://"+n1.TS.Addr()+":7777", name, nodetest.PortEcho, "?node=tun-2")
+	if err != nil {
+		t.Fatalf("alice's tunnel through tun-1: %v (%v)", err, resp)
+	}
+	if got := echoHalfClose(t, tun, data); string(got) != string(data) {
+		t.Fatalf("echo through the fleet: %d bytes, want %d", len(got), len(data))
+	}
+	tun.Close()
+	nodetest.WaitUntil(t, "the connection's audit row on tun-2", func() bool {
+		ev, ok := findEvent(t, n2, name, spaces.EventPortConnection, func(e spaces.Event) bool { return e.Meta["via"] == "tun-1" })
+		return ok && ev.Actor == loginOf(t, n2, alice) && metaInt(ev, "bytesIn") == int64(len(data))
+	})
+
+	// The API key, on node 1's local address.
+	tun, resp, err = dialTunnel(t, n1.HTTP, n1.URL, name, nodetest.PortHTTP, "?node=tun-2")
+	if err != nil {
+		t.Fatalf("the key's tunnel through tun-1: %v (%v)", err, resp)
+	}
+	if res, body := httpOver(t, tun, "/hello.txt"); res.StatusCode != 200 || body != "hello from the space\n" {
+		t.Fatalf("GET through the fleet = %d %q", res.StatusCode, body)
+	}
+	tun.Close()
+	// Refusals of the other node come back before the upgrade.
+	_, resp, err = dialTunnel(t, n1.HTTP, n1.URL, name, 9, "?node=tun-2")
+	refusedBefore(t, resp, err, http.StatusConflict, "9")
+}

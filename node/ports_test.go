@@ -38,17 +38,25 @@ func tunnelURL(base, space string, port any) string {
 	return "ws://" + strings.TrimPrefix(base, "http://") + "/api/spaces/" + space + "/ports/" + fmt.Sprint(port) + "/connect"
 }
 
-// dialTunnel opens the port tunnel with the test key (and headers, in
-// pairs); on a refusal it returns the answer.
+// dialTunnel opens the port tunnel with the test key (unless the client
+// is a tailnet device's) and headers, in pairs, or a query ("?node=X") as
+// the last argument alone; on a refusal it returns the answer.
 func dialTunnel(t testing.TB, hc *http.Client, base, space string, port any, headers ...string) (*api.Tunnel, *http.Response, error) {
 	t.Helper()
-	h := http.Header{"Authorization": {"Bearer " + nodetest.Key}}
+	h := http.Header{}
+	if hc == nil || !strings.HasPrefix(base, "http://100.") {
+		h.Set("Authorization", "Bearer "+nodetest.Key)
+	}
+	query := ""
+	if len(headers)%2 == 1 {
+		query, headers = headers[len(headers)-1], headers[:len(headers)-1]
+	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		h.Set(headers[i], headers[i+1])
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, tunnelURL(base, space, port), &websocket.DialOptions{HTTPClient: hc, HTTPHeader: h})
+	ws, resp, err := websocket.Dial(ctx, tunnelURL(base, space, port)+query, &websocket.DialOptions{HTTPClient: hc, HTTPHeader: h})
 	if err != nil {
 		return nil, resp, err
 	}
