@@ -159,6 +159,44 @@ func TestForwardsOnTailnet(t *testing.T) {
 		t.Fatalf("bob's refusal audit = %+v", ev)
 	}
 
+	// The space page lists the ports with the forward's link; the
+	// buttons only for whom may forward; its form forwards a port, and
+	// another site's page may not use it.
+	page := "http://" + n.TS.Addr() + ":7777/spaces/" + name
+	code, body = get(t, aliceHC, page)
+	if code != 200 || len(byTestID(t, body, "port-link")) != 2 || len(byTestID(t, body, "port-forward")) == 0 {
+		t.Fatalf("alice's space page (%d) lacks the links or buttons:\n%s", code, body)
+	}
+	if code, body = get(t, bob.HTTPClient(), page); code != 200 || len(byTestID(t, body, "port-link")) != 2 ||
+		len(byTestID(t, body, "port-forward")) != 0 || len(byTestID(t, body, "port-unforward")) != 0 {
+		t.Fatalf("bob's space page (%d) is wrong:\n%s", code, body)
+	}
+	noRedirect := *aliceHC
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	post := func(origin string) int {
+		req, _ := http.NewRequestWithContext(ctx, "POST", page+"/ports", strings.NewReader("port="+strconv.Itoa(nodetest.PortSource)))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+		}
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := post("https://evil.example"); code != http.StatusForbidden {
+		t.Fatalf("a cross-site forward form: %d, want 403", code)
+	}
+	if code := post(""); code != http.StatusSeeOther {
+		t.Fatalf("the forward form: %d, want 303", code)
+	}
+	source := waitForwardState(t, n, name, nodetest.PortSource, api.ForwardServing)
+	r = n.Do(t, "DELETE", "/api/spaces/"+name+"/ports/"+strconv.Itoa(int(source.Port)), nil)
+	wantCode(t, r, http.StatusNoContent, "closing the form's forward")
+
 	// A connection wakes a paused space.
 	wantCode(t, n.Do(t, "POST", "/api/spaces/"+name+"/stop", nil), http.StatusOK, "pause")
 	if st := getSpace(t, n, name).Status; st != "paused" {
@@ -204,8 +242,8 @@ func TestForwardsOnTailnet(t *testing.T) {
 		c.Close()
 	}
 	evs := eventsOf(t, n, name, spaces.EventPortForward, spaces.EventPortUnforward)
-	if len(evs) != 4+2 {
-		t.Errorf("forward/unforward audit rows = %d, want 6: %+v", len(evs), evs)
+	if len(evs) != 5+3 {
+		t.Errorf("forward/unforward audit rows = %d, want 8: %+v", len(evs), evs)
 	}
 
 	// The assignment survives a restart, and is served again.
