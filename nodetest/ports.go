@@ -126,10 +126,15 @@ import http.server, functools
 http.server.ThreadingHTTPServer(("0.0.0.0", 8000), functools.partial(http.server.SimpleHTTPRequestHandler, directory="/workspace")).serve_forever()
 `
 
+// doer sends API requests to a node: a Node or a ChildNode.
+type doer interface {
+	Do(tb testing.TB, method, path string, body any, headers ...string) Response
+}
+
 // ServePorts starts test servers in a running space of the sandbox image
 // (PortHTTP, PortWebSocket, PortEcho, PortSource, PortLoopback) and waits
 // until the node sees them listen.
-func ServePorts(tb testing.TB, n *Node, space string) {
+func ServePorts(tb testing.TB, n doer, space string) {
 	tb.Helper()
 	r := n.Do(tb, http.MethodPost, "/api/spaces/"+space+"/exec", map[string]any{
 		"command": []string{"sh", "-c", `printf 'hello from the space\n' > /workspace/hello.txt; setsid python3 -c "$0" >/tmp/ports.log 2>&1 </dev/null &`, portServers},
