@@ -257,4 +257,3 @@ func rssMB(b *testing.B, pid int) float64 {
 	b.Fatalf("no VmRSS for %d", pid)
 	return 0
 }
-
