@@ -99,6 +99,27 @@ func TestForwardsOnTailnet(t *testing.T) {
 	wantErrorContains(t, r, http.StatusConflict, "node's own port")
 	ws := openForward(t, n, name, map[string]any{"port": nodetest.PortWebSocket, "nodePort": 18765}, http.StatusCreated)
 
+	// A node port that cannot be listened on (here: taken by another
+	// listener of the node's device) is reported, not fatal, and served
+	// once it is free and the forwards change.
+	taken, err := n.TS.Listen(":18766")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = n.Do(t, "POST", "/api/spaces/"+name+"/ports", map[string]any{"port": nodetest.PortSource, "nodePort": 18766})
+	wantCode(t, r, http.StatusCreated, "forwarding to a taken node port")
+	failed := waitForwardState(t, n, name, nodetest.PortSource, api.ForwardFailed)
+	if !strings.Contains(failed.Error, "18766") {
+		t.Errorf("failed forward says %q", failed.Error)
+	}
+	taken.Close()
+	openForward(t, n, name, map[string]any{"port": nodetest.PortLoopback, "nodePort": 18768}, http.StatusCreated)
+	waitForwardState(t, n, name, nodetest.PortSource, api.ForwardServing)
+	for _, p := range []int{nodetest.PortSource, nodetest.PortLoopback} {
+		r = n.Do(t, "DELETE", "/api/spaces/"+name+"/ports/"+strconv.Itoa(p), nil)
+		wantCode(t, r, http.StatusNoContent, "closing a forward")
+	}
+
 	// Alice, with the ports grant: HTTP and a WebSocket.
 	aliceHC := alice.HTTPClient()
 	base := "http://" + n.TS.Addr() + ":" + strconv.Itoa(int(web.NodePort))
@@ -242,8 +263,8 @@ func TestForwardsOnTailnet(t *testing.T) {
 		c.Close()
 	}
 	evs := eventsOf(t, n, name, spaces.EventPortForward, spaces.EventPortUnforward)
-	if len(evs) != 5+3 {
-		t.Errorf("forward/unforward audit rows = %d, want 8: %+v", len(evs), evs)
+	if len(evs) != 7+5 {
+		t.Errorf("forward/unforward audit rows = %d, want 12: %+v", len(evs), evs)
 	}
 
 	// The assignment survives a restart, and is served again.
