@@ -48,6 +48,10 @@ const (
 	// portRefusalPeek is how long a refused connection is watched for an
 	// HTTP request, to answer it in HTTP.
 	portRefusalPeek = 2 * time.Second
+	// maxPendingConns bounds the connections of one forward that are
+	// still being identified and decided (the open ones are bounded by
+	// the Service); more are closed at once.
+	maxPendingConns = 128
 )
 
 // PortDoor serves the forwards of the node's spaces on its tailnet
@@ -76,6 +80,8 @@ type servedPort struct {
 	conns map[net.Conn]struct{}
 	done  bool
 	wg    sync.WaitGroup
+	// pending holds a token per connection not yet decided.
+	pending chan struct{}
 }
 
 // NewPortDoor builds a PortDoor; Start serves.
@@ -215,7 +221,7 @@ func (d *PortDoor) reconcile(ctx context.Context) {
 // listen starts serving f; a node port that cannot be listened on is
 // logged and kept as failed.
 func (d *PortDoor) listen(ctx context.Context, f spaces.Forward) *servedPort {
-	sp := &servedPort{f: f, conns: make(map[net.Conn]struct{})}
+	sp := &servedPort{f: f, conns: make(map[net.Conn]struct{}), pending: make(chan struct{}, maxPendingConns)}
 	ln, err := d.cfg.Tailnet.Listen(":" + strconv.Itoa(int(f.NodePort)))
 	if err == nil && f.HTTPS {
 		var ok bool
@@ -249,11 +255,19 @@ func (d *PortDoor) listen(ctx context.Context, f spaces.Forward) *servedPort {
 				c.Close()
 				return
 			}
+			select {
+			case sp.pending <- struct{}{}:
+			default:
+				d.log.Debug("forwarded port: too many connections waiting to be decided; closing one", "nodePort", f.NodePort, "remote", c.RemoteAddr().String())
+				sp.remove(c)
+				c.Close()
+				continue
+			}
 			sp.wg.Add(1)
 			go func() {
 				defer sp.wg.Done()
 				defer sp.remove(c)
-				d.serveConn(ctx, f, c)
+				d.serveConn(ctx, f, c, func() { <-sp.pending })
 			}()
 		}
 	}()
@@ -294,8 +308,12 @@ func (sp *servedPort) stop() {
 
 // serveConn identifies the caller of an accepted connection, connects it
 // to the space's port through the Service and carries bytes both ways.
-func (d *PortDoor) serveConn(ctx context.Context, f spaces.Forward, c net.Conn) {
+// decided is called once the connection is refused or connected.
+func (d *PortDoor) serveConn(ctx context.Context, f spaces.Forward, c net.Conn, decided func()) {
 	defer c.Close()
+	var once sync.Once
+	settle := func() { once.Do(decided) }
+	defer settle()
 	remote := c.RemoteAddr().String()
 	hctx, cancel := context.WithTimeout(ctx, portHandshakeTimeout)
 	defer cancel()
@@ -329,6 +347,7 @@ func (d *PortDoor) serveConn(ctx context.Context, f spaces.Forward, c net.Conn) 
 		refuseConn(c, status, msg)
 		return
 	}
+	settle()
 	defer pc.Close()
 	keepAlive(c)
 	pipe(asHalfConn(c), pc)
