@@ -29,7 +29,7 @@ func selfNetNS() (*os.File, error) {
 }
 
 // socketIn creates a non-blocking TCP socket of family (unix.AF_INET or
-// unix.AF_INET6) in the network namespace ns.
+// unix.AF_INET6) in the network namespace of ns (see setNetNS).
 func (e *Engine) socketIn(ns *os.File, family int) (int, error) {
 	type result struct {
 		fd  int
@@ -66,7 +66,7 @@ func socketInLocked(self, ns *os.File, family int) (fd int, back bool, err error
 		if serr == nil {
 			unix.Close(fd)
 		}
-		return -1, false, fmt.Errorf("going back to the node's network namespace: %w", err)
+		return -1, false, fmt.Errorf("going back to the node's network namespace: %v", err)
 	}
 	if serr != nil {
 		return -1, true, fmt.Errorf("creating a socket in the space's network namespace: %w", serr)
@@ -74,7 +74,9 @@ func socketInLocked(self, ns *os.File, family int) (fd int, back bool, err error
 	return fd, true, nil
 }
 
-// setNetNS moves the calling thread into the network namespace f.
+// setNetNS moves the calling thread into the network namespace of f: a
+// namespace file, or a pidfd (whose process must still run: unix.ESRCH
+// otherwise). A closed f gives os.ErrClosed.
 func setNetNS(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -82,13 +84,14 @@ func setNetNS(f *os.File) error {
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = unix.Setns(int(fd), unix.CLONE_NEWNET) }); err != nil {
-		return err
+		// Control fails only for a file closed meanwhile.
+		return fmt.Errorf("%w (%w)", os.ErrClosed, err)
 	}
 	return serr
 }
 
-// connectIn connects a TCP socket created in the network namespace ns to
-// sa, as seen from inside ns. The error is the connect's errno where it
+// connectIn connects a TCP socket created in the network namespace of ns
+// (see setNetNS) to sa, as seen from inside it. The error is the connect's errno where it
 // failed (unix.ECONNREFUSED when nothing listens), or ctx's.
 func (e *Engine) connectIn(ctx context.Context, ns *os.File, family int, sa unix.Sockaddr) (net.Conn, error) {
 	fd, err := e.socketIn(ns, family)

@@ -9,10 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"syscall"
 
-	"github.com/moby/moby/api/types/container"
 	"golang.org/x/sys/unix"
 
 	"github.com/adam91holt/clawdspace/spaces"
@@ -28,139 +26,6 @@ import (
 // reaches only servers that listen on all addresses, and ListeningPorts
 // reads the tables with an exec in the space.
 
-// portTarget is how the node reaches one space's ports, cached per space
-// name so that a dial is two /proc reads and no engine call.
-type portTarget struct {
-	id string
-	// pid is the container's init process on this host, 0 where the node
-	// cannot enter its namespaces; procs its cgroup.procs file, for frozen.
-	pid   int
-	procs string
-	// addr is the space's address on its network; invalid when it has none.
-	addr netip.Addr
-	// why says why the node cannot enter the namespace (pid 0).
-	why string
-}
-
-// open opens files under /proc/PID/ of t's process, the first required,
-// the others optional (nil when missing), then checks that the process
-// still runs in t's container. The check comes after the opens, so what
-// was opened belongs to that process: a PID is reused only after its
-// process ended, and a container's init ends only with the container.
-// ok is false when the process has gone.
-func (t *portTarget) open(files ...string) (fs []*os.File, ok bool) {
-	base := "/proc/" + strconv.Itoa(t.pid) + "/"
-	fs = make([]*os.File, len(files))
-	for i, name := range files {
-		f, err := os.Open(base + name)
-		if err != nil && i == 0 {
-			return nil, false
-		}
-		if err == nil {
-			fs[i] = f
-		}
-	}
-	if !inContainer("/proc", t.pid, t.id) {
-		closeAll(fs)
-		return nil, false
-	}
-	return fs, true
-}
-
-func closeAll(fs []*os.File) {
-	for _, f := range fs {
-		if f != nil {
-			f.Close()
-		}
-	}
-}
-
-// notRunning is the error for a space that is paused or stopped: the
-// caller resumes it first. Dialing into a frozen space would hang, as its
-// kernel completes the handshake for a server that cannot answer.
-func notRunning(name, state string) error {
-	return &spaces.Error{Kind: spaces.ErrNotRunning, Msg: fmt.Sprintf("Space %s is %s: resume it first", name, state)}
-}
-
-// reach finds how to reach a running space. Where the node can enter the
-// space's namespaces it also opens files (see portTarget.open) of its
-// init process and returns them. The cached target serves while its
-// process still runs in its container and the cgroup tells it is not
-// frozen; otherwise one inspect decides.
-func (e *Engine) reach(ctx context.Context, name string, files ...string) (*portTarget, []*os.File, error) {
-	if v, ok := e.targets.Load(name); ok {
-		t := v.(*portTarget)
-		if t.pid > 0 {
-			if fs, ok := t.open(files...); ok {
-				switch f, known := frozen(t.procs); {
-				case known && f:
-					closeAll(fs)
-					return nil, nil, notRunning(name, "paused")
-				case known:
-					return t, fs, nil
-				}
-				closeAll(fs)
-			}
-		}
-		e.targets.CompareAndDelete(name, t)
-	}
-	c, err := e.inspectSpace(ctx, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	st := c.State
-	switch {
-	case st == nil || !st.Running:
-		return nil, nil, notRunning(name, "stopped")
-	case st.Paused:
-		return nil, nil, notRunning(name, "paused")
-	}
-	t := &portTarget{id: c.ID, addr: networkAddr(c), why: e.noNetNS}
-	if t.why == "" {
-		if st.Pid > 0 && inContainer("/proc", st.Pid, c.ID) {
-			t.pid, t.procs = st.Pid, e.procsFileOf(c.ID, st)
-		} else {
-			t.why = "the engine's processes are not visible to the node"
-		}
-	}
-	if t.pid == 0 {
-		// Nothing to check a cached target by: every call inspects.
-		return t, nil, nil
-	}
-	e.targets.Store(name, t)
-	fs, ok := t.open(files...)
-	if !ok {
-		return nil, nil, notRunning(name, "stopped")
-	}
-	// The engine may believe a frozen space running (see frozen).
-	if f, _ := frozen(t.procs); f {
-		closeAll(fs)
-		return nil, nil, notRunning(name, "paused")
-	}
-	return t, fs, nil
-}
-
-// networkAddr is a container's address on its network (IPv4 first), or
-// the zero Addr when it has none.
-func networkAddr(c container.InspectResponse) netip.Addr {
-	if c.HostConfig != nil && c.HostConfig.NetworkMode == "none" || c.NetworkSettings == nil {
-		return netip.Addr{}
-	}
-	var v6 netip.Addr
-	for _, nw := range c.NetworkSettings.Networks {
-		if nw == nil {
-			continue
-		}
-		if nw.IPAddress.IsValid() {
-			return nw.IPAddress.Unmap()
-		}
-		if nw.GlobalIPv6Address.IsValid() && !v6.IsValid() {
-			v6 = nw.GlobalIPv6Address
-		}
-	}
-	return v6
-}
-
 // errPortSlow is the cause of DialPort's own deadline.
 var errPortSlow = errors.New("the space's port did not answer in time")
 
@@ -173,19 +38,43 @@ func (e *Engine) DialPort(ctx context.Context, name string, port uint16) (net.Co
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, e.callTimeout, errPortSlow)
 	defer cancel()
-	t, fs, err := e.reach(ctx, name, "ns/net")
-	if err != nil {
-		return nil, err
+	for retried := false; ; retried = true {
+		t, done, err := e.reach(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		c, err := e.dialTarget(ctx, t, name, port)
+		done()
+		if errors.Is(err, errProcessGone) {
+			// The space stopped or restarted since its target was cached:
+			// one inspect tells which.
+			e.dropTarget(name, t)
+			if !retried {
+				continue
+			}
+			return nil, notRunning(name, "stopped")
+		}
+		return c, err
 	}
-	if fs != nil {
-		defer closeAll(fs)
-		c, err := e.connectIn(ctx, fs[0], unix.AF_INET, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}})
+}
+
+// errProcessGone says that a target's process has ended.
+var errProcessGone = errors.New("the space's process has ended")
+
+// dialTarget dials port through t: the space's loopback from inside its
+// namespace, or its network address.
+func (e *Engine) dialTarget(ctx context.Context, t *portTarget, name string, port uint16) (net.Conn, error) {
+	if t.proc != nil {
+		c, err := e.connectIn(ctx, t.proc, unix.AF_INET, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}})
 		if errors.Is(err, unix.ECONNREFUSED) {
 			// A server may listen on the IPv6 loopback only ("localhost"
 			// that resolves to ::1 first).
-			if c6, err6 := e.connectIn(ctx, fs[0], unix.AF_INET6, &unix.SockaddrInet6{Port: int(port), Addr: netip.IPv6Loopback().As16()}); err6 == nil {
+			if c6, err6 := e.connectIn(ctx, t.proc, unix.AF_INET6, &unix.SockaddrInet6{Port: int(port), Addr: netip.IPv6Loopback().As16()}); err6 == nil {
 				return c6, nil
 			}
+		}
+		if errors.Is(err, unix.ESRCH) || errors.Is(err, os.ErrClosed) {
+			return nil, errProcessGone
 		}
 		return c, e.dialErr(ctx, err, name, port, "")
 	}
@@ -220,12 +109,25 @@ func (e *Engine) dialErr(ctx context.Context, err error, name string, port uint1
 
 // ListeningPorts returns the TCP ports a running space listens on.
 func (e *Engine) ListeningPorts(ctx context.Context, name string) ([]spaces.ListeningPort, error) {
-	_, fs, err := e.reach(ctx, name, "net/tcp", "net/tcp6")
-	if err != nil {
-		return nil, err
-	}
 	var set portSet
-	if fs != nil {
+	for retried := false; ; retried = true {
+		t, done, err := e.reach(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if t.proc == nil {
+			done()
+			break
+		}
+		fs, ok := t.open("net/tcp", "net/tcp6")
+		done()
+		if !ok {
+			e.dropTarget(name, t)
+			if !retried {
+				continue
+			}
+			return nil, notRunning(name, "stopped")
+		}
 		defer closeAll(fs)
 		for _, f := range fs {
 			if f == nil {

@@ -270,7 +270,7 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 	// holds the name (never touched, nor its volume).
 	e.ids.Delete(name)
 	defer e.ids.Delete(name)
-	defer e.targets.Delete(name)
+	defer e.forgetTarget(name)
 	res, err := e.c.ContainerInspect(ctx, e.ContainerName(name), client.ContainerInspectOptions{})
 	missing := cerrdefs.IsNotFound(err)
 	switch {
