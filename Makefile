@@ -58,7 +58,7 @@ test-race: test-deps image ## Run every test with the race detector
 	$(GO) test -race -count=1 ./...
 
 .PHONY: bench
-bench: test-deps ## Run the benchmarks (node vs raw Docker SDK ratios as x-raw)
+bench: test-deps image ## Run the benchmarks (node vs raw Docker SDK ratios as x-raw)
 	$(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-30x} ./...
 
 .PHONY: lint

@@ -164,8 +164,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // the node against the raw SDK.
 func (e *Engine) Client() *client.Client { return e.c }
 
-// Close releases the client.
+// Close releases the client and the files of the ports' targets. A dial
+// in flight keeps what it uses open until it is done, and then fails.
 func (e *Engine) Close() error {
+	e.targets.Range(func(k, _ any) bool {
+		e.forgetTarget(k.(string))
+		return true
+	})
 	if e.selfNS != nil {
 		e.selfNS.Close()
 	}

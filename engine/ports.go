@@ -21,8 +21,10 @@ import (
 // DialPort connects to 127.0.0.1 (then ::1) there, so a server that
 // listens only on the space's loopback is reached, with or without a
 // network; ListeningPorts reads /proc/PID/net/tcp{,6} of the space's init
-// process. Elsewhere (not root, a remote engine, or the engine's processes
-// not visible), DialPort dials the space's address on its network, which
+// process (porttarget.go says how a space is found without an engine call,
+// netns.go how a socket is made in its namespace). Elsewhere (not root, a
+// remote engine, the engine's processes not visible, a kernel before 5.8,
+// or Config.PortsByAddress), DialPort dials the space's address on its network, which
 // reaches only servers that listen on all addresses, and ListeningPorts
 // reads the tables with an exec in the space.
 

@@ -205,6 +205,7 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		return sp, fmt.Errorf("enforcing the egress block list: %w", err)
 	}
 	e.ids.Store(spec.Name, created.ID)
+	e.forgetTarget(spec.Name) // a target of an earlier container of the name
 	sp = e.fromInspect(spec.Name, c)
 	sp.VolumeCreated = !volumeExisted
 	return sp, nil
