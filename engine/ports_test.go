@@ -539,3 +539,32 @@ func TestDialPortConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// stuckPy listens on argv[1] with the smallest backlog and never accepts:
+// once its queue is full, the kernel drops further handshakes.
+const stuckPy = `
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(0)
+print("ready", flush=True)
+time.sleep(3600)
+`
+
+// TestDialPortUnanswered: a dial that the space never answers ends at
+// the engine's call timeout with 503, not a hang.
+func TestDialPortUnanswered(t *testing.T) {
+	e, err := engine.New(t.Context(), engine.Config{CallTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	name := portsSpace(t, e, "dial-stuck", spaces.NetworkNone)
+	serve(t, e, name, stuckPy, "8001")
+	var err2 error
+	for i := 0; i < 8 && err2 == nil; i++ {
+		var c net.Conn
+		if c, err2 = e.DialPort(t.Context(), name, 8001); err2 == nil {
+			defer c.Close()
+		}
+	}
+	wantKind(t, "dial of a full queue", err2, spaces.ErrUnavailable, "did not accept the connection within 3s")
+}
