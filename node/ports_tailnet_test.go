@@ -359,3 +359,23 @@ func TestPortTunnelThroughFleet(t *testing.T) {
 	_, resp, err = dialTunnel(t, n1.HTTP, n1.URL, name, 9, "?node=tun-2")
 	refusedBefore(t, resp, err, http.StatusConflict, "9")
 }
+
+// TestForwardHTTPSNeedsCertificates: on a tailnet that offers no
+// certificates, an HTTPS forward is refused with 409 and what to do, and
+// a plain one is served, its URL on the node's tailnet address.
+func TestForwardHTTPSNeedsCertificates(t *testing.T) {
+	ctl := nodetest.StartControlNoCertificates(t)
+	n := nodetest.Start(t, nodetest.Options{Tailnet: ctl, Hostname: "nocerts", Namespace: "pn"})
+	name := newSpace(t, n, "nocerts")
+	r := n.Do(t, "POST", "/api/spaces/"+name+"/ports", map[string]any{"port": 3000, "https": true})
+	wantErrorContains(t, r, http.StatusConflict, "issues no HTTPS certificates", "without https")
+	if len(eventsOf(t, n, name, spaces.EventPortForward)) != 0 {
+		t.Fatal("a refused HTTPS forward was recorded as opened")
+	}
+	f := openForward(t, n, name, map[string]any{"port": 3000}, http.StatusCreated)
+	if f.URL != "http://"+n.TS.Addr()+":3000/" {
+		t.Fatalf("forward URL without MagicDNS = %q", f.URL)
+	}
+	r = n.Do(t, "POST", "/api/spaces/t-no-such-space/ports", map[string]any{"port": 3000, "https": true})
+	wantError(t, r, http.StatusNotFound, "")
+}

@@ -85,7 +85,8 @@ type Config struct {
 	// the node's tailnet addresses and MagicDNS names (a guard against DNS
 	// rebinding; AllowedHosts adds others).
 	TailnetHosts []string
-	// TailnetName is the node's MagicDNS name, in the URLs of forwards.
+	// TailnetName is the node's MagicDNS name (its tailnet address on a
+	// tailnet without MagicDNS), in the URLs of forwards.
 	TailnetName string
 	// Ports serves forwarded ports on the tailnet; nil in local mode,
 	// where opening a forward is refused (the API tunnel serves instead).

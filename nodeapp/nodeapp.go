@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -228,6 +229,11 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if n.Tailnet != nil {
 		sv.Tailnet, sv.TailnetHosts, sv.TailnetName = n.Tailnet, n.Tailnet.Hosts(), n.Tailnet.DNSName()
+		// Without MagicDNS the device's name is a bare host name that
+		// other devices cannot resolve: forwards' URLs use its address.
+		if !strings.Contains(sv.TailnetName, ".") {
+			sv.TailnetName = n.Tailnet.Addr()
+		}
 		// Forwarded ports are served on the tailnet only: there the
 		// caller is known by WhoIs.
 		if n.ports, err = node.NewPortDoor(node.PortDoorConfig{Spaces: n.Service, Tailnet: n.Tailnet, TrustTailnet: sv.TrustTailnet, Logger: log}); err != nil {
