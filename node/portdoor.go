@@ -66,6 +66,9 @@ type PortDoor struct {
 	mu     sync.Mutex
 	served map[uint16]*servedPort // by node port
 	closed bool
+	// failed is the last error of each node port that could not be
+	// listened on, so a retry that fails the same way is not logged again.
+	failed map[uint16]string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -95,7 +98,7 @@ func NewPortDoor(cfg PortDoorConfig) (*PortDoor, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 30 * time.Second
 	}
-	return &PortDoor{cfg: cfg, log: cfg.Logger, served: make(map[uint16]*servedPort)}, nil
+	return &PortDoor{cfg: cfg, log: cfg.Logger, served: make(map[uint16]*servedPort), failed: make(map[uint16]string)}, nil
 }
 
 // Start listens on the node ports of the stored forwards and follows
@@ -186,6 +189,11 @@ func (d *PortDoor) reconcile(ctx context.Context) {
 		d.mu.Unlock()
 		return
 	}
+	for p := range d.failed {
+		if _, ok := want[p]; !ok {
+			delete(d.failed, p)
+		}
+	}
 	for p, sp := range d.served {
 		if f, ok := want[p]; !ok || !sameForward(f, sp.f) || sp.err != nil {
 			stale = append(stale, sp)
@@ -234,10 +242,18 @@ func (d *PortDoor) listen(ctx context.Context, f spaces.Forward) *servedPort {
 			ln = tls.NewListener(ln, &tls.Config{GetCertificate: d.cfg.Tailnet.GetCertificate, MinVersion: tls.VersionTLS12})
 		}
 	}
+	d.mu.Lock()
+	last := d.failed[f.NodePort]
+	if err != nil {
+		d.failed[f.NodePort] = err.Error()
+	} else {
+		delete(d.failed, f.NodePort)
+	}
+	d.mu.Unlock()
 	if err != nil {
 		sp.err = fmt.Errorf("listening on node port %d: %w", f.NodePort, err)
-		if ctx.Err() == nil {
-			d.log.Warn("cannot serve a forwarded port; trying again later", "space", f.Space, "port", f.Port, "nodePort", f.NodePort, "err", err)
+		if ctx.Err() == nil && last != err.Error() {
+			d.log.Warn("cannot serve a forwarded port; trying again every so often", "space", f.Space, "port", f.Port, "nodePort", f.NodePort, "err", err)
 		}
 		return sp
 	}
