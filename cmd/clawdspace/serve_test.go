@@ -116,7 +116,7 @@ func (s *syncBuffer) String() string {
 // the key enforced.
 func TestServeLocalMode(t *testing.T) {
 	dir := t.TempDir()
-	env := map[string]string{"CLAWDSPACE_DATA_DIR": dir, "PORT": "0"}
+	env := map[string]string{"CLAWDSPACE_DATA_DIR": dir, "PORT": "0", "CLAWDSPACE_SSH_LISTEN": "127.0.0.1:0"}
 	start := func() (url string, out *syncBuffer, stop func()) {
 		out = &syncBuffer{}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -189,7 +189,7 @@ func TestServeLocalMode(t *testing.T) {
 }
 
 func TestServeAuthDisabledWarns(t *testing.T) {
-	env := map[string]string{"CLAWDSPACE_DATA_DIR": t.TempDir(), "PORT": "0", "CLAWDSPACE_AUTH_DISABLED": "true"}
+	env := map[string]string{"CLAWDSPACE_DATA_DIR": t.TempDir(), "PORT": "0", "CLAWDSPACE_SSH_LISTEN": "127.0.0.1:0", "CLAWDSPACE_AUTH_DISABLED": "true"}
 	out := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := newRootCmd(func(k string) string { return env[k] }, io.Discard, out)
@@ -303,7 +303,7 @@ func TestServeEnvSettings(t *testing.T) {
 // "disk I/O error".
 func TestServeOnFullDisk(t *testing.T) {
 	dir := nodetest.SmallDisk(t, "4m")
-	env := map[string]string{"CLAWDSPACE_DATA_DIR": dir, "PORT": "0", "CLAWDSPACE_NAMESPACE": "cmdfull", "API_KEY": nodetest.Key}
+	env := map[string]string{"CLAWDSPACE_DATA_DIR": dir, "PORT": "0", "CLAWDSPACE_SSH_LISTEN": "127.0.0.1:0", "CLAWDSPACE_NAMESPACE": "cmdfull", "API_KEY": nodetest.Key}
 	started := regexp.MustCompile(`Clawdspace node on (http://127\.0\.0\.1:\d+)`)
 	_, out, stop, err := startServe(t, env, nil, started)
 	if err != nil {

@@ -1,0 +1,230 @@
+package sshd_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/adam91holt/clawdspace/api"
+	"github.com/adam91holt/clawdspace/nodetest"
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// TestSSHLocalMode drives a real node's SSH door in local mode with the
+// real OpenSSH client (ssh, scp, sftp) on a space of the sandbox image.
+func TestSSHLocalMode(t *testing.T) {
+	t.Parallel()
+	e := newSSHEnv(t, nodetest.Options{})
+	name := newSpace(t, e.n, "ssh", sandboxImage())
+
+	t.Run("shell with a PTY and its exit status", func(t *testing.T) {
+		r := run(t, e.ssh(ctxT(t), name, "-tt"), strings.NewReader("echo hi-$((40+2)); tty; exit 3\n"))
+		if r.code != 3 || !contains(r.stdout, "hi-42") || !contains(r.stdout, "/dev/pts/") {
+			t.Errorf("want exit 3 with hi-42 on a pts: %s", r)
+		}
+	})
+	t.Run("the window size reaches the PTY", func(t *testing.T) {
+		// -tt with a command: a PTY of the size the client asked for. ssh
+		// sends the size of its own terminal; with none it sends 80x24
+		// unless the columns and lines are set.
+		cmd := e.ssh(ctxT(t), name, "-tt", "--", "stty size; echo TERM=$TERM")
+		cmd.Env = append(os.Environ(), "TERM=xterm-test", "COLUMNS=133", "LINES=41")
+		r := run(t, cmd, nil)
+		if r.code != 0 || !contains(r.stdout, "TERM=xterm-test") {
+			t.Fatalf("stty size: %s", r)
+		}
+		fields := strings.Fields(strings.SplitN(r.stdout, "\n", 2)[0])
+		if len(fields) != 2 || fields[0] == "0" || fields[1] == "0" {
+			t.Errorf("stty size printed %q", r.stdout)
+		}
+	})
+	t.Run("a command: exit status, stdout and stderr apart, runs as the space's user", func(t *testing.T) {
+		r := run(t, e.ssh(ctxT(t), name, "--", "echo out; echo err >&2; id -u; pwd; exit 7"), nil)
+		if r.code != 7 || r.stdout != "out\n1001\n/workspace\n" || r.stderr != "err\n" {
+			t.Errorf("want exit 7, out/1001//workspace on stdout, err on stderr: %s", r)
+		}
+	})
+	t.Run("stdin is streamed and its end is seen", func(t *testing.T) {
+		data := make([]byte, 10<<20)
+		if _, err := rand.Read(data); err != nil {
+			t.Fatal(err)
+		}
+		r := run(t, e.ssh(ctxT(t), name, "--", "wc -c"), bytes.NewReader(data))
+		if r.code != 0 || strings.TrimSpace(r.stdout) != "10485760" {
+			t.Errorf("wc -c of 10 MiB: %s", r)
+		}
+		sum := sha256.Sum256(data)
+		r = run(t, e.ssh(ctxT(t), name, "--", "sha256sum"), bytes.NewReader(data))
+		if !strings.HasPrefix(r.stdout, hex.EncodeToString(sum[:])) {
+			t.Errorf("sha256sum of the input: %s", r)
+		}
+	})
+	t.Run("scp and sftp both ways, byte-identical, owned by the space's user", func(t *testing.T) {
+		dir := t.TempDir()
+		data := make([]byte, 3<<20+17)
+		if _, err := rand.Read(data); err != nil {
+			t.Fatal(err)
+		}
+		src := filepath.Join(dir, "src.bin")
+		if err := os.WriteFile(src, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		want := hex.EncodeToString(sum[:])
+		scp := func(legacy bool, args ...string) result {
+			a := append(e.opts(e.key), "-P", e.port)
+			if legacy {
+				a = append(a, "-O")
+			}
+			return run(t, exec.CommandContext(ctxT(t), "scp", append(a, args...)...), nil)
+		}
+		remote := func(p string) string { return name + "@" + e.host + ":" + p }
+		check := func(path string) {
+			t.Helper()
+			r := run(t, e.ssh(ctxT(t), name, "--", "sha256sum "+path+" && stat -c %u:%g "+path), nil)
+			if r.code != 0 || !strings.HasPrefix(r.stdout, want) || !contains(r.stdout, "\n1001:1001") {
+				t.Errorf("%s in the space: %s", path, r)
+			}
+		}
+		back := func(path string) {
+			t.Helper()
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != want {
+				t.Errorf("%s: %d bytes, not the file sent", path, len(b))
+			}
+		}
+		// scp of OpenSSH 9 speaks sftp; -O is the legacy protocol (scp -t
+		// as a command).
+		if r := scp(false, src, remote("/workspace/scp.bin")); r.code != 0 {
+			t.Fatalf("scp up: %s", r)
+		}
+		check("/workspace/scp.bin")
+		if r := scp(false, remote("/workspace/scp.bin"), filepath.Join(dir, "scp.back")); r.code != 0 {
+			t.Fatalf("scp down: %s", r)
+		}
+		back(filepath.Join(dir, "scp.back"))
+		if r := scp(true, src, remote("/workspace/legacy.bin")); r.code != 0 {
+			t.Fatalf("scp -O up: %s", r)
+		}
+		check("/workspace/legacy.bin")
+		if r := scp(true, remote("/workspace/legacy.bin"), filepath.Join(dir, "legacy.back")); r.code != 0 {
+			t.Fatalf("scp -O down: %s", r)
+		}
+		back(filepath.Join(dir, "legacy.back"))
+
+		batch := filepath.Join(dir, "batch")
+		script := "put " + src + " /workspace/sftp.bin\nget /workspace/sftp.bin " + filepath.Join(dir, "sftp.back") + "\nls -l /workspace/sftp.bin\n"
+		if err := os.WriteFile(batch, []byte(script), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a := append(e.opts(e.key), "-P", e.port, "-b", batch, name+"@"+e.host)
+		if r := run(t, exec.CommandContext(ctxT(t), "sftp", a...), nil); r.code != 0 {
+			t.Fatalf("sftp: %s", r)
+		}
+		check("/workspace/sftp.bin")
+		back(filepath.Join(dir, "sftp.back"))
+	})
+	t.Run("what is refused: -R, agent forwarding, an unknown space, a wrong key", func(t *testing.T) {
+		r := run(t, e.ssh(ctxT(t), name, "-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:0:127.0.0.1:22", "--", "true"), nil)
+		if r.code == 0 {
+			t.Errorf("ssh -R was not refused: %s", r)
+		}
+		r = run(t, e.ssh(ctxT(t), name, "-A", "--", "echo agent=${SSH_AUTH_SOCK:-none}"), nil)
+		if r.code != 0 || !contains(r.stdout, "agent=none") {
+			t.Errorf("ssh -A: %s", r)
+		}
+		r = run(t, e.ssh(ctxT(t), "t-no-such-space", "--", "true"), nil)
+		if r.code != 1 || !contains(r.stderr, `space "t-no-such-space" not found`) {
+			t.Errorf("unknown space: want exit 1 and a clear message: %s", r)
+		}
+		other := e.newKey("stranger@test")
+		a := append(e.opts(other), "-p", e.port, name+"@"+e.host, "true")
+		r = run(t, exec.CommandContext(ctxT(t), "ssh", a...), nil)
+		if r.code != 255 || !contains(r.stderr, "Permission denied") {
+			t.Errorf("a key not in authorized_keys: %s", r)
+		}
+		waitFor(t, "the refused key's auth.denied row", func() bool {
+			_, ok := findEvent(events(t, e.n, ""), spaces.EventDenied, func(ev api.Event) bool {
+				return ev.Meta["door"] == "ssh" && strings.HasPrefix(ev.Actor, "ssh-key SHA256:")
+			})
+			return ok
+		})
+	})
+	t.Run("a dropped client kills what its session started", func(t *testing.T) {
+		cmd := e.ssh(ctxT(t), name, "--", "sleep 1000 & echo started; wait")
+		out := &lineBuffer{}
+		cmd.Stdout = out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the command to start", func() bool { return contains(out.String(), "started") })
+		if r := run(t, e.ssh(ctxT(t), name, "--", "pgrep -f \"sleep 100[0]\""), nil); r.code != 0 {
+			t.Fatalf("no sleep process while the session is open: %s", r)
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		waitFor(t, "the sleep to be killed", func() bool {
+			return run(t, e.ssh(ctxT(t), name, "--", "pgrep -f \"sleep 100[0]\""), nil).code == 1
+		})
+	})
+	t.Run("audit rows", func(t *testing.T) {
+		evs := events(t, e.n, "space="+name)
+		open, ok := findEvent(evs, spaces.EventSSHOpen, nil)
+		if !ok {
+			t.Fatalf("no ssh.open row")
+		}
+		if !strings.HasPrefix(open.Actor, "ssh-key SHA256:") || open.Meta["door"] != "ssh" || open.Meta["keyComment"] != "me@test" ||
+			open.Meta["user"] != name || !strings.HasPrefix(open.Meta["key"].(string), "SHA256:") {
+			t.Errorf("ssh.open: %+v", open)
+		}
+		if _, ok := findEvent(evs, spaces.EventSSHClose, func(ev api.Event) bool { _, ok := ev.Meta["durationMs"]; return ok }); !ok {
+			t.Errorf("no ssh.close row with durationMs")
+		}
+		if _, ok := findEvent(evs, spaces.EventExec, func(ev api.Event) bool { return ev.Meta["door"] == "ssh" }); !ok {
+			t.Errorf("no space.exec row through the ssh door")
+		}
+		if _, ok := findEvent(evs, spaces.EventTerminalOpen, func(ev api.Event) bool { return ev.Meta["door"] == "ssh" }); !ok {
+			t.Errorf("no terminal.open row through the ssh door: %+v", evs)
+		}
+	})
+	t.Run("the authorized_keys file is read again when it changes", func(t *testing.T) {
+		if err := os.WriteFile(filepath.Join(e.n.SSHDir, "authorized_keys"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Modification times may be coarse: make the change visible.
+		later := time.Now().Add(2 * time.Second)
+		_ = os.Chtimes(filepath.Join(e.n.SSHDir, "authorized_keys"), later, later)
+		if r := run(t, e.ssh(ctxT(t), name, "--", "true"), nil); r.code != 255 {
+			t.Errorf("a removed key still gets in: %s", r)
+		}
+	})
+}
+
+// lineBuffer is a bytes.Buffer safe for a reader and a writer.
+type lineBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lineBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lineBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
