@@ -485,8 +485,12 @@ func (s *Server) refuseAll(ctx context.Context, sc *ssh.ServerConn, chans <-chan
 				case "shell", "exec", "subsystem":
 					_ = req.Reply(true, nil)
 					fmt.Fprintf(ch.Stderr(), "%s\r\n", msg)
+					_ = ch.CloseWrite()
 					sendExit(ch, 1)
 					ch.Close()
+					// Let the client read the status and hang up itself
+					// (closing first would lose the status).
+					s.drain(ctx, chans, timer.C)
 					return
 				default:
 					_ = req.Reply(req.Type == "pty-req" || req.Type == "env", nil)
@@ -494,6 +498,24 @@ func (s *Server) refuseAll(ctx context.Context, sc *ssh.ServerConn, chans <-chan
 			}
 			ch.Close()
 			return
+		}
+	}
+}
+
+// drain refuses further channels until the client hangs up, ctx ends or
+// the timer fires.
+func (s *Server) drain(ctx context.Context, chans <-chan ssh.NewChannel, timeout <-chan time.Time) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timeout:
+			return
+		case nc, ok := <-chans:
+			if !ok {
+				return
+			}
+			_ = nc.Reject(ssh.Prohibited, "refused")
 		}
 	}
 }
