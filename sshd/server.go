@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -253,13 +255,15 @@ func (s *Server) isClosed() bool {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	for ln := range s.lns {
+	lns := slices.Collect(maps.Keys(s.lns))
+	conns := slices.Collect(maps.Keys(s.conns))
+	s.mu.Unlock()
+	for _, ln := range lns {
 		ln.Close()
 	}
-	for c := range s.conns {
+	for _, c := range conns {
 		c.Close()
 	}
-	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
 }
