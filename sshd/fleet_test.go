@@ -79,3 +79,24 @@ func asExit(err error, target **ssh.ExitError) bool {
 	}
 	return ok
 }
+
+// TestSSHOff: with SSH turned off nothing listens and /api/ssh says why
+// (503) before any upgrade; a plain GET is told it needs one (400).
+func TestSSHOff(t *testing.T) {
+	t.Parallel()
+	n := nodetest.Start(t, nodetest.Options{NoSSH: true})
+	if n.SSHAddr != "" {
+		t.Errorf("SSH listens on %s with SSH off", n.SSHAddr)
+	}
+	r := n.Do(t, "GET", "/api/ssh", nil, "Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	if r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), "SSH is turned off") {
+		t.Errorf("/api/ssh with SSH off: %d %s", r.Status, r.Body)
+	}
+	on := nodetest.Start(t, nodetest.Options{})
+	if r := on.Do(t, "GET", "/api/ssh", nil); r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "WebSocket upgrade") {
+		t.Errorf("/api/ssh without an upgrade: %d %s", r.Status, r.Body)
+	}
+	if r := on.DoKey(t, "", "GET", "/api/ssh", nil); r.Status != http.StatusUnauthorized {
+		t.Errorf("/api/ssh without a key: %d %s", r.Status, r.Body)
+	}
+}
