@@ -4,12 +4,17 @@ import (
 	"bufio"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/adam91holt/clawdspace/nodetest"
 	"github.com/adam91holt/clawdspace/spaces"
@@ -34,7 +39,8 @@ func closedByServer(t *testing.T, c net.Conn) {
 // serving real clients.
 func TestSSHHostileClients(t *testing.T) {
 	t.Parallel()
-	e := newSSHEnv(t, nodetest.Options{SSH: sshd.Config{MaxConns: 40, HandshakeTimeout: 3 * time.Second}})
+	e := newSSHEnv(t, nodetest.Options{SSH: sshd.Config{MaxConns: 40, HandshakeTimeout: 3 * time.Second, MaxConnsPerCaller: 3,
+		KeepAlive: 300 * time.Millisecond, KeepAliveMax: 3}})
 	name := newSpace(t, e.n, "sshhostile", "")
 	addr := e.n.SSHAddr
 	dial := func() net.Conn {
@@ -93,6 +99,110 @@ func TestSSHHostileClients(t *testing.T) {
 			t.Errorf("health after the flood: %d", h.Status)
 		}
 	})
+	t.Run("one caller's connections are bounded", func(t *testing.T) {
+		var open []*exec.Cmd
+		for i := range 3 {
+			cmd := e.ssh(ctxT(t), name, "--", "echo up; sleep 1000")
+			out := &lineBuffer{}
+			cmd.Stdout = out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			open = append(open, cmd)
+			waitFor(t, fmt.Sprintf("session %d", i), func() bool { return strings.Contains(out.String(), "up") })
+		}
+		r := run(t, e.ssh(ctxT(t), name, "--", "true"), nil)
+		if r.code != 1 || !strings.Contains(r.stderr, "has 3 SSH connections open") {
+			t.Errorf("a fourth connection of the same key: %s", r)
+		}
+		for _, c := range open {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+		waitFor(t, "a connection to be let in again", func() bool {
+			return run(t, e.ssh(ctxT(t), name, "--", "true"), nil).code == 0
+		})
+	})
+	t.Run("a client that stops answering is found by keepalives", func(t *testing.T) {
+		closes := func() int {
+			n := 0
+			for _, ev := range events(t, e.n, "space="+name) {
+				if ev.Type == spaces.EventSSHClose {
+					n++
+				}
+			}
+			return n
+		}
+		before := closes()
+		// A proxy that freezes once the session runs: the client neither
+		// answers nor hangs up, like a laptop whose network went away.
+		frozen := make(chan struct{})
+		proxy := freezingProxy(t, addr, frozen)
+		host, port, _ := net.SplitHostPort(proxy)
+		line := fmt.Sprintf("[%s]:%s %s", host, port, ssh.MarshalAuthorizedKey(hostKey(t, e.n)))
+		if err := os.WriteFile(e.knownHost, []byte(line), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a := append(e.opts(e.key), "-p", port, name+"@"+host, "echo up; sleep 1000")
+		cmd := exec.CommandContext(ctxT(t), "ssh", a...)
+		out := &lineBuffer{}
+		cmd.Stdout = out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		waitFor(t, "the session", func() bool { return strings.Contains(out.String(), "up") })
+		close(frozen)
+		waitFor(t, "the node to end the dead client's connection", func() bool { return closes() > before })
+	})
+}
+
+// freezingProxy forwards connections to addr until frozen is closed, then
+// stops moving bytes either way without closing anything.
+func freezingProxy(t *testing.T, addr string, frozen <-chan struct{}) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	pipe := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			select {
+			case <-frozen:
+				<-t.Context().Done()
+				return
+			default:
+			}
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Go(func() { defer c.Close(); pipe(up, c) })
+			wg.Go(func() { defer up.Close(); pipe(c, up) })
+		}
+	})
+	return ln.Addr().String()
 }
 
 // TestSSHKeepsSpaceAwake: an open session keeps its space from auto-sleep;
