@@ -10,8 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/adam91holt/clawdspace/api"
 	"github.com/adam91holt/clawdspace/nodetest"
@@ -31,19 +34,57 @@ func TestSSHLocalMode(t *testing.T) {
 			t.Errorf("want exit 3 with hi-42 on a pts: %s", r)
 		}
 	})
-	t.Run("the window size reaches the PTY", func(t *testing.T) {
-		// -tt with a command: a PTY of the size the client asked for. ssh
-		// sends the size of its own terminal; with none it sends 80x24
-		// unless the columns and lines are set.
-		cmd := e.ssh(ctxT(t), name, "-tt", "--", "stty size; echo TERM=$TERM")
-		cmd.Env = append(os.Environ(), "TERM=xterm-test", "COLUMNS=133", "LINES=41")
-		r := run(t, cmd, nil)
-		if r.code != 0 || !contains(r.stdout, "TERM=xterm-test") {
-			t.Fatalf("stty size: %s", r)
+	t.Run("the window size and its changes reach the PTY", func(t *testing.T) {
+		// ssh in a terminal of its own, as a person runs it: it sends the
+		// terminal's size and TERM, and a window-change when it is resized.
+		ptmx, tty, err := pty.Open()
+		if err != nil {
+			t.Fatal(err)
 		}
-		fields := strings.Fields(strings.SplitN(r.stdout, "\n", 2)[0])
-		if len(fields) != 2 || fields[0] == "0" || fields[1] == "0" {
-			t.Errorf("stty size printed %q", r.stdout)
+		t.Cleanup(func() { ptmx.Close(); tty.Close() })
+		if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 41, Cols: 133}); err != nil {
+			t.Fatal(err)
+		}
+		// The size is read after "ready": engines before API 1.42 apply a
+		// terminal's size only just after its start, before the node
+		// passes on any output.
+		cmd := e.ssh(ctxT(t), name, "-t", "--", "echo TERM=$TERM ready; while read line; do [ \"$line\" = q ] && exit 6; stty size; done")
+		cmd.Env = append(os.Environ(), "TERM=xterm-test")
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		out := readTerminal(ptmx)
+		at := out.waitFor(t, 0, "TERM=xterm-test ready")
+		enter := func(s string) {
+			t.Helper()
+			if _, err := ptmx.Write([]byte(s + "\r")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		enter("")
+		at = out.waitFor(t, at, "41 133")
+		if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 50, Cols: 150}); err != nil {
+			t.Fatal(err)
+		}
+		// The change travels apart from the keystrokes (ssh sends it on
+		// SIGWINCH, the node resizes through the engine): ask until the
+		// shell sees it.
+		waitFor(t, "the new size in the space", func() bool {
+			enter("")
+			return strings.Contains(out.String()[at:], "50 150")
+		})
+		enter("q")
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatal("ssh did not end")
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 6 {
+			t.Errorf("exit code %d, want 6; terminal:\n%q", code, out.String())
 		}
 	})
 	t.Run("a command: exit status, stdout and stderr apart, runs as the space's user", func(t *testing.T) {
@@ -227,4 +268,56 @@ func (b *lineBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// terminalOutput collects what a pseudo-terminal shows.
+type terminalOutput struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	more chan struct{}
+}
+
+func readTerminal(f *os.File) *terminalOutput {
+	p := &terminalOutput{more: make(chan struct{}, 1)}
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := f.Read(b)
+			p.mu.Lock()
+			p.buf.Write(b[:n])
+			p.mu.Unlock()
+			select {
+			case p.more <- struct{}{}:
+			default:
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+func (p *terminalOutput) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.buf.String()
+}
+
+// waitFor waits until s appears after offset from, and returns the
+// offset after it.
+func (p *terminalOutput) waitFor(t *testing.T, from int, s string) int {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for {
+		out := p.String()
+		if i := strings.Index(out[from:], s); i >= 0 {
+			return from + i + len(s)
+		}
+		select {
+		case <-p.more:
+		case <-deadline:
+			t.Fatalf("no %q in the terminal within a minute; it shows:\n%q", s, out)
+		}
+	}
 }
