@@ -20,10 +20,10 @@ engine: ## Make sure a Docker engine is installed and running (installs docker.i
 	@$(SUDO) docker/ensure-engine.sh
 
 .PHONY: image
-image: engine ## Build the sandbox image $(IMAGE) when it is missing (FORCE=1 rebuilds)
-	@if [ -n "$(FORCE)" ] || ! docker image inspect $(IMAGE) >/dev/null 2>&1; then \
-		$(SUDO) docker/build-image.sh $(IMAGE); \
-	else echo "image $(IMAGE) is present (make image FORCE=1 rebuilds it)"; fi
+image: engine ## Build the sandbox image $(IMAGE) when it is missing or docker/ changed since (FORCE=1 rebuilds)
+	@if [ -z "$(FORCE)" ] && docker/build-image.sh --current $(IMAGE); then \
+		echo "image $(IMAGE) is up to date with docker/ (make image FORCE=1 rebuilds it)"; \
+	else $(SUDO) docker/build-image.sh $(IMAGE); fi
 
 .PHONY: generate
 generate: ## Regenerate generated code (the dashboard's templ views)
@@ -60,7 +60,7 @@ test-race: test-deps image ## Run every test with the race detector
 	$(GO) test -race -count=1 ./...
 
 .PHONY: bench
-bench: test-deps ## Run the benchmarks (node vs raw Docker SDK ratios as x-raw)
+bench: test-deps image ## Run the benchmarks (node vs raw Docker SDK ratios as x-raw)
 	$(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-30x} ./...
 
 .PHONY: lint

@@ -2,6 +2,13 @@
 # Build the Clawdspace sandbox image.
 #
 #   docker/build-image.sh [TAG]          # TAG defaults to clawdspace:latest
+#   docker/build-image.sh --recipe       # print the recipe hash
+#   docker/build-image.sh --current [TAG]  # exit 0 when TAG exists and was
+#                                        # built from the current recipe
+#
+# The recipe is this folder's Dockerfile and the files its COPY and ADD lines
+# name; its sha256 goes on the image as the label org.clawdspace.recipe, so
+# `make image` rebuilds an image made from an older recipe.
 #
 # Base image, first that works:
 #   1. $CLAWDSPACE_BASE, when set (used as is, no pull).
@@ -40,9 +47,54 @@ fail() {
 }
 have() { command -v "$1" >/dev/null 2>&1; }
 
+RECIPE_LABEL=org.clawdspace.recipe
+
+# recipe_files prints the build context's files the image is made from,
+# relative to SCRIPT_DIR: the Dockerfile, then every source of its COPY and
+# ADD lines (shell form, without --from), folders expanded to their files.
+recipe_files() {
+  local src
+  printf '%s\n' Dockerfile
+  awk '
+    toupper($1) == "COPY" || toupper($1) == "ADD" {
+      if ($2 ~ /^\[/) { print "JSON-form " $1 " is not supported: " $0 > "/dev/stderr"; exit 1 }
+      n = 0; from = 0
+      for (i = 2; i <= NF; i++) {
+        if ($i ~ /^--from=/) from = 1
+        else if ($i !~ /^--/) a[++n] = $i
+      }
+      if (!from) for (i = 1; i < n; i++) print a[i]
+    }' "$SCRIPT_DIR/Dockerfile" |
+    while read -r src; do
+      # Globs in a source are the build's to expand; so they are ours.
+      # shellcheck disable=SC2086
+      (cd "$SCRIPT_DIR" && find $src -type f) || return 1
+    done | LC_ALL=C sort -u
+}
+
+# recipe_hash prints the sha256 of the recipe's file names and contents.
+recipe_hash() {
+  local files
+  files=$(recipe_files) || fail "cannot list the files of the recipe (see above)."
+  (cd "$SCRIPT_DIR" && printf '%s\n' "$files" | while read -r f; do sha256sum -- "$f"; done) |
+    sha256sum | cut -d' ' -f1
+}
+
 case "${1:-}" in
   -h | --help)
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  --recipe)
+    recipe_hash
+    exit 0
+    ;;
+  --current)
+    tag=${2:-clawdspace:latest}
+    want=$(recipe_hash)
+    have=$(docker image inspect --format "{{index .Config.Labels \"$RECIPE_LABEL\"}}" "$tag" 2>/dev/null) ||
+      { log "$tag is missing"; exit 1; }
+    [ "$have" = "$want" ] || { log "$tag was built from another recipe (${have:-no $RECIPE_LABEL label}; docker/ is at $want)"; exit 1; }
     exit 0
     ;;
 esac
@@ -293,13 +345,15 @@ if ! docker buildx version >/dev/null 2>&1; then
   build_env=(DOCKER_BUILDKIT=0)
 fi
 revision=$(git -C "$SCRIPT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)
+recipe=$(recipe_hash)
 
-log "building $TAG from $BASE"
+log "building $TAG from $BASE (recipe $recipe)"
 t=$SECONDS
 env "${build_env[@]}" docker build \
   --build-arg "BASE=$BASE" \
   --label "org.opencontainers.image.revision=$revision" \
   --label "org.opencontainers.image.base.name=$BASE" \
+  --label "$RECIPE_LABEL=$recipe" \
   -t "$TAG" -f "$SCRIPT_DIR/Dockerfile" "$SCRIPT_DIR" ||
   fail "docker build failed (see above)."
 log "docker build done in $(elapsed "$t")"

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +55,11 @@ type Config struct {
 	// where the node could act on the workspace from the host (see
 	// workspace.go); for tests of that path and for nodes that prefer it.
 	FilesInSpace bool
+	// PortsByAddress makes DialPort dial a space's address on its network
+	// and ListeningPorts read its sockets with an exec, as a node that
+	// cannot enter spaces' network namespaces does (see ports.go), even
+	// where it could; for tests of that path.
+	PortsByAddress bool
 	// CallTimeout bounds calls that the engine answers at once (inspect,
 	// list, exec create, pause); LongCallTimeout those that do real work
 	// (create, start, remove). An engine that does not answer in time
@@ -100,6 +106,13 @@ type Engine struct {
 	procsFiles sync.Map
 	// callTimeout and longTimeout bound engine calls (Config).
 	callTimeout, longTimeout time.Duration
+	// selfNS is the node's own network namespace, where threads go back
+	// after making a socket in a space's (netns.go); nil where the node
+	// cannot enter spaces' namespaces, and noNetNS then says why.
+	selfNS  *os.File
+	noNetNS string
+	// targets caches how to reach each space's ports (ports.go).
+	targets sync.Map
 }
 
 var _ spaces.Engine = (*Engine)(nil)
@@ -132,6 +145,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		filesInSpace: cfg.FilesInSpace,
 		callTimeout:  cmp.Or(cfg.CallTimeout, DefaultCallTimeout), longTimeout: cmp.Or(cfg.LongCallTimeout, DefaultLongCallTimeout)}
 	e.hosts = NewHostAddrs(cfg.HostAddrInterval, cfg.Logger, e.reconcileEgress)
+	switch {
+	case cfg.PortsByAddress:
+		e.noNetNS = "it is configured to dial spaces' addresses"
+	case !strings.HasPrefix(c.DaemonHost(), "unix://"):
+		e.noNetNS = "the engine is not on the node's host"
+	case os.Geteuid() != 0:
+		e.noNetNS = "the node is not running as root"
+	default:
+		if e.selfNS, err = selfNetNS(); err != nil {
+			e.noNetNS = "it cannot open its own network namespace"
+		}
+	}
 	return e, nil
 }
 
@@ -139,8 +164,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // the node against the raw SDK.
 func (e *Engine) Client() *client.Client { return e.c }
 
-// Close releases the client.
-func (e *Engine) Close() error { return e.c.Close() }
+// Close releases the client and the files of the ports' targets. A dial
+// in flight keeps what it uses open until it is done, and then fails.
+func (e *Engine) Close() error {
+	e.targets.Range(func(k, _ any) bool {
+		e.forgetTarget(k.(string))
+		return true
+	})
+	if e.selfNS != nil {
+		e.selfNS.Close()
+	}
+	return e.c.Close()
+}
 
 // mapErr turns engine errors into domain errors. what says what was being
 // done, for the log of real failures.

@@ -205,6 +205,7 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		return sp, fmt.Errorf("enforcing the egress block list: %w", err)
 	}
 	e.ids.Store(spec.Name, created.ID)
+	e.forgetTarget(spec.Name) // a target of an earlier container of the name
 	sp = e.fromInspect(spec.Name, c)
 	sp.VolumeCreated = !volumeExisted
 	return sp, nil
@@ -270,6 +271,7 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 	// holds the name (never touched, nor its volume).
 	e.ids.Delete(name)
 	defer e.ids.Delete(name)
+	defer e.forgetTarget(name)
 	res, err := e.c.ContainerInspect(ctx, e.ContainerName(name), client.ContainerInspectOptions{})
 	missing := cerrdefs.IsNotFound(err)
 	switch {

@@ -12,7 +12,7 @@ import (
 
 // TestSandboxImage checks the real sandbox image (make image builds it;
 // make test builds it first): the sandbox user, a writable workspace on a
-// fresh volume, the tools people expect, and bash history written to
+// fresh volume, the tools people expect (sftp-server too), and bash history written to
 // /workspace/.bash_history with a #<epoch> line before each command.
 func TestSandboxImage(t *testing.T) {
 	image := os.Getenv("CLAWDSPACE_IMAGE")
@@ -46,6 +46,8 @@ func TestSandboxImage(t *testing.T) {
 		t.Errorf("user and workspace = %q", out)
 	}
 	exec("set -e; for t in git curl jq tmux gcc make ps less ssh unzip nano vi python3 pip3; do command -v $t >/dev/null || { echo missing $t; exit 1; }; done")
+	// The SSH door runs the image's sftp-server in the space for SFTP and scp.
+	exec("test -x /usr/lib/openssh/sftp-server || { echo missing /usr/lib/openssh/sftp-server; exit 1; }")
 	exec("set -e; python3 -m venv /tmp/venv && /tmp/venv/bin/pip --version >/dev/null")
 
 	exec(`printf 'echo first-cmd\necho second-cmd\n' | bash -i >/dev/null 2>&1`)
