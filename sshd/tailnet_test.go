@@ -64,10 +64,12 @@ func TestSSHOnTailnet(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options{Tailnet: ctl, Hostname: "ssh-node", Namespace: "sshtn"})
 	viewer := ctl.Join(t, "viewer-laptop")
 	dev := ctl.Join(t, "dev-laptop")
-	nodetest.WaitForPeers(t, n.TS, viewer, dev)
+	termOnly := ctl.Join(t, "term-laptop")
+	nodetest.WaitForPeers(t, n.TS, viewer, dev, termOnly)
 	name := newSpace(t, n, "sshtn", "")
 	ctl.Grant(t, viewer, []*tailnet.Node{n.TS}, spaces.Grant{Role: "viewer"})
 	ctl.Grant(t, dev, []*tailnet.Node{n.TS}, spaces.Grant{Role: "operator", Spaces: []string{name}})
+	ctl.Grant(t, termOnly, []*tailnet.Node{n.TS}, spaces.Grant{Role: "viewer", Actions: []spaces.Action{spaces.ActTerminal}})
 	if want := net.JoinHostPort(n.TS.Addr(), "22"); n.SSHAddr != want {
 		t.Fatalf("SSH listens on %s, want %s", n.SSHAddr, want)
 	}
@@ -83,7 +85,7 @@ func TestSSHOnTailnet(t *testing.T) {
 		}
 		// No key at all: IdentityFile /dev/null, no agent.
 		a := []string{"-F", "/dev/null", "-o", "IdentityFile=/dev/null", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-			"-o", "UserKnownHostsFile=" + known, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+			"-o", "UserKnownHostsFile=" + known, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "LogLevel=INFO",
 			"-p", port}
 		var command []string
 		for i, x := range args {
@@ -116,6 +118,15 @@ func TestSSHOnTailnet(t *testing.T) {
 		})
 		return ok
 	})
+	// The terminal grant without ports: a shell yes, ssh -L/-W no (the
+	// Service decides, per channel).
+	if r := client(termOnly, name, "--", "echo shell-ok"); r.code != 0 || r.stdout != "shell-ok\n" {
+		t.Errorf("terminal without ports, a command: %s", r)
+	}
+	r = client(termOnly, name, "-W", "localhost:8000")
+	if r.code != 255 || !strings.Contains(r.stderr, "administratively prohibited") || !strings.Contains(r.stderr, "ports") {
+		t.Errorf("terminal without ports, ssh -W: %s", r)
+	}
 	// Another space than the granted one: refused the same way.
 	r = client(dev, "t-not-granted", "--", "true")
 	if r.code != 1 || !strings.Contains(r.stderr, "Forbidden") {
