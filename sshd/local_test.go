@@ -203,21 +203,42 @@ func TestSSHLocalMode(t *testing.T) {
 		})
 	})
 	t.Run("a dropped client kills what its session started", func(t *testing.T) {
-		cmd := e.ssh(ctxT(t), name, "--", "sleep 1000 & echo started; wait")
-		out := &lineBuffer{}
-		cmd.Stdout = out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		for _, tt := range []struct {
+			name, sleep string
+			args        []string
+		}{
+			{"command", "1000", nil},
+			{"PTY", "1001", []string{"-tt"}},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				pattern := `"sleep ` + tt.sleep[:3] + "[" + tt.sleep[3:] + `]"`
+				args := append(tt.args, "--", "sleep "+tt.sleep+" & echo started; wait")
+				cmd := e.ssh(ctxT(t), name, args...)
+				out := &lineBuffer{}
+				cmd.Stdout = out
+				if tt.args != nil {
+					// A PTY session reads keystrokes from stdin: keep it open.
+					pr, pw, err := os.Pipe()
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { pr.Close(); pw.Close() })
+					cmd.Stdin = pr
+				}
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, "the command to start", func() bool { return contains(out.String(), "started") })
+				if r := run(t, e.ssh(ctxT(t), name, "--", "pgrep -f "+pattern), nil); r.code != 0 {
+					t.Fatalf("no sleep process while the session is open: %s", r)
+				}
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				waitFor(t, "the sleep to be killed", func() bool {
+					return run(t, e.ssh(ctxT(t), name, "--", "pgrep -f "+pattern), nil).code == 1
+				})
+			})
 		}
-		waitFor(t, "the command to start", func() bool { return contains(out.String(), "started") })
-		if r := run(t, e.ssh(ctxT(t), name, "--", "pgrep -f \"sleep 100[0]\""), nil); r.code != 0 {
-			t.Fatalf("no sleep process while the session is open: %s", r)
-		}
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		waitFor(t, "the sleep to be killed", func() bool {
-			return run(t, e.ssh(ctxT(t), name, "--", "pgrep -f \"sleep 100[0]\""), nil).code == 1
-		})
 	})
 	t.Run("audit rows", func(t *testing.T) {
 		evs := events(t, e.n, "space="+name)
