@@ -53,6 +53,12 @@ func TestSSHHostileClients(t *testing.T) {
 		return c
 	}
 
+	t.Run("sftp in an image without sftp-server says so", func(t *testing.T) {
+		r := run(t, e.ssh(ctxT(t), name, "-s", "--", "sftp"), strings.NewReader(""))
+		if r.code != 127 || !strings.Contains(r.stderr, "no sftp-server") {
+			t.Errorf("the sftp subsystem in the busybox image: %s", r)
+		}
+	})
 	t.Run("garbage before the banner", func(t *testing.T) {
 		c := dial()
 		junk := make([]byte, 64<<10)
