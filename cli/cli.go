@@ -150,6 +150,8 @@ func Register(root *cobra.Command, d *Deps) {
 		NewCmdNodes(d, nil),
 		NewCmdStats(d, nil),
 		NewCmdMCP(d, nil),
+		NewCmdSSHProxy(d, nil),
+		NewCmdSSHConfig(d, nil),
 		NewCmdVersion(d),
 	)
 }

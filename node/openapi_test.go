@@ -249,6 +249,9 @@ func TestOpenAPIAnswers(t *testing.T) {
 	get(sp + "/terminal")
 	get(sp + "/terminal?cols=0")
 	a.checkTerminal(t, sp+"/terminal?cols=100&rows=30")
+	// The SSH tunnel: a refusal before the upgrade, then a real WebSocket.
+	get("/api/ssh")
+	a.checkTerminal(t, "/api/ssh")
 
 	// Ports: the list, a forward refused without a tailnet, bad input,
 	// and the tunnel (refused before the upgrade, then a real one to

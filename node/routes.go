@@ -45,6 +45,10 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE /api/spaces/{name}/ports/{port}", s.handleCloseForward)
 	handle("GET /api/spaces/{name}/ports/{port}/connect", s.handlePortConnect)
 
+	// SSH carried over a WebSocket; the SSH user names the space, and the
+	// SSH door asks the Service (docs/SSH.md).
+	handle("GET /api/ssh", s.handleSSH)
+
 	// The audit of one space needs read on it; the whole log needs admin.
 	handle("GET /api/audit", s.handleAudit)
 

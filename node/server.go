@@ -96,6 +96,9 @@ type Config struct {
 	TrustTailnet bool
 	// Fleet knows the other nodes; nil means this node alone.
 	Fleet Fleet
+	// SSH is the node's SSH server, for the /api/ssh tunnel; nil answers
+	// 503 there.
+	SSH SSHServer
 	// Sessions keeps the dashboard's sessions; nil: in memory, lost when
 	// the node stops.
 	Sessions spaces.SessionStore

@@ -26,6 +26,7 @@ import (
 	"github.com/adam91holt/clawdspace/host"
 	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/sshd"
 	"github.com/adam91holt/clawdspace/store"
 	"github.com/adam91holt/clawdspace/tailnet"
 )
@@ -83,6 +84,9 @@ type Config struct {
 	// NoFleetLoop leaves the fleet monitor stopped (no first refresh).
 	NoFleetLoop bool
 
+	// SSH configures the SSH door (docs/SSH.md).
+	SSH SSHConfig
+
 	// IdleTimeout pauses spaces idle this long; 0 turns auto-sleep off.
 	IdleTimeout time.Duration
 	// LoopsOnly, when set, limits the background loops that act on spaces
@@ -95,6 +99,28 @@ type Config struct {
 	// AuditMaxAge and AuditMaxRows bound the audit log; both 0 keep it all.
 	AuditMaxAge  time.Duration
 	AuditMaxRows int64
+}
+
+// Default SSH ports.
+const (
+	DefaultSSHListen      = "127.0.0.1:2222"
+	DefaultSSHTailnetPort = 22
+)
+
+// SSHConfig configures the SSH door: in tailnet mode it listens on the
+// node's tailnet address (TailnetPort) and knows callers by WhoIs; in
+// local mode on Listen, with the keys of DATA_DIR/ssh/authorized_keys.
+// The host key is DATA_DIR/ssh/host_ed25519_key.
+type SSHConfig struct {
+	// Off turns the SSH door off (and /api/ssh answers 503).
+	Off bool
+	// Listen is the local-mode address (default DefaultSSHListen).
+	Listen string
+	// TailnetPort is the port on the tailnet (default 22).
+	TailnetPort uint16
+	// Server holds the bounds (connections, channels, timeouts); its
+	// Service, Logger, paths and WhoIs are set here.
+	Server sshd.Config
 }
 
 // Node is an assembled node. Build it with New, run it with Start, stop it
@@ -113,12 +139,17 @@ type Node struct {
 	// Tailnet and Fleet are nil when the node has none.
 	Tailnet *tailnet.Node
 	Fleet   *fleet.Fleet
+	// SSH is the SSH door (nil when off); SSHAddr is where it listens
+	// (host:port; the tailnet address in tailnet mode).
+	SSH     *sshd.Server
+	SSHAddr string
 
 	log   *slog.Logger
 	srv   *node.Server
 	ln    net.Listener
 	tln   net.Listener
 	ports *node.PortDoor
+	sshLn net.Listener
 	loops []starter
 
 	mu      sync.Mutex
@@ -187,6 +218,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if !slices.Contains(sc.ReservedPorts, tailnetAPIPort) {
 		sc.ReservedPorts = append(slices.Clone(sc.ReservedPorts), tailnetAPIPort)
 	}
+	if !cfg.SSH.Off {
+		// Forwarded ports never take the SSH port.
+		sc.ReservedPorts = append(slices.Clone(sc.ReservedPorts), cmp.Or(cfg.SSH.TailnetPort, DefaultSSHTailnetPort))
+	}
 	if n.Service, err = spaces.New(ctx, sc); err != nil {
 		return nil, err
 	}
@@ -220,6 +255,13 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if err := n.buildFleet(ctx, cfg); err != nil {
 		return nil, err
+	}
+
+	if err := n.buildSSH(cfg); err != nil {
+		return nil, err
+	}
+	if n.SSH != nil {
+		sv.SSH = n.SSH
 	}
 
 	sv.Spaces, sv.Machine, sv.Logger, sv.Clock = n.Service, machine, log, cfg.Clock
@@ -304,6 +346,70 @@ func (n *Node) joinTailnet(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// buildSSH builds the SSH door and listens: on the tailnet in tailnet
+// mode, else on the local address.
+func (n *Node) buildSSH(cfg Config) error {
+	if cfg.SSH.Off {
+		return nil
+	}
+	dir := filepath.Join(cfg.DataDir, "ssh")
+	sc := cfg.SSH.Server
+	sc.Service, sc.Logger = n.Service, n.log
+	sc.HostKeyPath = filepath.Join(dir, "host_ed25519_key")
+	sc.AuthorizedKeysPath = filepath.Join(dir, "authorized_keys")
+	var err error
+	if tn := n.Tailnet; tn != nil {
+		sc.WhoIs = func(ctx context.Context, addr string) (spaces.Caller, error) {
+			return node.WhoIsCaller(ctx, tn, addr, cfg.Server.TrustTailnet, n.log)
+		}
+		port := cmp.Or(cfg.SSH.TailnetPort, DefaultSSHTailnetPort)
+		if n.sshLn, err = tn.Listen(fmt.Sprintf(":%d", port)); err != nil {
+			return fmt.Errorf("listening for SSH on the tailnet: %w", err)
+		}
+		n.SSHAddr = net.JoinHostPort(tn.Addr(), strconv.Itoa(int(port)))
+	} else {
+		addr := cmp.Or(cfg.SSH.Listen, DefaultSSHListen)
+		if n.sshLn, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("listening for SSH on %s: %w (--ssh-listen changes the address, --no-ssh turns SSH off)", addr, err)
+		}
+		n.SSHAddr = n.sshLn.Addr().String()
+		if h, _, _ := net.SplitHostPort(n.SSHAddr); !net.ParseIP(h).IsLoopback() {
+			n.log.Warn("SSH listens beyond loopback: anyone who reaches this address with an authorized key controls the spaces", "addr", n.SSHAddr)
+		}
+	}
+	ln := n.sshLn
+	n.onClose(func() { ln.Close() })
+	if n.SSH, err = sshd.New(sc); err != nil {
+		return err
+	}
+	return nil
+}
+
+// sshLoop serves the SSH listener until Close.
+type sshLoop struct {
+	srv     *sshd.Server
+	ln      net.Listener
+	tailnet bool
+	wg      sync.WaitGroup
+}
+
+func (l *sshLoop) Start(ctx context.Context) {
+	l.wg.Go(func() {
+		if l.tailnet {
+			_ = l.srv.ServeTailnet(ctx, l.ln)
+		} else {
+			_ = l.srv.Serve(ctx, l.ln)
+		}
+	})
+}
+
+// Close ends every SSH connection (and what their sessions run).
+func (l *sshLoop) Close() {
+	l.ln.Close()
+	l.srv.Close()
+	l.wg.Wait()
+}
+
 // buildFleet builds the fleet monitor: tailnet peers, or static nodes.
 func (n *Node) buildFleet(ctx context.Context, cfg Config) error {
 	fc := cfg.Fleet
@@ -334,6 +440,9 @@ func (n *Node) backgroundLoops(cfg Config) []starter {
 	loops := []starter{engine.NewEgressGuard(n.Engine)}
 	if n.ports != nil {
 		loops = append(loops, n.ports)
+	}
+	if n.SSH != nil {
+		loops = append(loops, &sshLoop{srv: n.SSH, ln: n.sshLn, tailnet: n.Tailnet != nil})
 	}
 	if n.Fleet != nil && !cfg.NoFleetLoop {
 		loops = append(loops, n.Fleet)
