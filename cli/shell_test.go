@@ -21,58 +21,6 @@ import (
 	"github.com/adam91holt/clawdspace/nodetest"
 )
 
-// ptyOutput collects what the program in a pseudo-terminal writes.
-type ptyOutput struct {
-	mu   sync.Mutex
-	buf  strings.Builder
-	more chan struct{}
-}
-
-func readPTY(f *os.File) *ptyOutput {
-	p := &ptyOutput{more: make(chan struct{}, 1)}
-	go func() {
-		b := make([]byte, 4096)
-		for {
-			n, err := f.Read(b)
-			p.mu.Lock()
-			p.buf.Write(b[:n])
-			p.mu.Unlock()
-			select {
-			case p.more <- struct{}{}:
-			default:
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return p
-}
-
-func (p *ptyOutput) String() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.buf.String()
-}
-
-// waitFor waits until the output after offset from contains s and returns
-// the offset just past it.
-func (p *ptyOutput) waitFor(t *testing.T, from int, s string) int {
-	t.Helper()
-	deadline := time.After(time.Minute)
-	for {
-		out := p.String()
-		if i := strings.Index(out[from:], s); i >= 0 {
-			return from + i + len(s)
-		}
-		select {
-		case <-p.more:
-		case <-deadline:
-			t.Fatalf("no %q in the terminal within a minute; it shows:\n%q", s, out)
-		}
-	}
-}
-
 func getTermios(t *testing.T, f *os.File) *unix.Termios {
 	t.Helper()
 	tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
@@ -123,16 +71,16 @@ func TestShellInPTY(t *testing.T) {
 					<-done
 				}
 			})
-			out := readPTY(ptmx)
+			out := nodetest.ReadPTY(ptmx)
 
-			at := out.waitFor(t, 0, "$ ")
+			at := out.WaitFor(t, 0, "$ ")
 			if tio := getTermios(t, tty); tio.Lflag&(unix.ECHO|unix.ICANON) != 0 {
 				t.Errorf("the terminal is not raw during the session: lflag %#x", tio.Lflag)
 			}
 			if _, err := ptmx.Write([]byte("echo hi-$((40+2))\r")); err != nil {
 				t.Fatal(err)
 			}
-			at = out.waitFor(t, at, "hi-42")
+			at = out.WaitFor(t, at, "hi-42")
 			if _, err := ptmx.Write([]byte(tt.exit + "\r")); err != nil {
 				t.Fatal(err)
 			}
@@ -185,8 +133,8 @@ func TestShellInPTY(t *testing.T) {
 				<-done
 			}
 		})
-		out := readPTY(ptmx)
-		at := out.waitFor(t, 0, "$ ")
+		out := nodetest.ReadPTY(ptmx)
+		at := out.WaitFor(t, 0, "$ ")
 		type_ := func(s string) {
 			t.Helper()
 			if _, err := ptmx.Write([]byte(s)); err != nil {
@@ -195,7 +143,7 @@ func TestShellInPTY(t *testing.T) {
 		}
 		// The size given when the terminal opened.
 		type_("stty size\r")
-		at = out.waitFor(t, at, "30 100")
+		at = out.WaitFor(t, at, "30 100")
 		if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 41, Cols: 133}); err != nil {
 			t.Fatal(err)
 		}
@@ -203,10 +151,10 @@ func TestShellInPTY(t *testing.T) {
 		// new size shows, within the deadline.
 		deadline := time.Now().Add(time.Minute)
 		for {
-			at = out.waitFor(t, at, "$ ")
+			at = out.WaitFor(t, at, "$ ")
 			type_("stty size\r")
-			next := out.waitFor(t, at, "\n")
-			line := out.waitFor(t, next, "\n")
+			next := out.WaitFor(t, at, "\n")
+			line := out.WaitFor(t, next, "\n")
 			if strings.Contains(out.String()[next:line], "41 133") {
 				break
 			}

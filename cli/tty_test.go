@@ -64,12 +64,12 @@ func TestTokenPromptDoesNotEcho(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ptmx.Close()
-	out := readPTY(ptmx)
-	out.waitFor(t, 0, "GitHub token: ")
+	out := nodetest.ReadPTY(ptmx)
+	out.WaitFor(t, 0, "GitHub token: ")
 	if _, err := ptmx.Write([]byte(token + "\r")); err != nil {
 		t.Fatal(err)
 	}
-	out.waitFor(t, 0, "Created space "+name)
+	out.WaitFor(t, 0, "Created space "+name)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("create: %v\n%s", err, out.String())
 	}

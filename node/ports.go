@@ -147,17 +147,8 @@ func (s *Server) handlePortConnect(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !isWebSocketUpgrade(r) {
-		s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "The port tunnel needs a WebSocket upgrade"))
-		return
-	}
-	if err := sameOrigin(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	ctx, done, ok := s.terms.add(r.Context())
+	ctx, done, ok := s.beginUpgrade(w, r, "port tunnel")
 	if !ok {
-		s.writeError(w, r, spaces.Errorf(spaces.ErrUnavailable, "Node is shutting down"))
 		return
 	}
 	defer done()

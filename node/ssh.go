@@ -30,17 +30,8 @@ func (s *Server) handleSSH(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, spaces.Errorf(spaces.ErrUnavailable, "SSH is turned off on this node"))
 		return
 	}
-	if !isWebSocketUpgrade(r) {
-		s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "The SSH tunnel needs a WebSocket upgrade"))
-		return
-	}
-	if err := sameOrigin(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	ctx, done, ok := s.terms.add(r.Context())
+	ctx, done, ok := s.beginUpgrade(w, r, "SSH tunnel")
 	if !ok {
-		s.writeError(w, r, spaces.Errorf(spaces.ErrUnavailable, "Node is shutting down"))
 		return
 	}
 	defer done()

@@ -39,17 +39,8 @@ func (s *Server) handleTerminal(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !isWebSocketUpgrade(r) {
-		s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "The terminal needs a WebSocket upgrade"))
-		return
-	}
-	if err := sameOrigin(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	ctx, done, ok := s.terms.add(r.Context())
+	ctx, done, ok := s.beginUpgrade(w, r, "terminal")
 	if !ok {
-		s.writeError(w, r, spaces.Errorf(spaces.ErrUnavailable, "Node is shutting down"))
 		return
 	}
 	defer done()
@@ -89,6 +80,29 @@ func terminalSize(q url.Values) (cols, rows int, err error) {
 	}
 	rows, err = read("rows")
 	return cols, rows, err
+}
+
+// beginUpgrade refuses, with a JSON error, what every WebSocket route
+// refuses before its upgrade: a request that is not an upgrade (what
+// names the route's stream), one from another origin, and any once the
+// node is shutting down. On success the stream is counted as one of the
+// node's long-lived connections, which shutdown ends and waits for, until
+// done is called.
+func (s *Server) beginUpgrade(w http.ResponseWriter, r *http.Request, what string) (ctx context.Context, done func(), ok bool) {
+	if !isWebSocketUpgrade(r) {
+		s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "The %s needs a WebSocket upgrade", what))
+		return nil, nil, false
+	}
+	if err := sameOrigin(r); err != nil {
+		s.writeError(w, r, err)
+		return nil, nil, false
+	}
+	ctx, done, ok = s.terms.add(r.Context())
+	if !ok {
+		s.writeError(w, r, spaces.Errorf(spaces.ErrUnavailable, "Node is shutting down"))
+		return nil, nil, false
+	}
+	return ctx, done, true
 }
 
 func isWebSocketUpgrade(r *http.Request) bool {

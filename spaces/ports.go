@@ -281,18 +281,10 @@ func (s *Service) ConnectPort(ctx context.Context, c Caller, name string, port, 
 	done := s.busy.hold(name)
 	var conn net.Conn
 	var err error
-	for attempt := 0; ; attempt++ {
+	err = s.resumingOnce(ctx, name, func() (err error) {
 		conn, err = s.cfg.Engine.DialPort(ctx, name, port)
-		if errors.Is(err, ErrNotRunning) && attempt == 0 {
-			unlock := s.locks.Lock(name)
-			err = s.resumeLocked(ctx, name)
-			unlock()
-			if err == nil {
-				continue
-			}
-		}
-		break
-	}
+		return err
+	})
 	if err != nil {
 		done()
 		s.conns.give(name)

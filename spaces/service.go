@@ -464,6 +464,22 @@ func (s *Service) Start(ctx context.Context, c Caller, name string) error {
 	return s.resumeLocked(ctx, name)
 }
 
+// resumingOnce runs op, and once more after resuming the space when op
+// found it paused or stopped (ErrNotRunning).
+func (s *Service) resumingOnce(ctx context.Context, name string, op func() error) error {
+	err := op()
+	if !errors.Is(err, ErrNotRunning) {
+		return err
+	}
+	unlock := s.locks.Lock(name)
+	err = s.resumeLocked(ctx, name)
+	unlock()
+	if err != nil {
+		return err
+	}
+	return op()
+}
+
 func (s *Service) resumeLocked(ctx context.Context, name string) error {
 	if err := s.cfg.Engine.Resume(ctx, name); err != nil {
 		return err

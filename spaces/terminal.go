@@ -109,18 +109,10 @@ func (s *Service) OpenTerminalFor(ctx context.Context, c Caller, name string, re
 	}
 	var proc TerminalProcess
 	var err error
-	for attempt := 0; ; attempt++ {
+	err = s.resumingOnce(ctx, name, func() (err error) {
 		proc, err = s.cfg.Engine.Terminal(ctx, name, spec)
-		if errors.Is(err, ErrNotRunning) && attempt == 0 {
-			unlock := s.locks.Lock(name)
-			err = s.resumeLocked(ctx, name)
-			unlock()
-			if err == nil {
-				continue
-			}
-		}
-		break
-	}
+		return err
+	})
 	if err != nil {
 		bg := context.WithoutCancel(ctx)
 		if !errors.Is(err, ErrNotFound) {

@@ -57,8 +57,8 @@ func TestSSHLocalMode(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		out := readTerminal(ptmx)
-		at := out.waitFor(t, 0, "TERM=xterm-test ready")
+		out := nodetest.ReadPTY(ptmx)
+		at := out.WaitFor(t, 0, "TERM=xterm-test ready")
 		enter := func(s string) {
 			t.Helper()
 			if _, err := ptmx.Write([]byte(s + "\r")); err != nil {
@@ -66,7 +66,7 @@ func TestSSHLocalMode(t *testing.T) {
 			}
 		}
 		enter("")
-		at = out.waitFor(t, at, "41 133")
+		at = out.WaitFor(t, at, "41 133")
 		if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 50, Cols: 150}); err != nil {
 			t.Fatal(err)
 		}
@@ -289,56 +289,4 @@ func (b *lineBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// terminalOutput collects what a pseudo-terminal shows.
-type terminalOutput struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	more chan struct{}
-}
-
-func readTerminal(f *os.File) *terminalOutput {
-	p := &terminalOutput{more: make(chan struct{}, 1)}
-	go func() {
-		b := make([]byte, 4096)
-		for {
-			n, err := f.Read(b)
-			p.mu.Lock()
-			p.buf.Write(b[:n])
-			p.mu.Unlock()
-			select {
-			case p.more <- struct{}{}:
-			default:
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return p
-}
-
-func (p *terminalOutput) String() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.buf.String()
-}
-
-// waitFor waits until s appears after offset from, and returns the
-// offset after it.
-func (p *terminalOutput) waitFor(t *testing.T, from int, s string) int {
-	t.Helper()
-	deadline := time.After(time.Minute)
-	for {
-		out := p.String()
-		if i := strings.Index(out[from:], s); i >= 0 {
-			return from + i + len(s)
-		}
-		select {
-		case <-p.more:
-		case <-deadline:
-			t.Fatalf("no %q in the terminal within a minute; it shows:\n%q", s, out)
-		}
-	}
 }
