@@ -3,6 +3,7 @@ package spaces
 import (
 	"context"
 	"errors"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -44,7 +45,10 @@ type TerminalRequest struct {
 	// sh -lc where the image has no bash), as ssh -t NAME@NODE COMMAND does.
 	Command string
 	// Term is the TERM of the session (default xterm-256color).
-	Term       string
+	Term string
+	// Env adds variables (as ExecRequest.Env, validated the same way;
+	// TERM comes from Term).
+	Env        map[string]string
 	Cols, Rows int
 }
 
@@ -87,6 +91,16 @@ func (s *Service) OpenTerminalFor(ctx context.Context, c Caller, name string, re
 	}) >= 0 {
 		return nil, FieldErrorf(ErrInvalid, FieldTerm, "must be letters, digits and -_.+, at most %d", MaxTermLength)
 	}
+	if err := ValidateEnv(req.Env); err != nil {
+		return nil, err
+	}
+	env := []string{"TERM=" + term}
+	for k, v := range req.Env {
+		if k != "TERM" {
+			env = append(env, k+"="+v)
+		}
+	}
+	sort.Strings(env[1:])
 	cmd := []string{"sh", "-c", terminalScript}
 	meta := map[string]any{"cols": cols, "rows": rows}
 	if req.Command != "" {
@@ -102,7 +116,7 @@ func (s *Service) OpenTerminalFor(ctx context.Context, c Caller, name string, re
 	done := s.busy.hold(name)
 	spec := TerminalSpec{
 		Cmd:     cmd,
-		Env:     []string{"TERM=" + term},
+		Env:     env,
 		WorkDir: WorkspacePath,
 		Cols:    cols,
 		Rows:    rows,

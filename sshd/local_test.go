@@ -34,6 +34,16 @@ func TestSSHLocalMode(t *testing.T) {
 			t.Errorf("want exit 3 with hi-42 on a pts: %s", r)
 		}
 	})
+	t.Run("variables the client sends reach commands and PTY sessions", func(t *testing.T) {
+		r := run(t, e.ssh(ctxT(t), name, "-o", "SetEnv=CS_GREETING=plain", "--", "echo g=$CS_GREETING"), nil)
+		if r.code != 0 || r.stdout != "g=plain\n" {
+			t.Errorf("command: want g=plain: %s", r)
+		}
+		r = run(t, e.ssh(ctxT(t), name, "-tt", "-o", "SetEnv=CS_GREETING=tty"), strings.NewReader("echo g=$CS_GREETING; exit 0\n"))
+		if r.code != 0 || !contains(r.stdout, "g=tty") {
+			t.Errorf("PTY session: want g=tty: %s", r)
+		}
+	})
 	t.Run("the window size and its changes reach the PTY", func(t *testing.T) {
 		// ssh in a terminal of its own, as a person runs it: it sends the
 		// terminal's size and TERM, and a window-change when it is resized.

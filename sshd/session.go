@@ -177,7 +177,7 @@ func (c *connection) session(ctx context.Context, nc ssh.NewChannel) {
 func (c *connection) run(ctx context.Context, ch ssh.Channel, kind, command string, pty *ptyRequest, env map[string]string, resize <-chan [2]int) {
 	svc := c.srv.cfg.Service
 	if pty != nil && kind != "subsystem" {
-		c.runTerminal(ctx, ch, command, pty, resize)
+		c.runTerminal(ctx, ch, command, pty, env, resize)
 		return
 	}
 	cmd := spaces.ShellCommand(command)
@@ -216,9 +216,9 @@ func runEnv(env map[string]string) map[string]string {
 }
 
 // runTerminal runs a login shell (or command) with a TTY.
-func (c *connection) runTerminal(ctx context.Context, ch ssh.Channel, command string, pty *ptyRequest, resize <-chan [2]int) {
+func (c *connection) runTerminal(ctx context.Context, ch ssh.Channel, command string, pty *ptyRequest, env map[string]string, resize <-chan [2]int) {
 	term, err := c.srv.cfg.Service.OpenTerminalFor(ctx, c.caller, c.space, spaces.TerminalRequest{
-		Command: command, Term: pty.term, Cols: pty.cols, Rows: pty.rows,
+		Command: command, Term: pty.term, Env: runEnv(env), Cols: pty.cols, Rows: pty.rows,
 	})
 	if err != nil {
 		c.fail(ch, err)
