@@ -132,6 +132,26 @@ func authCases() map[string]authCase {
 			}
 			return err
 		}},
+		"Checkpoints": {spaces.ActRead, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.Checkpoints(ctx, c, sp)
+			return err
+		}},
+		"CreateCheckpoint": {spaces.ActCheckpoint, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.CreateCheckpoint(ctx, c, sp, "one")
+			return err
+		}},
+		"DeleteCheckpoint": {spaces.ActCheckpoint, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			return s.DeleteCheckpoint(ctx, c, sp, "one")
+		}},
+		"Restore": {spaces.ActCheckpoint, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.Restore(ctx, c, sp, "one", false)
+			return err
+		}},
+		// A fork of a space into itself needs create and checkpoint on it.
+		"Fork": {spaces.ActCreate, []spaces.Action{spaces.ActCheckpoint}, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.Fork(ctx, c, sp+"@one", sp)
+			return err
+		}},
 		"Templates": {spaces.ActRead, nil, "", func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
 			_, err := s.Templates(ctx, c)
 			return err
