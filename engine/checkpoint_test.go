@@ -204,7 +204,9 @@ func TestSweepRemovesUnfinishedCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = e.Client().VolumeRemove(context.Background(), vname, client.VolumeRemoveOptions{Force: true}) })
+	t.Cleanup(func() {
+		_, _ = e.Client().VolumeRemove(context.Background(), vname, client.VolumeRemoveOptions{Force: true})
+	})
 	removed, err := e.SweepCheckpoints(ctx)
 	if err != nil {
 		t.Fatalf("sweep: %v", err)

@@ -40,6 +40,10 @@ func (s *Server) routes() http.Handler {
 	handle("POST /api/spaces/{name}/git/push", s.handleGitPush)
 	handle("GET /api/spaces/{name}/observability", s.handleObservability)
 	handle("GET /api/spaces/{name}/terminal", s.handleTerminal)
+	handle("GET /api/spaces/{name}/checkpoints", s.handleListCheckpoints)
+	handle("POST /api/spaces/{name}/checkpoints", s.handleCreateCheckpoint)
+	handle("DELETE /api/spaces/{name}/checkpoints/{checkpoint}", s.handleDeleteCheckpoint)
+	handle("POST /api/spaces/{name}/checkpoints/{checkpoint}/restore", s.handleRestoreCheckpoint)
 
 	// The audit of one space needs read on it; the whole log needs admin.
 	handle("GET /api/audit", s.handleAudit)
