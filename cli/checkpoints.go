@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/api"
+)
+
+// CheckpointOptions are the settings of `checkpoint`, `restore` and `fork`.
+type CheckpointOptions struct {
+	IO      *IO
+	Printer *printer
+	Spaces  spaceFinder
+
+	Name       string
+	Checkpoint string
+	Server     string
+	JSON       bool
+	// List and Delete are for checkpoint; Force for restore.
+	List   bool
+	Delete bool
+	Force  bool
+	// From and New are for fork: the source (NAME or NAME@CHECKPOINT) and
+	// the new space.
+	From string
+	New  string
+}
+
+// NewCmdCheckpoint builds `clawdspace checkpoint`.
+func NewCmdCheckpoint(d *Deps, runF func(*CheckpointOptions) error) *cobra.Command {
+	o := &CheckpointOptions{IO: d.IO}
+	cmd := &cobra.Command{
+		Use:   "checkpoint NAME [CHECKPOINT]",
+		Short: "Take, list or delete checkpoints of a space",
+		Long: `Take a checkpoint of a space: its /workspace and its root filesystem changes, as they
+are at one instant (a running space is frozen meanwhile and says for how long). Without a
+CHECKPOINT name it is numbered. --list lists them; --delete removes one.`,
+		Example: `  clawdspace checkpoint dev before-migration
+  clawdspace checkpoint dev --list
+  clawdspace checkpoint dev before-migration --delete`,
+		Args: rangeArgs(1, "NAME", "CHECKPOINT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Name = args[0]
+			if len(args) > 1 {
+				o.Checkpoint = args[1]
+			}
+			fl, err := newFleet(d)
+			if err != nil {
+				return err
+			}
+			o.Spaces, o.Printer = fl, newPrinter(d.IO, fl.cfg)
+			if runF != nil {
+				return runF(o)
+			}
+			return checkpointRun(cmd.Context(), o)
+		},
+	}
+	addServerFlag(cmd, &o.Server)
+	addJSONFlag(cmd, &o.JSON)
+	cmd.Flags().BoolVarP(&o.List, "list", "l", false, "list the space's checkpoints")
+	cmd.Flags().BoolVar(&o.Delete, "delete", false, "delete the checkpoint named")
+	return cmd
+}
+
+// NewCmdRestore builds `clawdspace restore`.
+func NewCmdRestore(d *Deps, runF func(*CheckpointOptions) error) *cobra.Command {
+	o := &CheckpointOptions{IO: d.IO}
+	cmd := &cobra.Command{
+		Use:   "restore NAME CHECKPOINT",
+		Short: "Put a space back to one of its checkpoints",
+		Long: `Put a space back to a checkpoint: same name and settings, its /workspace and root
+filesystem as they were. A running space comes back running. A checkpoint taken with
+another image or template is refused, saying what differs, unless --force.`,
+		Example: `  clawdspace restore dev before-migration`,
+		Args:    exactArgs("NAME", "CHECKPOINT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Name, o.Checkpoint = args[0], args[1]
+			fl, err := newFleet(d)
+			if err != nil {
+				return err
+			}
+			o.Spaces, o.Printer = fl, newPrinter(d.IO, fl.cfg)
+			if runF != nil {
+				return runF(o)
+			}
+			return restoreRun(cmd.Context(), o)
+		},
+	}
+	addServerFlag(cmd, &o.Server)
+	addJSONFlag(cmd, &o.JSON)
+	cmd.Flags().BoolVarP(&o.Force, "force", "f", false, "restore even when the image or template differs")
+	return cmd
+}
+
+// NewCmdFork builds `clawdspace fork`.
+func NewCmdFork(d *Deps, runF func(*CheckpointOptions) error) *cobra.Command {
+	o := &CheckpointOptions{IO: d.IO}
+	cmd := &cobra.Command{
+		Use:   "fork SOURCE NEW",
+		Short: "Make a new space from a space or one of its checkpoints",
+		Long: `Make the space NEW, independent of its source, from a space (SOURCE is NAME: its state
+now, through a checkpoint that is removed once the fork is made) or from one of its
+checkpoints (NAME@CHECKPOINT), with the source's settings, on the source's node.`,
+		Example: `  clawdspace fork dev dev-experiment
+  clawdspace fork dev@before-migration dev-old`,
+		Args: exactArgs("SOURCE", "NEW"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.From, o.New = args[0], args[1]
+			fl, err := newFleet(d)
+			if err != nil {
+				return err
+			}
+			o.Spaces, o.Printer = fl, newPrinter(d.IO, fl.cfg)
+			if runF != nil {
+				return runF(o)
+			}
+			return forkRun(cmd.Context(), o)
+		},
+	}
+	addServerFlag(cmd, &o.Server)
+	addJSONFlag(cmd, &o.JSON)
+	return cmd
+}
+
+func checkpointRun(ctx context.Context, o *CheckpointOptions) error {
+	switch {
+	case o.List && (o.Delete || o.Checkpoint != ""):
+		return usageErrorf("--list takes only the space's name")
+	case o.Delete && o.Checkpoint == "":
+		return usageErrorf("--delete needs the CHECKPOINT to delete")
+	}
+	c, err := o.Spaces.FindSpace(ctx, o.Server, o.Name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.List:
+		var out api.CheckpointList
+		if err := c.Do(ctx, http.MethodGet, spacePath(o.Name, "/checkpoints"), nil, nil, &out); err != nil {
+			return spaceError(o.Name, c, err)
+		}
+		if o.JSON {
+			return writeJSON(o.IO.Out, out)
+		}
+		rows := [][]string{{"CHECKPOINT", "CREATED", "SIZE", "IMAGE", "TEMPLATE"}}
+		for _, cp := range out.Checkpoints {
+			rows = append(rows, []string{cp.Name, cp.Created, humanBytes(float64(cp.Size)), cp.Image, cp.Template})
+		}
+		if err := o.Printer.table(rows); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(o.IO.Out, "%d of %d checkpoints, %s\n", len(out.Checkpoints), out.Limit, humanBytes(float64(out.TotalBytes)))
+		return err
+	case o.Delete:
+		var out api.Message
+		if err := c.Do(ctx, http.MethodDelete, spacePath(o.Name, "/checkpoints/"+url.PathEscape(o.Checkpoint)), nil, nil, &out); err != nil {
+			return spaceError(o.Name, c, err)
+		}
+		if o.JSON {
+			return writeJSON(o.IO.Out, out)
+		}
+		_, err := fmt.Fprintf(o.IO.Out, "Deleted checkpoint %s of %s (on %s)\n", o.Checkpoint, o.Name, c.Name)
+		return err
+	}
+	var out api.CheckpointAnswer
+	if err := c.Do(ctx, http.MethodPost, spacePath(o.Name, "/checkpoints"), nil, api.CreateCheckpoint{Name: o.Checkpoint}, &out); err != nil {
+		return spaceError(o.Name, c, err)
+	}
+	if o.JSON {
+		return writeJSON(o.IO.Out, out)
+	}
+	frozen := time.Duration(out.FrozenMs * float64(time.Millisecond)).Round(time.Millisecond)
+	_, err = fmt.Fprintf(o.IO.Out, "Checkpoint %s of %s taken on %s (%s, frozen %s)\n",
+		out.Checkpoint.Name, o.Name, c.Name, humanBytes(float64(out.Checkpoint.Size)), frozen)
+	return err
+}
+
+func restoreRun(ctx context.Context, o *CheckpointOptions) error {
+	c, err := o.Spaces.FindSpace(ctx, o.Server, o.Name)
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if o.Force {
+		q.Set("force", "true")
+	}
+	var out struct {
+		Space rawObject `json:"space"`
+	}
+	if err := c.Do(ctx, http.MethodPost, spacePath(o.Name, "/checkpoints/"+url.PathEscape(o.Checkpoint)+"/restore"), q, nil, &out); err != nil {
+		return spaceError(o.Name, c, err)
+	}
+	if o.JSON {
+		return writeJSON(o.IO.Out, out.Space)
+	}
+	s := decodeAs[api.Space](out.Space)
+	_, err = fmt.Fprintf(o.IO.Out, "Restored %s to checkpoint %s on %s (%s)\n", o.Name, o.Checkpoint, c.Name, o.Printer.status(s.Status))
+	return err
+}
+
+func forkRun(ctx context.Context, o *CheckpointOptions) error {
+	src, _, _ := strings.Cut(o.From, "@")
+	c, err := o.Spaces.FindSpace(ctx, o.Server, src)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Space rawObject `json:"space"`
+	}
+	if err := c.Do(ctx, http.MethodPost, "/spaces", nil, api.CreateSpace{Name: o.New, From: o.From}, &out); err != nil {
+		return spaceError(src, c, err)
+	}
+	if o.JSON {
+		out.Space["node"], out.Space["nodeUrl"] = c.Name, c.BaseURL
+		return writeJSON(o.IO.Out, out.Space)
+	}
+	s := decodeAs[api.Space](out.Space)
+	_, err = fmt.Fprintf(o.IO.Out, "Forked %s from %s on %s (%s)\n", s.Name, o.From, c.Name, o.Printer.status(s.Status))
+	return err
+}

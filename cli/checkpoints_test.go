@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/adam91holt/clawdspace/nodetest"
+)
+
+func TestCheckpointRestoreForkCommands(t *testing.T) {
+	t.Parallel()
+	e := newCLIEnv(t)
+	name := e.space("ckcli")
+	fork, fork2 := nodetest.Name(t, e.node.Engine, "ckcli-fork"), nodetest.Name(t, e.node.Engine, "ckcli-fork2")
+	e.ok(nil, "exec", name, "echo v1 > /workspace/a && echo t1 > /home/sandbox/t")
+
+	r := e.ok(nil, "checkpoint", name, "before")
+	if !strings.Contains(r.Stdout, "Checkpoint before of "+name+" taken") || !strings.Contains(r.Stdout, "frozen") {
+		t.Errorf("checkpoint said %s", r)
+	}
+	var list struct {
+		Checkpoints []struct {
+			Name string `json:"name"`
+			Size int64  `json:"size"`
+		} `json:"checkpoints"`
+		Limit int `json:"limit"`
+	}
+	e.jsonOf(&list, "checkpoint", name, "--list", "--json")
+	if len(list.Checkpoints) != 1 || list.Checkpoints[0].Name != "before" || list.Checkpoints[0].Size == 0 || list.Limit != 10 {
+		t.Errorf("checkpoint --list --json = %+v", list)
+	}
+	if r := e.ok(nil, "checkpoint", name, "-l"); !strings.Contains(r.Stdout, "before") || !strings.Contains(r.Stdout, "1 of 10 checkpoints") {
+		t.Errorf("checkpoint --list:\n%s", r.Stdout)
+	}
+	oneLineError(t, e.run(nil, "checkpoint", name, "before"), 1, "checkpoint before already exists")
+
+	e.ok(nil, "exec", name, "echo v2 > /workspace/a && echo t2 > /home/sandbox/t")
+	if r := e.ok(nil, "restore", name, "before"); !strings.Contains(r.Stdout, "Restored "+name+" to checkpoint before") || !strings.Contains(r.Stdout, "running") {
+		t.Errorf("restore said %s", r)
+	}
+	if r := e.ok(nil, "exec", name, "cat /workspace/a /home/sandbox/t"); r.Stdout != "v1\nt1\n" {
+		t.Errorf("after restore: %q", r.Stdout)
+	}
+	oneLineError(t, e.run(nil, "restore", name, "nope"), 1, "Checkpoint not found")
+
+	if r := e.ok(nil, "fork", name+"@before", fork); !strings.Contains(r.Stdout, "Forked "+fork) {
+		t.Errorf("fork said %s", r)
+	}
+	e.ok(nil, "exec", name, "echo v3 > /workspace/a")
+	if r := e.ok(nil, "create", fork2, "--from", name); !strings.Contains(r.Stdout, "Forked "+fork2) {
+		t.Errorf("create --from said %s", r)
+	}
+	if r := e.ok(nil, "exec", fork, "cat /workspace/a"); r.Stdout != "v1\n" {
+		t.Errorf("fork of the checkpoint: %q", r.Stdout)
+	}
+	if r := e.ok(nil, "exec", fork2, "cat /workspace/a"); r.Stdout != "v3\n" {
+		t.Errorf("fork of the space: %q", r.Stdout)
+	}
+	oneLineError(t, e.run(nil, "create", "x", "--from", name, "--memory", "1g"), 2, "--from takes its settings from its source")
+
+	if r := e.ok(nil, "checkpoint", name, "before", "--delete"); !strings.Contains(r.Stdout, "Deleted checkpoint before") {
+		t.Errorf("delete said %s", r)
+	}
+	if r := e.ok(nil, "checkpoint", name, "--list"); !strings.Contains(r.Stdout, "0 of 10") {
+		t.Errorf("list after delete:\n%s", r.Stdout)
+	}
+}
