@@ -177,6 +177,17 @@ func (e *Engine) Checkpoint(ctx context.Context, space, name string) (taken spac
 	defer unix.Close(dst)
 
 	running := c.State != nil && c.State.Running && !c.State.Paused
+	// A running space is copied first while it runs, then frozen while
+	// what changed meanwhile is copied again (syncTree): it is frozen for
+	// a walk of its metadata, not for a copy of its data.
+	var wsBytes int64
+	var since time.Time
+	if running {
+		since = time.Now().Add(-time.Second) // the filesystem's clock is coarse
+		if _, _, err := copyTree(src, dst); err != nil {
+			return taken, err
+		}
+	}
 	var frozeAt time.Time
 	if running {
 		if err := e.Pause(ctx, space); err != nil {
@@ -203,7 +214,11 @@ func (e *Engine) Checkpoint(ctx context.Context, space, name string) (taken spac
 			}
 		}()
 	}
-	wsBytes, _, err := copyTree(src, dst)
+	if running {
+		wsBytes, err = syncTree(src, dst, since)
+	} else {
+		wsBytes, _, err = copyTree(src, dst)
+	}
 	if err != nil {
 		return taken, err
 	}

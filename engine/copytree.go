@@ -4,7 +4,8 @@ import (
 	"errors"
 	"io"
 	"os"
-	"strconv"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -40,7 +41,12 @@ type treeCopier struct {
 	bytes  int64
 	files  int
 	cloned bool
-	buf    []byte
+	// noClone is set once the filesystem refused a clone: it refuses
+	// every one.
+	noClone bool
+	buf     []byte
+	// since (syncTree) is when the first copy began.
+	since unix.Timespec
 }
 
 func mapCopyErr(err error) error {
@@ -182,8 +188,12 @@ func (c *treeCopier) content(sfd, dfd int, size int64) (int64, error) {
 	if size == 0 {
 		return 0, nil
 	}
-	if unix.IoctlFileClone(dfd, sfd) == nil {
-		return size, nil
+	if !c.noClone {
+		err := unix.IoctlFileClone(dfd, sfd)
+		if err == nil {
+			return size, nil
+		}
+		c.noClone = errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL)
 	}
 	c.cloned = false
 	var n int64
@@ -238,8 +248,16 @@ func setMeta(fd int, st *unix.Stat_t, times []unix.Timespec) error {
 	if err := unix.Fchmod(fd, st.Mode&0o7777); err != nil {
 		return err
 	}
-	// utimensat on the descriptor itself, through its /proc link.
-	return unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), times, 0)
+	return futimens(fd, times)
+}
+
+// futimens sets the times of an open file: utimensat with a NULL path.
+func futimens(fd int, times []unix.Timespec) error {
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // readlinkat reads a symlink's target, bounded by PATH_MAX.
@@ -273,4 +291,115 @@ func emptyTree(dir int) error {
 		}
 	}
 	return nil
+}
+
+// syncTree makes the copy dst of src (made by copyTree from a moment
+// before since) equal to src again, and returns the bytes of its regular
+// files: entries whose inode changed at or
+// after since (their ctime, which no process can set back), new entries
+// and entries of another type are copied again; entries src no longer has
+// are removed. It runs while the space is frozen, so that it stays short:
+// a walk of the metadata plus what changed since the copy.
+func syncTree(src, dst int, since time.Time) (copied int64, err error) {
+	c := &treeCopier{cloned: true, since: unix.NsecToTimespec(since.UnixNano())}
+	var st unix.Stat_t
+	if err := unix.Fstat(src, &st); err != nil {
+		return 0, err
+	}
+	if err := c.sync(src, dst, 0); err != nil {
+		return c.bytes, mapCopyErr(err)
+	}
+	if err := setMeta(dst, &st, []unix.Timespec{st.Atim, st.Mtim}); err != nil {
+		return c.bytes, mapCopyErr(err)
+	}
+	return c.bytes, nil
+}
+
+func (c *treeCopier) changed(st *unix.Stat_t) bool {
+	return st.Ctim.Sec > c.since.Sec || (st.Ctim.Sec == c.since.Sec && st.Ctim.Nsec >= c.since.Nsec)
+}
+
+func (c *treeCopier) sync(src, dst, depth int) error {
+	if depth > maxTreeDepth {
+		return errTooDeep
+	}
+	have, err := dirNames(dst)
+	if err != nil {
+		return err
+	}
+	names, err := dirNames(src)
+	if err != nil {
+		return err
+	}
+	keep := make(map[string]bool, len(names))
+	for _, name := range names {
+		keep[name] = true
+		var st, dt unix.Stat_t
+		if err := unix.Fstatat(src, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				delete(keep, name)
+				continue
+			}
+			return err
+		}
+		derr := unix.Fstatat(dst, name, &dt, unix.AT_SYMLINK_NOFOLLOW)
+		sameType := derr == nil && dt.Mode&unix.S_IFMT == st.Mode&unix.S_IFMT
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR && sameType {
+			sfd, err := openat(src, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+			if err != nil {
+				return skipSwapped(err)
+			}
+			dfd, err := openat(dst, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+			if err != nil {
+				unix.Close(sfd)
+				return err
+			}
+			err = c.sync(sfd, dfd, depth+1)
+			if err == nil {
+				err = setMeta(dfd, &st, []unix.Timespec{st.Atim, st.Mtim})
+			}
+			unix.Close(sfd)
+			unix.Close(dfd)
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if sameType && !c.changed(&st) {
+			if st.Mode&unix.S_IFMT == unix.S_IFREG {
+				c.bytes += st.Size
+			}
+			continue
+		}
+		if derr == nil {
+			if err := removeTree(dst, name, 0); err != nil {
+				return err
+			}
+		}
+		if err := c.entry(src, dst, name, depth); err != nil {
+			return err
+		}
+	}
+	for _, name := range have {
+		if !keep[name] {
+			if err := removeTree(dst, name, 0); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// dirNames lists the open folder dir.
+func dirNames(dir int) ([]string, error) {
+	dup, err := unix.Dup(dir)
+	if err != nil {
+		return nil, err
+	}
+	d := os.NewFile(uintptr(dup), "")
+	defer d.Close()
+	if _, err := d.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return d.Readdirnames(-1)
 }
