@@ -3,6 +3,9 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,5 +216,37 @@ func TestSweepRemovesUnfinishedCheckpoint(t *testing.T) {
 	}
 	if _, err := e.Client().VolumeInspect(ctx, vname, client.VolumeInspectOptions{}); !cerrdefs.IsNotFound(err) {
 		t.Errorf("half-made checkpoint volume still there after the sweep (removed %v): %v", removed, err)
+	}
+}
+
+// TestFailedCheckpointLeavesNothing makes a checkpoint fail midway (a
+// workspace nested deeper than the copy follows) and checks that the
+// error is clear, no half-made checkpoint is left and the space runs.
+func TestFailedCheckpointLeavesNothing(t *testing.T) {
+	e := newEngine(t, "ckpt")
+	ctx := t.Context()
+	name := uniqueName("ckf")
+	cleanup(t, name, e)
+	t.Cleanup(func() { _ = e.Remove(context.Background(), name, true) })
+	create(t, e, name)
+	vol, err := e.Client().VolumeInspect(ctx, e.VolumeName(name), client.VolumeInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(vol.Volume.Mountpoint, strings.Repeat("a/", 1030)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Checkpoint(ctx, name, "deep")
+	if !errors.Is(err, spaces.ErrConflict) || !strings.Contains(err.Error(), "nested more than") {
+		t.Fatalf("checkpoint of a too deep workspace: %v, want a conflict saying so", err)
+	}
+	if _, err := e.Client().VolumeInspect(ctx, "clawdspace-ckpt-ckpt."+name+".deep", client.VolumeInspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("the failed checkpoint's volume is left: %v", err)
+	}
+	if list, _ := e.Checkpoints(ctx, name); len(list) != 0 {
+		t.Errorf("checkpoints after the failure: %+v", list)
+	}
+	if sp, _ := e.Get(ctx, name); sp.Status != spaces.StatusRunning {
+		t.Errorf("space is %s after the failed checkpoint, want running", sp.Status)
 	}
 }

@@ -1,16 +1,20 @@
 package engine
 
 import (
+	"errors"
 	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/adam91holt/clawdspace/spaces"
 )
 
 // snapshot describes every entry of a tree: type, mode, owner, mtime,
@@ -130,5 +134,27 @@ func TestCopyTreeThenSyncTree(t *testing.T) {
 	}
 	if got, want := snapshot(t, dst), snapshot(t, src); !maps.Equal(got, want) {
 		t.Fatalf("synced copy differs:\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestCopyTreeDiskFull copies into a full filesystem (a small tmpfs): the
+// error is ErrDiskFull, which the API answers with 507.
+func TestCopyTreeDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	write(t, src+"/big", strings.Repeat("x", 2<<20), 0o644)
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dst, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mounting a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dst, 0) })
+	_, _, err := copyTree(openDir(t, src), openDir(t, dst))
+	if !errors.Is(err, spaces.ErrDiskFull) {
+		t.Fatalf("copy into a full disk: %v, want ErrDiskFull", err)
 	}
 }
