@@ -42,6 +42,10 @@ func (s *Server) dashboardRoutes(root *http.ServeMux) {
 	page("POST /spaces/{name}/start", s.handleStartPage)
 	page("GET /spaces/{name}/destroy", s.handleDestroyConfirm)
 	page("POST /spaces/{name}/destroy", s.handleDestroyPage)
+	page("POST /spaces/{name}/checkpoints", s.handleCheckpointPage)
+	page("POST /spaces/{name}/checkpoints/{checkpoint}/restore", s.handleRestorePage)
+	page("POST /spaces/{name}/checkpoints/{checkpoint}/delete", s.handleDeleteCheckpointPage)
+	page("POST /spaces/{name}/fork", s.handleForkPage)
 
 	page("GET /spaces/{name}/file", s.handleFilePage)
 	page("POST /spaces/{name}/file", s.handleFileSave)
@@ -245,6 +249,11 @@ func notice(code string) string {
 		"uploaded":  "Uploaded.",
 		"deleted":   "Deleted.",
 		"folder":    "Folder created.",
+
+		"checkpoint":         "Checkpoint taken.",
+		"checkpoint-deleted": "Checkpoint deleted.",
+		"restored":           "Space restored.",
+		"forked":             "Space forked.",
 	}[code]
 }
 
