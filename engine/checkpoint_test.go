@@ -1,8 +1,11 @@
 package engine_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,5 +251,79 @@ func TestFailedCheckpointLeavesNothing(t *testing.T) {
 	}
 	if sp, _ := e.Get(ctx, name); sp.Status != spaces.StatusRunning {
 		t.Errorf("space is %s after the failed checkpoint, want running", sp.Status)
+	}
+}
+
+// TestExportImportIsByteIdentical exports a checkpoint and imports it
+// into another namespace (as a fresh node would): the workspace and the
+// changed root filesystem file have the same checksums, owners and modes.
+func TestExportImportIsByteIdentical(t *testing.T) {
+	src, dst := newEngine(t, "ckpt"), newEngine(t, "ckimp")
+	ctx := t.Context()
+	name, copyName := uniqueName("ckx"), uniqueName("ckx-imp")
+	cleanup(t, name, src)
+	cleanup(t, copyName, dst)
+	t.Cleanup(func() {
+		_ = src.Remove(context.Background(), name, true)
+		_ = dst.Remove(context.Background(), copyName, true)
+	})
+	create(t, src, name)
+	run(t, src, name, writeState+` && dd if=/dev/urandom of=/workspace/d/bin bs=1k count=300 2>/dev/null && mkdir -p /workspace/e`)
+	const sums = `cd /workspace && find . | sort | while read f; do stat -c '%n %a %u %F' "$f"; done; sha256sum a.txt d/f d/bin /home/sandbox/tool; readlink d/link`
+	want := run(t, src, name, sums)
+	if _, err := src.Checkpoint(ctx, name, "x"); err != nil {
+		t.Fatal(err)
+	}
+	var archive bytes.Buffer
+	if err := src.Export(ctx, name, "x", &archive); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	t.Logf("archive of a 300 KiB workspace: %d bytes", archive.Len())
+	var manifest spaces.ArchiveManifest
+	sp, err := dst.Import(ctx, &archive, func(m spaces.ArchiveManifest) (spaces.ContainerSpec, error) {
+		manifest = m
+		return spaces.ContainerSpec{Name: copyName, Image: m.Image, MemoryBytes: m.Memory, CPUs: m.CPUs,
+			NetworkMode: m.NetworkMode, Template: m.Template}, nil
+	})
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if manifest.Space != name || manifest.Checkpoint != "x" || manifest.Template != "offline" || manifest.Memory != 64<<20 {
+		t.Errorf("manifest %+v", manifest)
+	}
+	if sp.Status != spaces.StatusRunning || sp.Image != manifest.Image {
+		t.Errorf("imported space %+v", sp)
+	}
+	if got := run(t, dst, copyName, sums); got != want {
+		t.Errorf("imported space differs:\n%s\nwant\n%s", got, want)
+	}
+	// An archive that tries to write outside the workspace is refused
+	// and leaves nothing.
+	var good, bad bytes.Buffer
+	if err := src.Export(ctx, name, "x", &good); err != nil {
+		t.Fatal(err)
+	}
+	tr, tw := tar.NewReader(&good), tar.NewWriter(&bad)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		_ = tw.WriteHeader(h)
+		_, _ = io.Copy(tw, tr)
+	}
+	_ = tw.WriteHeader(&tar.Header{Name: "workspace/../etc/evil", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+	_, _ = tw.Write([]byte("x"))
+	_ = tw.Close()
+	evil := uniqueName("ckx-evil")
+	cleanup(t, evil, dst)
+	_, err = dst.Import(ctx, &bad, func(m spaces.ArchiveManifest) (spaces.ContainerSpec, error) {
+		return spaces.ContainerSpec{Name: evil, Image: m.Image, MemoryBytes: m.Memory, CPUs: m.CPUs, NetworkMode: m.NetworkMode}, nil
+	})
+	if !errors.Is(err, spaces.ErrInvalid) || !strings.Contains(err.Error(), "outside the workspace") {
+		t.Errorf("import of an archive with an entry outside the workspace: %v, want ErrInvalid saying so", err)
+	}
+	if _, err := dst.Get(ctx, evil); !errors.Is(err, spaces.ErrNotFound) {
+		t.Errorf("a refused import left a space: %v", err)
 	}
 }

@@ -140,11 +140,12 @@ func (s *Service) Checkpoints(ctx context.Context, c Caller, space string) (Chec
 	return out, nil
 }
 
-// visible drops the implicit checkpoints of forks under way.
+// visible drops the implicit checkpoints of forks and exports under way
+// (names starting with '_', which users' names cannot).
 func visible(list []Checkpoint) []Checkpoint {
 	out := make([]Checkpoint, 0, len(list))
 	for _, cp := range list {
-		if !strings.HasPrefix(cp.Name, forkPrefix) {
+		if !strings.HasPrefix(cp.Name, "_") {
 			out = append(out, cp)
 		}
 	}

@@ -102,6 +102,8 @@ type Engine interface {
 	// CheckpointEngine takes, lists, restores and forks checkpoints
 	// (checkpoint.go).
 	CheckpointEngine
+	// ArchiveEngine exports and imports spaces as archives (archive.go).
+	ArchiveEngine
 }
 
 // MaxListeningPorts bounds what ListeningPorts returns: a space may open
