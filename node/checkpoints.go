@@ -1,6 +1,8 @@
 package node
 
 import (
+	"errors"
+	"io"
 	"net/http"
 	"reflect"
 
@@ -78,4 +80,80 @@ func (s *Server) forkSpace(w http.ResponseWriter, r *http.Request, req api.Creat
 	}
 	w.Header().Set(headerNode, s.selfName())
 	writeJSON(w, http.StatusCreated, api.SpaceAnswer{Space: api.SpaceFrom(sp)})
+}
+
+// handleExport streams a space's archive, or a checkpoint's
+// (?checkpoint=). An error before the first byte is answered as usual; one
+// after it ends the connection, so the client sees a cut archive.
+func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	aw := &archiveWriter{w: w, name: name}
+	err := s.cfg.Spaces.Export(r.Context(), callerOf(r), name, r.URL.Query().Get("checkpoint"), aw)
+	switch {
+	case err == nil && !aw.started:
+		aw.start()
+	case err != nil && !aw.started:
+		s.writeError(w, r, err)
+	case err != nil:
+		s.log.Error("exporting a space: the archive was cut", "space", name, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// archiveWriter sends the answer's headers with the first byte.
+type archiveWriter struct {
+	w       http.ResponseWriter
+	name    string
+	started bool
+}
+
+func (a *archiveWriter) start() {
+	a.started = true
+	h := a.w.Header()
+	h.Set("Content-Type", "application/x-tar")
+	h.Set("Content-Disposition", `attachment; filename="`+a.name+`.tar"`)
+	a.w.WriteHeader(http.StatusOK)
+}
+
+func (a *archiveWriter) Write(p []byte) (int, error) {
+	if !a.started {
+		a.start()
+	}
+	return a.w.Write(p)
+}
+
+// handleImport makes the space ?name= from the archive in the body, at
+// most the node's --max-file-bytes (413 beyond).
+func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
+	limit := s.cfg.MaxFileBytes
+	if r.ContentLength > limit {
+		s.writeError(w, r, errFileTooLarge(limit))
+		return
+	}
+	body := &readWatch{r: http.MaxBytesReader(w, r.Body, limit)}
+	sp, err := s.cfg.Spaces.Import(r.Context(), callerOf(r), r.URL.Query().Get("name"), body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(body.err, &mbe) {
+			err = errFileTooLarge(limit)
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set(headerNode, s.selfName())
+	writeJSON(w, http.StatusCreated, api.SpaceAnswer{Space: api.SpaceFrom(sp)})
+}
+
+// readWatch remembers the first error of a reader other than EOF.
+type readWatch struct {
+	r   io.Reader
+	err error
+}
+
+func (rw *readWatch) Read(p []byte) (int, error) {
+	n, err := rw.r.Read(p)
+	if err != nil && err != io.EOF && rw.err == nil {
+		rw.err = err
+	}
+	return n, err
 }

@@ -123,3 +123,52 @@ func TestRestoreSaysWhatDiffers(t *testing.T) {
 		t.Errorf("after the forced restore: %q", out.Stdout)
 	}
 }
+
+// TestExportImportThroughTheAPI exports a space (an implicit checkpoint)
+// from one node and imports it on another: the same files, the settings
+// of the manifest, audit rows on both; a node whose file limit is smaller
+// than the archive answers 413 and keeps nothing.
+func TestExportImportThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	a := nodetest.Start(t, nodetest.Options{Namespace: randomNamespace("exa")})
+	b := nodetest.Start(t, nodetest.Options{Namespace: randomNamespace("exb")})
+	small := nodetest.Start(t, nodetest.Options{Namespace: randomNamespace("exs"), MaxFileBytes: 64 << 10})
+	name := nodetest.Name(t, a.Engine, "exp")
+	copyName := nodetest.Name(t, b.Engine, "exp-copy")
+	tooBig := nodetest.Name(t, small.Engine, "exp-big")
+	createSpace(t, a, name, map[string]any{"template": "offline", "memory": "96m"})
+	const sums = "cd /workspace && sha256sum big notes /home/sandbox/tool && stat -c '%a %u' notes"
+	execIn(t, a, name, "head -c 200000 /dev/urandom > /workspace/big && echo hi > /workspace/notes && chmod 640 /workspace/notes && echo t > /home/sandbox/tool")
+	want := execIn(t, a, name, sums).Stdout
+
+	res := a.Do(t, http.MethodGet, "/api/spaces/"+name+"/export", nil)
+	if res.Status != http.StatusOK || res.Header.Get("Content-Type") != "application/x-tar" {
+		t.Fatalf("export: %d %s", res.Status, res.Header.Get("Content-Type"))
+	}
+	if list := a.Do(t, http.MethodGet, "/api/spaces/"+name+"/checkpoints", nil); strings.Contains(string(list.Body), "_export") {
+		t.Errorf("the export's implicit checkpoint is left: %s", list.Body)
+	}
+	imp := b.Do(t, http.MethodPost, "/api/spaces/import?name="+copyName, res.Body, "Content-Type", "application/x-tar")
+	if imp.Status != http.StatusCreated {
+		t.Fatalf("import: %d %s", imp.Status, imp.Body)
+	}
+	sp := getSpace(t, b, copyName)
+	if sp.Memory != 96<<20 || sp.Status != "running" {
+		t.Errorf("imported space %+v: want the source's memory, running", sp)
+	}
+	if got := execIn(t, b, copyName, sums).Stdout; got != want {
+		t.Errorf("imported files:\n%s\nwant\n%s", got, want)
+	}
+	if ev := lastEvent(t, a, name, spaces.EventExport); ev.Type == "" {
+		t.Error("no space.export row")
+	}
+	if ev := lastEvent(t, b, copyName, spaces.EventImport); ev.Meta["from"] != name {
+		t.Errorf("space.import row %+v", ev)
+	}
+
+	wantError(t, small.Do(t, http.MethodPost, "/api/spaces/import?name="+tooBig, res.Body, "Content-Type", "application/x-tar"),
+		http.StatusRequestEntityTooLarge, "")
+	if r := small.Do(t, http.MethodGet, "/api/spaces/"+tooBig, nil); r.Status != http.StatusNotFound {
+		t.Errorf("a refused import left a space: %d", r.Status)
+	}
+}

@@ -275,6 +275,17 @@ func TestOpenAPIAnswers(t *testing.T) {
 	want(a.do(t, k, http.MethodDelete, "/api/spaces/"+fork+"?removeVolume=true", nil), http.StatusOK)
 	want(a.do(t, k, http.MethodDelete, sp+"/checkpoints/one", nil), http.StatusOK)
 	want(a.do(t, k, http.MethodDelete, sp+"/checkpoints/one", nil), http.StatusNotFound)
+
+	// Export and import.
+	openapi3filter.RegisterBodyDecoder("application/x-tar", openapi3filter.FileBodyDecoder)
+	archive := a.do(t, k, http.MethodGet, sp+"/export?checkpoint=1", nil)
+	want(archive, http.StatusOK)
+	want(a.do(t, k, http.MethodGet, sp+"/export?checkpoint=nope", nil), http.StatusNotFound)
+	imported := nodetest.Name(t, n.Engine, "openapi-imp")
+	want(a.do(t, k, http.MethodPost, "/api/spaces/import?name="+imported, archive.Body, "Content-Type", "application/x-tar"), http.StatusCreated)
+	want(a.do(t, k, http.MethodPost, "/api/spaces/import?name="+imported, archive.Body, "Content-Type", "application/x-tar"), http.StatusConflict)
+	want(a.do(t, k, http.MethodPost, "/api/spaces/import?name="+imported+"x", []byte("not an archive"), "Content-Type", "application/x-tar"), http.StatusBadRequest)
+	want(a.do(t, k, http.MethodDelete, "/api/spaces/"+imported+"?removeVolume=true", nil), http.StatusOK)
 	get("/api/audit?space=" + name + "&limit=50")
 	get("/api/audit?limit=2")
 	get("/api/audit?limit=0")

@@ -44,6 +44,8 @@ func (s *Server) routes() http.Handler {
 	handle("POST /api/spaces/{name}/checkpoints", s.handleCreateCheckpoint)
 	handle("DELETE /api/spaces/{name}/checkpoints/{checkpoint}", s.handleDeleteCheckpoint)
 	handle("POST /api/spaces/{name}/checkpoints/{checkpoint}/restore", s.handleRestoreCheckpoint)
+	handle("GET /api/spaces/{name}/export", s.handleExport)
+	handle("POST /api/spaces/import", s.handleImport)
 
 	// The audit of one space needs read on it; the whole log needs admin.
 	handle("GET /api/audit", s.handleAudit)
