@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -223,5 +225,165 @@ func forkRun(ctx context.Context, o *CheckpointOptions) error {
 	}
 	s := decodeAs[api.Space](out.Space)
 	_, err = fmt.Fprintf(o.IO.Out, "Forked %s from %s on %s (%s)\n", s.Name, o.From, c.Name, o.Printer.status(s.Status))
+	return err
+}
+
+// ArchiveOptions are the settings of `export` and `import`.
+type ArchiveOptions struct {
+	IO      *IO
+	Printer *printer
+	Spaces  spaceFinder
+	Nodes   nodePicker
+
+	Name       string
+	Checkpoint string // export
+	Server     string
+	// File is the archive to write (export) or read (import); empty or
+	// "-" is stdout or stdin.
+	File string
+	JSON bool
+}
+
+// NewCmdExport builds `clawdspace export`.
+func NewCmdExport(d *Deps, runF func(*ArchiveOptions) error) *cobra.Command {
+	o := &ArchiveOptions{IO: d.IO}
+	cmd := &cobra.Command{
+		Use:   "export NAME",
+		Short: "Write a space (or one of its checkpoints) as one archive",
+		Long: `Write a space as one tar archive: its settings, its root filesystem changes and its
+/workspace, to stdout or -o FILE. The space is frozen a moment for an implicit checkpoint;
+--checkpoint exports one of its checkpoints instead. import makes a space from it.`,
+		Example: `  clawdspace export dev > dev.tar
+  clawdspace export dev --checkpoint before -o before.tar`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Name = args[0]
+			fl, err := newFleet(d)
+			if err != nil {
+				return err
+			}
+			o.Spaces, o.Nodes, o.Printer = fl, fl, newPrinter(d.IO, fl.cfg)
+			if runF != nil {
+				return runF(o)
+			}
+			return exportRun(cmd.Context(), o)
+		},
+	}
+	addServerFlag(cmd, &o.Server)
+	cmd.Flags().StringVar(&o.Checkpoint, "checkpoint", "", "export this checkpoint of the space")
+	cmd.Flags().StringVarP(&o.File, "output", "o", "", "write the archive to this file (default: stdout)")
+	return cmd
+}
+
+// NewCmdImport builds `clawdspace import`.
+func NewCmdImport(d *Deps, runF func(*ArchiveOptions) error) *cobra.Command {
+	o := &ArchiveOptions{IO: d.IO}
+	cmd := &cobra.Command{
+		Use:   "import NAME",
+		Short: "Make a space from an archive of export",
+		Long: `Make the space NAME from an archive that export wrote, read from stdin or -i FILE,
+on a node (--server, or the default): with the archive's settings, its root filesystem
+changes and its /workspace. The node needs the image the space was made with.`,
+		Example: `  clawdspace import dev-copy < dev.tar
+  clawdspace import dev-copy -i dev.tar --server gpu-box`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Name = args[0]
+			fl, err := newFleet(d)
+			if err != nil {
+				return err
+			}
+			o.Spaces, o.Nodes, o.Printer = fl, fl, newPrinter(d.IO, fl.cfg)
+			if runF != nil {
+				return runF(o)
+			}
+			return importRun(cmd.Context(), o)
+		},
+	}
+	addServerFlag(cmd, &o.Server)
+	addJSONFlag(cmd, &o.JSON)
+	cmd.Flags().StringVarP(&o.File, "input", "i", "", "read the archive from this file (default: stdin)")
+	return cmd
+}
+
+func exportRun(ctx context.Context, o *ArchiveOptions) error {
+	toFile := o.File != "" && o.File != "-"
+	if !toFile && o.IO.StdoutTTY {
+		return usageErrorf("the archive is binary: redirect stdout to a file, or give -o FILE")
+	}
+	c, err := o.Spaces.FindSpace(ctx, o.Server, o.Name)
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if o.Checkpoint != "" {
+		q.Set("checkpoint", o.Checkpoint)
+	}
+	resp, err := c.Stream(ctx, http.MethodGet, spacePath(o.Name, "/export"), q, "", nil, 0, "application/x-tar")
+	if err != nil {
+		return spaceError(o.Name, c, err)
+	}
+	defer resp.Body.Close()
+	out := o.IO.Out
+	if toFile {
+		f, err := os.Create(o.File)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = f
+	}
+	n, err := io.Copy(out, resp.Body)
+	if err != nil {
+		if toFile {
+			os.Remove(o.File)
+		}
+		return fmt.Errorf("the archive of %s was cut after %d bytes: %w", o.Name, n, err)
+	}
+	if toFile {
+		if err := out.(*os.File).Close(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(o.IO.ErrOut, "Exported %s from %s (%s)\n", o.Name, c.Name, humanBytes(float64(n)))
+	return nil
+}
+
+func importRun(ctx context.Context, o *ArchiveOptions) error {
+	in, size := o.IO.In, int64(-1)
+	if o.File != "" && o.File != "-" {
+		f, err := os.Open(o.File)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil {
+			size = st.Size()
+		}
+		in = f
+	} else if o.IO.StdinTTY || in == nil {
+		return usageErrorf("give the archive on stdin (clawdspace import NAME < FILE) or with -i FILE")
+	}
+	c, err := o.Nodes.Target(ctx, o.Server)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Stream(ctx, http.MethodPost, "/spaces/import", url.Values{"name": {o.Name}}, "application/x-tar", in, size, "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Space rawObject `json:"space"`
+	}
+	if err := decodeJSON(resp.Body, &out); err != nil {
+		return fmt.Errorf("%s: reading the answer: %w", c.Name, err)
+	}
+	if o.JSON {
+		out.Space["node"], out.Space["nodeUrl"] = c.Name, c.BaseURL
+		return writeJSON(o.IO.Out, out.Space)
+	}
+	s := decodeAs[api.Space](out.Space)
+	_, err = fmt.Fprintf(o.IO.Out, "Imported %s on %s (%s)\n", s.Name, c.Name, o.Printer.status(s.Status))
 	return err
 }

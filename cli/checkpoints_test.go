@@ -65,3 +65,33 @@ func TestCheckpointRestoreForkCommands(t *testing.T) {
 		t.Errorf("list after delete:\n%s", r.Stdout)
 	}
 }
+
+func TestExportImportCommands(t *testing.T) {
+	t.Parallel()
+	e := newCLIEnv(t)
+	name := e.space("excli")
+	copyName := nodetest.Name(t, e.node.Engine, "excli-copy")
+	fileCopy := nodetest.Name(t, e.node.Engine, "excli-file")
+	e.ok(nil, "exec", name, "echo data > /workspace/a && echo tool > /home/sandbox/t")
+
+	r := e.ok(nil, "export", name)
+	if !strings.Contains(r.Stderr, "Exported "+name) || len(r.Stdout) < 1024 {
+		t.Fatalf("export said %q and wrote %d bytes", r.Stderr, len(r.Stdout))
+	}
+	if r := e.ok(strings.NewReader(r.Stdout), "import", copyName); !strings.Contains(r.Stdout, "Imported "+copyName) {
+		t.Errorf("import said %s", r)
+	}
+	if r := e.ok(nil, "exec", copyName, "cat /workspace/a /home/sandbox/t"); r.Stdout != "data\ntool\n" {
+		t.Errorf("imported space holds %q", r.Stdout)
+	}
+
+	// Through files, of a checkpoint.
+	e.ok(nil, "checkpoint", name, "c1")
+	e.ok(nil, "exec", name, "echo later > /workspace/a")
+	e.ok(nil, "export", name, "--checkpoint", "c1", "-o", "c1.tar")
+	e.ok(nil, "import", fileCopy, "-i", "c1.tar")
+	if r := e.ok(nil, "exec", fileCopy, "cat /workspace/a"); r.Stdout != "data\n" {
+		t.Errorf("space imported from the checkpoint's file holds %q", r.Stdout)
+	}
+	oneLineError(t, e.run(strings.NewReader("not an archive"), "import", "x-bad"), 1, "not a space archive")
+}

@@ -140,6 +140,8 @@ func Register(root *cobra.Command, d *Deps) {
 		NewCmdCheckpoint(d, nil),
 		NewCmdRestore(d, nil),
 		NewCmdFork(d, nil),
+		NewCmdExport(d, nil),
+		NewCmdImport(d, nil),
 		NewCmdServers(d, nil),
 		NewCmdSystem(d, nil),
 		NewCmdConfig(d, nil),
