@@ -387,3 +387,104 @@ func importRun(ctx context.Context, o *ArchiveOptions) error {
 	_, err = fmt.Fprintf(o.IO.Out, "Imported %s on %s (%s)\n", s.Name, c.Name, o.Printer.status(s.Status))
 	return err
 }
+
+// MoveOptions are the settings of `move`.
+type MoveOptions struct {
+	IO      *IO
+	Printer *printer
+	Spaces  spaceFinder
+	Nodes   nodePicker
+
+	Name   string
+	To     string
+	Server string
+	// Keep leaves the source in place (paused) once the copy works.
+	Keep bool
+	JSON bool
+}
+
+// NewCmdMove builds `clawdspace move`.
+func NewCmdMove(d *Deps, runF func(*MoveOptions) error) *cobra.Command {
+	o := &MoveOptions{IO: d.IO}
+	cmd := &cobra.Command{
+		Use:   "move NAME --to NODE",
+		Short: "Move a space to another node",
+		Long: `Move a space to another node: pause it (so nothing it does is lost), export it, import it
+on NODE under the same name, check that it runs there, then destroy the source with its
+volume and checkpoints (--keep leaves it, paused). If anything fails before the copy
+runs, the source is resumed and stays where it was. Checkpoints do not move.`,
+		Example: `  clawdspace move dev --to gpu-box`,
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Name = args[0]
+			if o.To == "" {
+				return usageErrorf("--to NODE is required")
+			}
+			fl, err := newFleet(d)
+			if err != nil {
+				return err
+			}
+			o.Spaces, o.Nodes, o.Printer = fl, fl, newPrinter(d.IO, fl.cfg)
+			if runF != nil {
+				return runF(o)
+			}
+			return moveRun(cmd.Context(), o)
+		},
+	}
+	addServerFlag(cmd, &o.Server)
+	addJSONFlag(cmd, &o.JSON)
+	cmd.Flags().StringVar(&o.To, "to", "", "the node to move the space to")
+	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the source (paused) once the copy runs")
+	return cmd
+}
+
+func moveRun(ctx context.Context, o *MoveOptions) error {
+	src, err := o.Spaces.FindSpace(ctx, o.Server, o.Name)
+	if err != nil {
+		return err
+	}
+	dst, err := o.Nodes.Target(ctx, o.To)
+	if err != nil {
+		return err
+	}
+	if strings.TrimRight(dst.BaseURL, "/") == strings.TrimRight(src.BaseURL, "/") && dst.Via == src.Via {
+		return usageErrorf("%s is already on %s", o.Name, src.Name)
+	}
+	path := spacePath(o.Name, "")
+	if err := src.Do(ctx, http.MethodPost, path+"/stop", nil, nil, nil); err != nil {
+		return spaceError(o.Name, src, err)
+	}
+	undo := func(cause error) error {
+		if err := src.Do(context.WithoutCancel(ctx), http.MethodPost, path+"/start", nil, nil, nil); err != nil {
+			return fmt.Errorf("%w (and resuming %s on %s failed: %v)", cause, o.Name, src.Name, err)
+		}
+		return fmt.Errorf("%w; %s stays on %s", cause, o.Name, src.Name)
+	}
+	resp, err := src.Stream(ctx, http.MethodGet, path+"/export", nil, "", nil, 0, "application/x-tar")
+	if err != nil {
+		return undo(spaceError(o.Name, src, err))
+	}
+	imp, err := dst.Stream(ctx, http.MethodPost, "/spaces/import", url.Values{"name": {o.Name}}, "application/x-tar", resp.Body, -1, "application/json")
+	resp.Body.Close()
+	if err != nil {
+		return undo(fmt.Errorf("importing on %s: %w", dst.Name, err))
+	}
+	imp.Body.Close()
+	// The copy must run before the source goes.
+	var ran struct {
+		ExitCode int `json:"exitCode"`
+	}
+	if err := dst.Do(ctx, http.MethodPost, path+"/exec", nil, map[string]any{"command": "true"}, &ran); err != nil || ran.ExitCode != 0 {
+		return fmt.Errorf("the copy on %s does not run (%v): both are kept, the source paused", dst.Name, err)
+	}
+	if !o.Keep {
+		if err := src.Do(ctx, http.MethodDelete, path, url.Values{"removeVolume": {"true"}}, nil, nil); err != nil {
+			return fmt.Errorf("the copy runs on %s, but removing the source on %s failed: %w", dst.Name, src.Name, err)
+		}
+	}
+	if o.JSON {
+		return writeJSON(o.IO.Out, map[string]any{"name": o.Name, "from": src.Name, "to": dst.Name, "toUrl": dst.BaseURL, "kept": o.Keep})
+	}
+	_, err = fmt.Fprintf(o.IO.Out, "Moved %s from %s to %s\n", o.Name, src.Name, dst.Name)
+	return err
+}

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"context"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/adam91holt/clawdspace/nodetest"
 )
@@ -94,4 +97,33 @@ func TestExportImportCommands(t *testing.T) {
 		t.Errorf("space imported from the checkpoint's file holds %q", r.Stdout)
 	}
 	oneLineError(t, e.run(strings.NewReader("not an archive"), "import", "x-bad"), 1, "not a space archive")
+}
+
+// TestMoveCommand moves a space between two nodes: it runs on the second
+// with its files, and is gone from the first.
+func TestMoveCommand(t *testing.T) {
+	t.Parallel()
+	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	a := nodetest.Start(t, nodetest.Options{Hostname: "mv-a", Namespace: "mva" + suffix})
+	b := nodetest.Start(t, nodetest.Options{Hostname: "mv-b", Namespace: "mvb" + suffix})
+	e := newBareEnv(t)
+	e.node = a
+	e.env["CLAWDSPACE_HOSTS"] = a.URL + " " + b.URL
+	e.env["CLAWDSPACE_KEY"] = nodetest.Key
+	name := nodetest.Name(t, a.Engine, "mv")
+	t.Cleanup(func() { _ = b.Engine.Remove(context.Background(), name, true) })
+	if r := a.Do(t, "POST", "/api/spaces", map[string]any{"name": name, "memory": "128m", "cpus": 0.5}); r.Status != 201 {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	e.ok(nil, "exec", name, "echo moving > /workspace/a")
+	oneLineError(t, e.run(nil, "move", name, "--to", "mv-a"), 2, "already on mv-a")
+	if r := e.ok(nil, "move", name, "--to", "mv-b"); !strings.Contains(r.Stdout, "Moved "+name+" from mv-a to mv-b") {
+		t.Errorf("move said %s", r)
+	}
+	if r := a.Do(t, "GET", "/api/spaces/"+name, nil); r.Status != 404 {
+		t.Errorf("the source is still on mv-a: %d", r.Status)
+	}
+	if r := b.Do(t, "POST", "/api/spaces/"+name+"/exec", map[string]any{"command": "cat /workspace/a"}); r.Status != 200 || !strings.Contains(string(r.Body), `moving\n`) {
+		t.Errorf("the copy on mv-b: %d %s", r.Status, r.Body)
+	}
 }

@@ -142,6 +142,7 @@ func Register(root *cobra.Command, d *Deps) {
 		NewCmdFork(d, nil),
 		NewCmdExport(d, nil),
 		NewCmdImport(d, nil),
+		NewCmdMove(d, nil),
 		NewCmdServers(d, nil),
 		NewCmdSystem(d, nil),
 		NewCmdConfig(d, nil),
