@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,4 +165,77 @@ func TestChaosCheckpoint(t *testing.T) {
 		}
 	}
 	t.Logf("after the kill: %d listed, %d absent", listed, absent)
+}
+
+// TestChaosImport kills the node at random points of an import: after the
+// restart the space exists complete (its files there, exec works) or not
+// at all (no container, no volume), and a retried import succeeds.
+func TestChaosImport(t *testing.T) {
+	n := nodetest.StartChildNode(t, nodetest.ChildConfig{})
+	src := nodetest.Name(t, n.Engine, "ci")
+	if r := n.Do(t, "POST", "/api/spaces", createBody(src)); r.Status != http.StatusCreated {
+		t.Fatalf("create = %d %s", r.Status, r.Body)
+	}
+	if r := n.Do(t, "POST", "/api/spaces/"+src+"/exec", map[string]any{"command": ckptState("old")}); r.Status != http.StatusOK {
+		t.Fatalf("exec = %d %s", r.Status, r.Body)
+	}
+	archive := n.Do(t, "GET", "/api/spaces/"+src+"/export", nil)
+	if archive.Status != http.StatusOK {
+		t.Fatalf("export = %d", archive.Status)
+	}
+	importAs := func(name string) nodetest.Response {
+		return n.Do(t, "POST", "/api/spaces/import?name="+name, archive.Body, "Content-Type", "application/x-tar")
+	}
+	warm := nodetest.Name(t, n.Engine, "ciw")
+	d := timeIt(func() {
+		if r := importAs(warm); r.Status != http.StatusCreated {
+			t.Fatalf("import = %d %s", r.Status, r.Body)
+		}
+	})
+	t.Logf("an import of %d bytes takes %v; killing within [0, %v]", len(archive.Body), d, d*5/4)
+	var complete, absent int
+	for round := range chaosRounds(t) {
+		name := nodetest.Name(t, n.Engine, "ci"+strconv.Itoa(round))
+		wait := inFlightBytes(n, "/api/spaces/import?name="+name, archive.Body)
+		time.Sleep(randomDelay(d * 5 / 4))
+		n.Kill()
+		wait()
+		n.Restart()
+		if r := n.Do(t, "GET", "/api/spaces/"+name, nil); r.Status == http.StatusOK {
+			complete++
+			if got := readState(t, n, name); got != "old" {
+				t.Fatalf("round %d: imported state %q", round, got)
+			}
+			continue
+		}
+		absent++
+		if containerExists(t, n, name) || volumeExists(t, n, name) {
+			t.Fatalf("round %d: %s is not listed but its container or volume is left", round, name)
+		}
+		if r := importAs(name); r.Status != http.StatusCreated {
+			t.Fatalf("round %d: retried import = %d %s", round, r.Status, r.Body)
+		}
+		if got := readState(t, n, name); got != "old" {
+			t.Fatalf("round %d: retried import's state %q", round, got)
+		}
+	}
+	t.Logf("after the kill: %d complete, %d absent", complete, absent)
+}
+
+// inFlightBytes posts body in the background and ignores the outcome.
+func inFlightBytes(n *nodetest.ChildNode, path string, body []byte) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		req, err := http.NewRequest("POST", n.URL+path, bytes.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+nodetest.Key)
+		req.Header.Set("Content-Type", "application/x-tar")
+		if resp, err := n.HTTP.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+	return wg.Wait
 }
