@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -150,6 +151,13 @@ func authCases() map[string]authCase {
 		// A fork of a space into itself needs create and checkpoint on it.
 		"Fork": {spaces.ActCreate, []spaces.Action{spaces.ActCheckpoint}, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
 			_, err := s.Fork(ctx, c, sp+"@one", sp)
+			return err
+		}},
+		"Export": {spaces.ActCheckpoint, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			return s.Export(ctx, c, sp, "", io.Discard)
+		}},
+		"Import": {spaces.ActCreate, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.Import(ctx, c, sp, strings.NewReader(""))
 			return err
 		}},
 		"Templates": {spaces.ActRead, nil, "", func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
