@@ -42,11 +42,13 @@ run: image build ## Set up this machine (engine, image) and run a node on 127.0.
 	$(BIN) serve
 
 .PHONY: test-deps
-test-deps: engine ## Install what the tests need besides the engine (busybox-static for the test image, btrfs-progs for workspace quotas, Chromium for the dashboard)
+test-deps: engine ## Install what the tests need besides the engine (busybox-static for the test image, btrfs-progs for workspace quotas, openssh-client for the SSH door, Chromium for the dashboard)
 	@test -x /bin/busybox || { command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq busybox-static; } \
 		|| { echo "The tests need /bin/busybox (a static busybox): install busybox-static"; exit 1; }
 	@command -v mkfs.btrfs >/dev/null || { command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq btrfs-progs; } \
 		|| { echo "The tests need mkfs.btrfs and btrfs (workspace size limits): install btrfs-progs"; exit 1; }
+	@command -v ssh >/dev/null && command -v scp >/dev/null && command -v sftp >/dev/null && command -v ssh-keygen >/dev/null || { command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openssh-client; } \
+		|| { echo "The tests need the OpenSSH client (ssh, scp, sftp, ssh-keygen): install openssh-client"; exit 1; }
 	@docker/ensure-chromium.sh
 
 .PHONY: test

@@ -148,12 +148,16 @@ func Register(root *cobra.Command, d *Deps) {
 		NewCmdConfig(d, nil),
 		NewCmdDashboard(d, nil),
 		NewCmdShell(d, nil),
+		NewCmdForward(d, nil),
+		NewCmdPorts(d, nil),
 		NewCmdFiles(d),
 		NewCmdTemplates(d),
 		NewCmdAudit(d, nil),
 		NewCmdNodes(d, nil),
 		NewCmdStats(d, nil),
 		NewCmdMCP(d, nil),
+		NewCmdSSHProxy(d, nil),
+		NewCmdSSHConfig(d, nil),
 		NewCmdVersion(d),
 	)
 }

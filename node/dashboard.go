@@ -46,6 +46,8 @@ func (s *Server) dashboardRoutes(root *http.ServeMux) {
 	page("POST /spaces/{name}/checkpoints/{checkpoint}/restore", s.handleRestorePage)
 	page("POST /spaces/{name}/checkpoints/{checkpoint}/delete", s.handleDeleteCheckpointPage)
 	page("POST /spaces/{name}/fork", s.handleForkPage)
+	page("POST /spaces/{name}/ports", s.handleForwardPage)
+	page("POST /spaces/{name}/ports/{port}/close", s.handleUnforwardPage)
 
 	page("GET /spaces/{name}/file", s.handleFilePage)
 	page("POST /spaces/{name}/file", s.handleFileSave)
@@ -241,14 +243,16 @@ func (s *Server) chrome(r *http.Request, title, nav string) views.Chrome {
 // message; codes keep other sites from putting words on the page.
 func notice(code string) string {
 	return map[string]string{
-		"created":   "Space created.",
-		"paused":    "Space paused.",
-		"started":   "Space started.",
-		"destroyed": "Space destroyed.",
-		"saved":     "Saved.",
-		"uploaded":  "Uploaded.",
-		"deleted":   "Deleted.",
-		"folder":    "Folder created.",
+		"created":     "Space created.",
+		"paused":      "Space paused.",
+		"started":     "Space started.",
+		"destroyed":   "Space destroyed.",
+		"saved":       "Saved.",
+		"uploaded":    "Uploaded.",
+		"deleted":     "Deleted.",
+		"folder":      "Folder created.",
+		"forwarded":   "Port forwarded on the tailnet.",
+		"unforwarded": "Port no longer forwarded.",
 
 		"checkpoint":         "Checkpoint taken.",
 		"checkpoint-deleted": "Checkpoint deleted.",

@@ -252,6 +252,7 @@ func (s *Server) handleSpacePage(w http.ResponseWriter, r *http.Request) {
 			vm.Files = s.listFiles(r, name, q.Get("path"))
 		}
 	}
+	vm.Ports = s.portsPanel(r, name)
 	events, err := s.cfg.Spaces.Events(r.Context(), callerOf(r), spaces.AuditQuery{Space: name, Limit: 20})
 	if err != nil && r.Context().Err() == nil {
 		s.log.Error("reading a space's audit trail", "space", name, "err", err)

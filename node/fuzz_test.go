@@ -199,6 +199,16 @@ func fuzzRoutes() []fuzzRoute {
 	pathBody := func(f *fuzzer) (any, string) {
 		return f.object(map[string]func() any{"path": func() any { return f.path() }}), "application/json"
 	}
+	portBody := func(f *fuzzer) (any, string) {
+		num := func() any {
+			return json.RawMessage(f.str("3000", "1", "65535", "0", "65536", "-1", "1e3", "99999999999999999999", `"3000"`))
+		}
+		return f.object(map[string]func() any{
+			"port":     num,
+			"nodePort": num,
+			"https":    func() any { return json.RawMessage(f.str("true", "false", "1", `"yes"`)) },
+		}), "application/json"
+	}
 	pushBody := func(f *fuzzer) (any, string) {
 		return f.object(map[string]func() any{
 			"repoPath": func() any { return f.path() },
@@ -216,7 +226,7 @@ func fuzzRoutes() []fuzzRoute {
 	}
 	formBody := func(f *fuzzer) (any, string) {
 		v := url.Values{}
-		for _, k := range []string{"name", "path", "content", "template", "memory", "back", "dir", "yaml", "removeVolume"} {
+		for _, k := range []string{"name", "path", "content", "template", "memory", "back", "dir", "yaml", "removeVolume", "port", "https"} {
 			if f.rng.IntN(2) == 0 {
 				v.Set(k, f.hostile())
 			}
@@ -248,6 +258,12 @@ func fuzzRoutes() []fuzzRoute {
 		{"POST", "/api/spaces/{name}/git/push", pushBody, nil},
 		{"GET", "/api/spaces/{name}/observability", none, nil},
 		{"GET", "/api/spaces/{name}/terminal", none, []string{"cols", "rows"}},
+		{"GET", "/api/spaces/{name}/ports", none, nil},
+		{"POST", "/api/spaces/{name}/ports", portBody, nil},
+		{"DELETE", "/api/spaces/{name}/ports/{port}", none, nil},
+		{"GET", "/api/spaces/{name}/ports/{port}/connect", none, nil},
+		{"POST", "/spaces/{name}/ports", formBody, nil},
+		{"POST", "/spaces/{name}/ports/{port}/close", formBody, nil},
 		{"GET", "/api/audit", none, []string{"space", "limit", "type", "since", "before"}},
 		{"GET", "/api/openapi.json", none, nil},
 		{"GET", "/", none, nil},
@@ -271,6 +287,7 @@ func (f *fuzzer) request(base string, rt fuzzRoute) (*http.Request, error) {
 		method = f.str("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 	}
 	p := strings.ReplaceAll(rt.path, "{name}", url.PathEscape(f.name()))
+	p = strings.ReplaceAll(p, "{port}", url.PathEscape(f.str("3000", "1", "65535", "0", "65536", "-1", "abc", "99999999999999999999", f.hostile())))
 	q := url.Values{}
 	for _, k := range rt.query {
 		switch f.rng.IntN(3) {

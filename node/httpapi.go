@@ -67,7 +67,12 @@ func (s *Server) classifyAndLog(r *http.Request, err error) (int, string) {
 	return status, msg
 }
 
-func (s *Server) classify(err error) (int, string) {
+func (s *Server) classify(err error) (int, string) { return classifyError(err) }
+
+// classifyError is the mapping of errors to HTTP statuses and client-safe
+// messages, for the HTTP handlers and the doors that speak HTTP without a
+// request (a refused connection to a forwarded port).
+func classifyError(err error) (int, string) {
 	msg, hasMsg := api.ErrorMessage(err)
 	var mbe *http.MaxBytesError
 	var retry *RetryLater

@@ -235,6 +235,17 @@ func TestMCPTools(t *testing.T) {
 		if out.Stdout != "one\nthree" || out.Stderr != "two\n" || out.ExitCode != 3 {
 			t.Fatalf("exec = %s", b)
 		}
+		// Notifications reach the handler apart from the answer: wait for
+		// the last output to arrive before reading them.
+		eventually(t, "the progress notifications", 10*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			var all strings.Builder
+			for _, p := range progress {
+				all.WriteString(p.Message)
+			}
+			return strings.Contains(all.String(), "three")
+		})
 		mu.Lock()
 		defer mu.Unlock()
 		var streamed strings.Builder
@@ -528,11 +539,15 @@ func TestMCPAcrossFleet(t *testing.T) {
 	if out, _ := json.Marshal(res.StructuredContent); !strings.Contains(string(out), `"stdout":"far away\n"`) {
 		t.Fatalf("exec on mcp-b = %s", out)
 	}
-	mu.Lock()
-	if !slices.Contains(progress, "far away\n") {
-		t.Errorf("progress relayed from mcp-b = %q", progress)
-	}
-	mu.Unlock()
+	// The client hands notifications to its handler apart from answers,
+	// so the relayed progress may reach the handler after CallTool
+	// returned; the node sent it before the answer (it closes its client
+	// to mcp-b, which waits for the relay, before it answers).
+	eventually(t, "the progress relayed from mcp-b", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(progress, "far away\n")
+	})
 	wantToolError(t, cs, "get_space", map[string]any{"name": name}, "Space not found")
 	var ls struct {
 		Spaces []struct{ Name, Node string }

@@ -249,6 +249,22 @@ func TestOpenAPIAnswers(t *testing.T) {
 	get(sp + "/terminal")
 	get(sp + "/terminal?cols=0")
 	a.checkTerminal(t, sp+"/terminal?cols=100&rows=30")
+	// The SSH tunnel: a refusal before the upgrade, then a real WebSocket.
+	get("/api/ssh")
+	a.checkTerminal(t, "/api/ssh")
+
+	// Ports: the list, a forward refused without a tailnet, bad input,
+	// and the tunnel (refused before the upgrade, then a real one to
+	// busybox's httpd).
+	a.do(t, k, http.MethodPost, sp+"/exec", map[string]any{"command": []string{"httpd", "-p", "3000", "-h", "/tmp"}})
+	get(sp + "/ports")
+	get("/api/spaces/nope-not-here/ports")
+	a.do(t, k, http.MethodPost, sp+"/ports", map[string]any{"port": 3000})
+	a.do(t, k, http.MethodPost, sp+"/ports", map[string]any{"port": 0})
+	a.do(t, k, http.MethodDelete, sp+"/ports/3000", nil)
+	a.do(t, k, http.MethodDelete, sp+"/ports/abc", nil)
+	get(sp + "/ports/3000/connect")
+	a.checkUpgrade(t, sp+"/ports/3000/connect", "the port tunnel")
 
 	// Lifecycle and audit.
 	a.do(t, k, http.MethodPost, sp+"/stop", nil)
@@ -306,12 +322,18 @@ func TestOpenAPIAnswers(t *testing.T) {
 // checkTerminal opens the terminal WebSocket and checks the 101 answer.
 func (a *apiSpec) checkTerminal(t *testing.T, pathQuery string) {
 	t.Helper()
+	a.checkUpgrade(t, pathQuery, "the terminal")
+}
+
+// checkUpgrade opens a WebSocket route and checks the 101 answer.
+func (a *apiSpec) checkUpgrade(t *testing.T, pathQuery, what string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	h := http.Header{"Authorization": {"Bearer " + nodetest.Key}}
 	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(a.n.URL, "http")+pathQuery, &websocket.DialOptions{HTTPHeader: h})
 	if err != nil {
-		t.Errorf("opening the terminal: %v", err)
+		t.Errorf("opening %s: %v", what, err)
 		return
 	}
 	c.Close(websocket.StatusNormalClosure, "")

@@ -40,12 +40,20 @@ func (s *Server) routes() http.Handler {
 	handle("POST /api/spaces/{name}/git/push", s.handleGitPush)
 	handle("GET /api/spaces/{name}/observability", s.handleObservability)
 	handle("GET /api/spaces/{name}/terminal", s.handleTerminal)
+	handle("GET /api/spaces/{name}/ports", s.handlePorts)
+	handle("POST /api/spaces/{name}/ports", s.handleOpenForward)
+	handle("DELETE /api/spaces/{name}/ports/{port}", s.handleCloseForward)
+	handle("GET /api/spaces/{name}/ports/{port}/connect", s.handlePortConnect)
 	handle("GET /api/spaces/{name}/checkpoints", s.handleListCheckpoints)
 	handle("POST /api/spaces/{name}/checkpoints", s.handleCreateCheckpoint)
 	handle("DELETE /api/spaces/{name}/checkpoints/{checkpoint}", s.handleDeleteCheckpoint)
 	handle("POST /api/spaces/{name}/checkpoints/{checkpoint}/restore", s.handleRestoreCheckpoint)
 	handle("GET /api/spaces/{name}/export", s.handleExport)
 	handle("POST /api/spaces/import", s.handleImport)
+
+	// SSH carried over a WebSocket; the SSH user names the space, and the
+	// SSH door asks the Service (docs/SSH.md).
+	handle("GET /api/ssh", s.handleSSH)
 
 	// The audit of one space needs read on it; the whole log needs admin.
 	handle("GET /api/audit", s.handleAudit)

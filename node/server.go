@@ -85,11 +85,20 @@ type Config struct {
 	// the node's tailnet addresses and MagicDNS names (a guard against DNS
 	// rebinding; AllowedHosts adds others).
 	TailnetHosts []string
+	// TailnetName is the node's MagicDNS name (its tailnet address on a
+	// tailnet without MagicDNS), in the URLs of forwards.
+	TailnetName string
+	// Ports serves forwarded ports on the tailnet; nil in local mode,
+	// where opening a forward is refused (the API tunnel serves instead).
+	Ports *PortDoor
 	// TrustTailnet gives every device that reaches the node on the tailnet
 	// full access, without grants: for personal tailnets only.
 	TrustTailnet bool
 	// Fleet knows the other nodes; nil means this node alone.
 	Fleet Fleet
+	// SSH is the node's SSH server, for the /api/ssh tunnel; nil answers
+	// 503 there.
+	SSH SSHServer
 	// Sessions keeps the dashboard's sessions; nil: in memory, lost when
 	// the node stops.
 	Sessions spaces.SessionStore

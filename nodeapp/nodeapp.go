@@ -15,6 +15,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +26,7 @@ import (
 	"github.com/adam91holt/clawdspace/host"
 	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/sshd"
 	"github.com/adam91holt/clawdspace/store"
 	"github.com/adam91holt/clawdspace/tailnet"
 )
@@ -32,6 +36,9 @@ const (
 	DefaultIdleTimeout     = 10 * time.Minute
 	DefaultHistoryInterval = 15 * time.Second
 )
+
+// tailnetAPIPort is where the API answers on the tailnet.
+const tailnetAPIPort = 7777
 
 // Config is everything a node is built from. The assembly fills in the
 // dependencies of the parts' own configs (loggers, clock, store, engine,
@@ -77,6 +84,9 @@ type Config struct {
 	// NoFleetLoop leaves the fleet monitor stopped (no first refresh).
 	NoFleetLoop bool
 
+	// SSH configures the SSH door (docs/SSH.md).
+	SSH SSHConfig
+
 	// IdleTimeout pauses spaces idle this long; 0 turns auto-sleep off.
 	IdleTimeout time.Duration
 	// LoopsOnly, when set, limits the background loops that act on spaces
@@ -89,6 +99,28 @@ type Config struct {
 	// AuditMaxAge and AuditMaxRows bound the audit log; both 0 keep it all.
 	AuditMaxAge  time.Duration
 	AuditMaxRows int64
+}
+
+// Default SSH ports.
+const (
+	DefaultSSHListen      = "127.0.0.1:2222"
+	DefaultSSHTailnetPort = 22
+)
+
+// SSHConfig configures the SSH door: in tailnet mode it listens on the
+// node's tailnet address (TailnetPort) and knows callers by WhoIs; in
+// local mode on Listen, with the keys of DATA_DIR/ssh/authorized_keys.
+// The host key is DATA_DIR/ssh/host_ed25519_key.
+type SSHConfig struct {
+	// Off turns the SSH door off (and /api/ssh answers 503).
+	Off bool
+	// Listen is the local-mode address (default DefaultSSHListen).
+	Listen string
+	// TailnetPort is the port on the tailnet (default 22).
+	TailnetPort uint16
+	// Server holds the bounds (connections, channels, timeouts); its
+	// Service, Logger, paths and WhoIs are set here.
+	Server sshd.Config
 }
 
 // Node is an assembled node. Build it with New, run it with Start, stop it
@@ -107,11 +139,17 @@ type Node struct {
 	// Tailnet and Fleet are nil when the node has none.
 	Tailnet *tailnet.Node
 	Fleet   *fleet.Fleet
+	// SSH is the SSH door (nil when off); SSHAddr is where it listens
+	// (host:port; the tailnet address in tailnet mode).
+	SSH     *sshd.Server
+	SSHAddr string
 
 	log   *slog.Logger
 	srv   *node.Server
 	ln    net.Listener
 	tln   net.Listener
+	ports *node.PortDoor
+	sshLn net.Listener
 	loops []starter
 
 	mu      sync.Mutex
@@ -176,6 +214,14 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	snap := machine.Snapshot()
 	sc.HostMemory = int64(snap.MemTotal)
 	sc.HasGPU = sc.HasGPU || machine.GPU().Present
+	// The API's tailnet port is never given to a forward.
+	if !slices.Contains(sc.ReservedPorts, tailnetAPIPort) {
+		sc.ReservedPorts = append(slices.Clone(sc.ReservedPorts), tailnetAPIPort)
+	}
+	if !cfg.SSH.Off {
+		// Forwarded ports never take the SSH port.
+		sc.ReservedPorts = append(slices.Clone(sc.ReservedPorts), cmp.Or(cfg.SSH.TailnetPort, DefaultSSHTailnetPort))
+	}
 	if n.Service, err = spaces.New(ctx, sc); err != nil {
 		return nil, err
 	}
@@ -211,13 +257,31 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 
+	if err := n.buildSSH(cfg); err != nil {
+		return nil, err
+	}
+	if n.SSH != nil {
+		sv.SSH = n.SSH
+	}
+
 	sv.Spaces, sv.Machine, sv.Logger, sv.Clock = n.Service, machine, log, cfg.Clock
 	sv.NodeName, sv.URL, sv.SpoolDir, sv.Sessions = n.Name, n.URL, spool, n.Store
 	if n.Fleet != nil {
 		sv.Fleet = n.Fleet
 	}
 	if n.Tailnet != nil {
-		sv.Tailnet, sv.TailnetHosts = n.Tailnet, n.Tailnet.Hosts()
+		sv.Tailnet, sv.TailnetHosts, sv.TailnetName = n.Tailnet, n.Tailnet.Hosts(), n.Tailnet.DNSName()
+		// Without MagicDNS the device's name is a bare host name that
+		// other devices cannot resolve: forwards' URLs use its address.
+		if !strings.Contains(sv.TailnetName, ".") {
+			sv.TailnetName = n.Tailnet.Addr()
+		}
+		// Forwarded ports are served on the tailnet only: there the
+		// caller is known by WhoIs.
+		if n.ports, err = node.NewPortDoor(node.PortDoorConfig{Spaces: n.Service, Tailnet: n.Tailnet, TrustTailnet: sv.TrustTailnet, Logger: log}); err != nil {
+			return nil, err
+		}
+		sv.Ports = n.ports
 	}
 	if n.srv, err = node.New(sv); err != nil {
 		return nil, err
@@ -272,14 +336,78 @@ func (n *Node) joinTailnet(ctx context.Context, cfg Config) error {
 	}
 	n.Tailnet = tn
 	n.onClose(func() { tn.Close() })
-	if n.tln, err = tn.Listen(":7777"); err != nil {
+	if n.tln, err = tn.Listen(":" + strconv.Itoa(tailnetAPIPort)); err != nil {
 		return fmt.Errorf("listening on the tailnet: %w", err)
 	}
-	n.URL = "http://" + net.JoinHostPort(tn.Addr(), "7777")
+	n.URL = "http://" + net.JoinHostPort(tn.Addr(), strconv.Itoa(tailnetAPIPort))
 	if cfg.Server.TrustTailnet {
 		n.log.Warn("TRUSTED TAILNET: every device that can reach this node on the tailnet has full access (--trust-tailnet)")
 	}
 	return nil
+}
+
+// buildSSH builds the SSH door and listens: on the tailnet in tailnet
+// mode, else on the local address.
+func (n *Node) buildSSH(cfg Config) error {
+	if cfg.SSH.Off {
+		return nil
+	}
+	dir := filepath.Join(cfg.DataDir, "ssh")
+	sc := cfg.SSH.Server
+	sc.Service, sc.Logger = n.Service, n.log
+	sc.HostKeyPath = filepath.Join(dir, "host_ed25519_key")
+	sc.AuthorizedKeysPath = filepath.Join(dir, "authorized_keys")
+	var err error
+	if tn := n.Tailnet; tn != nil {
+		sc.WhoIs = func(ctx context.Context, addr string) (spaces.Caller, error) {
+			return node.WhoIsCaller(ctx, tn, addr, cfg.Server.TrustTailnet, n.log)
+		}
+		port := cmp.Or(cfg.SSH.TailnetPort, DefaultSSHTailnetPort)
+		if n.sshLn, err = tn.Listen(fmt.Sprintf(":%d", port)); err != nil {
+			return fmt.Errorf("listening for SSH on the tailnet: %w", err)
+		}
+		n.SSHAddr = net.JoinHostPort(tn.Addr(), strconv.Itoa(int(port)))
+	} else {
+		addr := cmp.Or(cfg.SSH.Listen, DefaultSSHListen)
+		if n.sshLn, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("listening for SSH on %s: %w (--ssh-listen changes the address, --no-ssh turns SSH off)", addr, err)
+		}
+		n.SSHAddr = n.sshLn.Addr().String()
+		if h, _, _ := net.SplitHostPort(n.SSHAddr); !net.ParseIP(h).IsLoopback() {
+			n.log.Warn("SSH listens beyond loopback: anyone who reaches this address with an authorized key controls the spaces", "addr", n.SSHAddr)
+		}
+	}
+	ln := n.sshLn
+	n.onClose(func() { ln.Close() })
+	if n.SSH, err = sshd.New(sc); err != nil {
+		return err
+	}
+	return nil
+}
+
+// sshLoop serves the SSH listener until Close.
+type sshLoop struct {
+	srv     *sshd.Server
+	ln      net.Listener
+	tailnet bool
+	wg      sync.WaitGroup
+}
+
+func (l *sshLoop) Start(ctx context.Context) {
+	l.wg.Go(func() {
+		if l.tailnet {
+			_ = l.srv.ServeTailnet(ctx, l.ln)
+		} else {
+			_ = l.srv.Serve(ctx, l.ln)
+		}
+	})
+}
+
+// Close ends every SSH connection (and what their sessions run).
+func (l *sshLoop) Close() {
+	l.ln.Close()
+	l.srv.Close()
+	l.wg.Wait()
 }
 
 // buildFleet builds the fleet monitor: tailnet peers, or static nodes.
@@ -310,6 +438,12 @@ func (n *Node) buildFleet(ctx context.Context, cfg Config) error {
 // setting.
 func (n *Node) backgroundLoops(cfg Config) []starter {
 	loops := []starter{engine.NewEgressGuard(n.Engine)}
+	if n.ports != nil {
+		loops = append(loops, n.ports)
+	}
+	if n.SSH != nil {
+		loops = append(loops, &sshLoop{srv: n.SSH, ln: n.sshLn, tailnet: n.Tailnet != nil})
+	}
 	if n.Fleet != nil && !cfg.NoFleetLoop {
 		loops = append(loops, n.Fleet)
 	}

@@ -162,7 +162,7 @@ func (n *ChildNode) start() {
 	args := append([]string{"serve",
 		"--listen", n.addr, "--api-key", Key, "--data-dir", n.cfg.DataDir,
 		"--image", TestImage, "--gpu-image", TestImage, "--namespace", n.cfg.Namespace,
-		"--idle-timeout", "0", "--history-interval", "0", "--verbose",
+		"--idle-timeout", "0", "--history-interval", "0", "--verbose", "--ssh-listen", "127.0.0.1:0",
 	}, n.cfg.Args...)
 	cmd := exec.Command(n.bin, args...)
 	cmd.Env = append(childEnv(), n.cfg.Env...)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ import (
 	"github.com/adam91holt/clawdspace/node"
 	"github.com/adam91holt/clawdspace/nodeapp"
 	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/sshd"
 	"github.com/adam91holt/clawdspace/store"
 	"github.com/adam91holt/clawdspace/tailnet"
 )
@@ -101,6 +103,11 @@ type Options struct {
 	// FilesInSpace makes file operations run in the space as its user,
 	// as on a node that cannot see the workspace from the engine's host.
 	FilesInSpace bool
+	// NoSSH turns the SSH door off; SSH sets its bounds, SSHTailnetPort
+	// its port on the tailnet (default 22).
+	NoSSH          bool
+	SSH            sshd.Config
+	SSHTailnetPort uint16
 }
 
 // Node is a running test node.
@@ -117,6 +124,10 @@ type Node struct {
 	// tailnet mode.
 	TS    *tailnet.Node
 	Fleet *fleet.Fleet
+	// SSHAddr is where the node serves SSH (host:port) and SSHDir its
+	// folder (host key, authorized_keys); SSHAddr is empty with NoSSH.
+	SSHAddr string
+	SSHDir  string
 
 	app *nodeapp.Node
 }
@@ -170,6 +181,8 @@ func Start(tb testing.TB, opt Options) *Node {
 		// with Node.Fleet.Refresh.
 		Fleet:       fleet.Config{Static: opt.Nodes, Interval: time.Hour, ProbeTimeout: 3 * time.Second},
 		NoFleetLoop: opt.NoFleetLoop,
+		// SSH on a free port: tests run nodes side by side.
+		SSH: nodeapp.SSHConfig{Off: opt.NoSSH, Listen: "127.0.0.1:0", TailnetPort: opt.SSHTailnetPort, Server: opt.SSH},
 		// The loops `serve` runs by default run here too; auto-sleep and
 		// history ingest only on the spaces made through this node (see
 		// knownSpace).
@@ -204,6 +217,7 @@ func Start(tb testing.TB, opt Options) *Node {
 	// The test's URL is the local listener, also in tailnet mode.
 	n.app, n.URL, n.Name = app, app.LocalURL, app.Name
 	n.Service, n.Store, n.Engine, n.TS, n.Fleet = app.Service, app.Store, app.Engine, app.Tailnet, app.Fleet
+	n.SSHAddr, n.SSHDir = app.SSHAddr, filepath.Join(n.DataDir, "ssh")
 	app.Start(context.Background())
 	return n
 }

@@ -36,7 +36,7 @@ type Control struct {
 // accepts only its own auth key, on every login.
 func StartControl(tb testing.TB) *Control {
 	tb.Helper()
-	return startControl(tb, true)
+	return startControl(tb, true, magicDNSDomain)
 }
 
 // StartControlAnyKey starts a test tailnet that accepts any auth key and
@@ -44,10 +44,21 @@ func StartControl(tb testing.TB) *Control {
 // control server does (StartControl's asks for the key every time).
 func StartControlAnyKey(tb testing.TB) *Control {
 	tb.Helper()
-	return startControl(tb, false)
+	return startControl(tb, false, magicDNSDomain)
 }
 
-func startControl(tb testing.TB, requireKey bool) *Control {
+// StartControlNoCertificates starts a test tailnet without MagicDNS, so
+// it offers its devices no TLS certificates (no certificate domains), as
+// a tailnet with HTTPS turned off does.
+func StartControlNoCertificates(tb testing.TB) *Control {
+	tb.Helper()
+	return startControl(tb, true, "")
+}
+
+// magicDNSDomain is the test tailnet's MagicDNS domain.
+const magicDNSDomain = "tail-scale.ts.net"
+
+func startControl(tb testing.TB, requireKey bool, dnsDomain string) *Control {
 	tb.Helper()
 	netns.SetEnabled(false)
 	tb.Cleanup(func() { netns.SetEnabled(true) })
@@ -56,7 +67,7 @@ func startControl(tb testing.TB, requireKey bool) *Control {
 	c.Server = &testcontrol.Server{
 		DERPMap:        derpMap,
 		DNSConfig:      &tailcfg.DNSConfig{Proxied: true},
-		MagicDNSDomain: "tail-scale.ts.net",
+		MagicDNSDomain: dnsDomain,
 		Logf:           logger.Discard,
 		// As Tailscale's control server does, say which peers are online.
 		AllOnline: true,

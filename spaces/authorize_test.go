@@ -115,6 +115,13 @@ func authCases() map[string]authCase {
 			_, err := s.Run(ctx, c, sp, spaces.ExecRequest{Cmd: []string{"true"}})
 			return err
 		}},
+		"OpenSSH": {spaces.ActTerminal, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			end, err := s.OpenSSH(ctx, c, sp, nil)
+			if err == nil {
+				end()
+			}
+			return err
+		}},
 		"Ports": {spaces.ActRead, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
 			_, err := s.Ports(ctx, c, sp)
 			return err

@@ -4,6 +4,7 @@ package tailnet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -142,6 +143,23 @@ func (n *Node) WhoIs(ctx context.Context, remoteAddr string) (*apitype.WhoIsResp
 
 // Status returns the device's view of the tailnet: itself and its peers.
 func (n *Node) Status(ctx context.Context) (*ipnstate.Status, error) { return n.lc.Status(ctx) }
+
+// CertDomains are the names the tailnet issues TLS certificates for:
+// empty when it issues none (HTTPS is off in the admin console, or the
+// control server has no certificates).
+func (n *Node) CertDomains(ctx context.Context) ([]string, error) {
+	st, err := n.lc.StatusWithoutPeers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.CertDomains, nil
+}
+
+// GetCertificate gets the tailnet's certificate for a TLS handshake (a
+// tls.Config's GetCertificate).
+func (n *Node) GetCertificate(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return n.lc.GetCertificate(hi)
+}
 
 // Dial connects through the tailnet.
 func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -178,6 +178,42 @@ type SpacePage struct {
 	Now         time.Time
 	// Terminal opens the terminal at once (the overview's exec action).
 	Terminal bool
+	Ports    Ports
+}
+
+// Ports is the ports panel of a space: what it listens on and what is
+// forwarded on the tailnet.
+type Ports struct {
+	Space string
+	// Detected is false when the space's sockets could not be read (it
+	// is paused, or Error says why).
+	Detected  bool
+	Listening []PortRow
+	// Forwards lists the forwards whose port is not listening now.
+	Forwards []ForwardRow
+	// Served is true when the node serves forwards (it is on a tailnet).
+	Served bool
+	// CanForward shows the buttons that open and close forwards.
+	CanForward bool
+	Error      string
+}
+
+// PortRow is a port the space listens on, and its forward when it has one.
+type PortRow struct {
+	Port     uint16
+	Address  string
+	Loopback bool
+	Forward  *ForwardRow
+}
+
+// ForwardRow is a forwarded port.
+type ForwardRow struct {
+	Port     uint16
+	NodePort uint16
+	HTTPS    bool
+	URL      string
+	State    string
+	Error    string
 }
 
 // Process is one row of a space's process table.

@@ -291,3 +291,67 @@ func TestSignInSaysHowToGetIn(t *testing.T) {
 	}
 	d.none("signed-in")
 }
+
+func TestPortsPanel(t *testing.T) {
+	fwd := &views.ForwardRow{Port: 3000, NodePort: 3000, URL: "http://box.tail-scale.ts.net:3000/", State: "serving"}
+	listening := []views.PortRow{
+		{Port: 3000, Address: "0.0.0.0", Forward: fwd},
+		{Port: 5432, Address: "127.0.0.1", Loopback: true},
+	}
+	tests := []struct {
+		name    string
+		ports   views.Ports
+		present []string
+		absent  []string
+	}{
+		{
+			name:    "operator on a tailnet node",
+			ports:   views.Ports{Space: "dev", Detected: true, Listening: listening, Served: true, CanForward: true},
+			present: []string{"ports-table", "port-link", "port-forward", "port-unforward"},
+			absent:  []string{"ports-local", "ports-unknown", "ports-error"},
+		},
+		{
+			name:    "viewer sees the ports and links, no buttons",
+			ports:   views.Ports{Space: "dev", Detected: true, Listening: listening, Served: true},
+			present: []string{"ports-table", "port-link"},
+			absent:  []string{"port-forward", "port-unforward"},
+		},
+		{
+			name:    "node without a tailnet points at clawdspace forward",
+			ports:   views.Ports{Space: "dev", Detected: true, Listening: listening[1:], CanForward: true},
+			present: []string{"ports-table", "ports-local"},
+			absent:  []string{"port-forward", "port-link"},
+		},
+		{
+			name: "paused space with a forward that failed",
+			ports: views.Ports{Space: "dev", Served: true, CanForward: true,
+				Forwards: []views.ForwardRow{{Port: 8080, NodePort: 40000, State: "failed", Error: "listening on node port 40000: address in use"}}},
+			present: []string{"ports-unknown", "ports-table", "port-forwarded", "port-unforward"},
+			absent:  []string{"port-link"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := render(t, views.PortsPanel(tt.ports))
+			for _, id := range tt.present {
+				if len(d.all(id)) == 0 {
+					t.Errorf("missing %s", id)
+				}
+			}
+			for _, id := range tt.absent {
+				d.none(id)
+			}
+		})
+	}
+	d := render(t, views.PortsPanel(views.Ports{Space: "dev", Detected: true, Listening: listening, Served: true, CanForward: true}))
+	if href, _ := attr(d.one("port-link"), "href"); href != fwd.URL {
+		t.Errorf("forward link = %q", href)
+	}
+	if got := text(d.all("port-row")[1]); !strings.Contains(got, "loopback") {
+		t.Errorf("loopback port row = %q", got)
+	}
+	d = render(t, views.PortsPanel(views.Ports{Space: "dev", Served: true, Forwards: []views.ForwardRow{{Port: 8080, NodePort: 40000, State: "failed", Error: "address in use"}}}))
+	if got := text(d.one("port-forwarded")); !strings.Contains(got, "failed") || !strings.Contains(got, "address in use") {
+		t.Errorf("failed forward shows %q", got)
+	}
+}

@@ -23,7 +23,7 @@ func BenchmarkIdleRSS(b *testing.B) {
 	}
 	run := func(b *testing.B, env []string, ready string) {
 		cmd := exec.Command(bin, "serve", "--hostname", "rss-node", "--namespace", "rss")
-		cmd.Env = append(os.Environ(), append(env, "CLAWDSPACE_DATA_DIR="+b.TempDir(), "PORT=0", "API_KEY="+nodetest.Key)...)
+		cmd.Env = append(os.Environ(), append(env, "CLAWDSPACE_DATA_DIR="+b.TempDir(), "PORT=0", "CLAWDSPACE_SSH_LISTEN=127.0.0.1:0", "API_KEY="+nodetest.Key)...)
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
 			b.Fatal(err)

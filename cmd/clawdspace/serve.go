@@ -74,6 +74,11 @@ type serveOptions struct {
 	TrustTailnet bool
 	Nodes        string
 	NodesRefresh time.Duration
+
+	// SSH.
+	NoSSH     bool
+	SSHListen string
+	SSHPort   uint16
 }
 
 func newServeCmd(getenv func(string) string) *cobra.Command {
@@ -92,7 +97,11 @@ Without an API key a strong one is generated on first start and kept in the data
 Tailnet mode (an auth key in TS_AUTHKEY or --ts-authkey, or --tailnet with a saved login)
 joins the tailnet as its own device and serves the API there on :7777 too; people are known
 by their tailnet identity and act by the grants of the policy file (docs/POLICY.md).
-TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS apply there.`,
+TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS apply there.
+
+SSH (docs/SSH.md): on the tailnet on port 22 (--ssh-port, CLAWDSPACE_SSH_PORT), callers known
+by WhoIs; in local mode on 127.0.0.1:2222 (--ssh-listen, CLAWDSPACE_SSH_LISTEN) with the keys of
+DATA_DIR/ssh/authorized_keys. --no-ssh (CLAWDSPACE_NO_SSH) turns it off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return diskFullAtStart(o.DataDir, runServe(cmd.Context(), o, cmd.ErrOrStderr()))
@@ -103,9 +112,10 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 	maxFile, maxErr := envInt(getenv, "CLAWDSPACE_MAX_FILE_BYTES", 10<<30)
 	maxOut, maxOutErr := envInt(getenv, "CLAWDSPACE_MAX_EXEC_OUTPUT", node.DefaultMaxExecOutput)
 	refresh, refreshErr := envMillis(getenv, "NODES_REFRESH_MS", 30*time.Second)
+	sshPort, sshPortErr := envPort(getenv, "CLAWDSPACE_SSH_PORT", nodeapp.DefaultSSHTailnetPort)
 	cmd.PreRunE = func(c *cobra.Command, _ []string) error {
 		var errs []error
-		for flag, err := range map[string]error{"idle-timeout": idleErr, "history-interval": histErr, "max-file-bytes": maxErr, "max-exec-output": maxOutErr, "nodes-refresh": refreshErr} {
+		for flag, err := range map[string]error{"idle-timeout": idleErr, "history-interval": histErr, "max-file-bytes": maxErr, "max-exec-output": maxOutErr, "nodes-refresh": refreshErr, "ssh-port": sshPortErr} {
 			if err != nil && !c.Flags().Changed(flag) {
 				errs = append(errs, err)
 			}
@@ -121,6 +131,9 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 		}
 		if o.AuditMaxAge < 0 || o.AuditMaxRows < 0 {
 			errs = append(errs, errors.New("--audit-max-age and --audit-max-rows must not be negative"))
+		}
+		if o.SSHPort == 0 {
+			errs = append(errs, errors.New("--ssh-port must be between 1 and 65535 (--no-ssh turns SSH off)"))
 		}
 		if o.NodesRefresh < time.Second {
 			errs = append(errs, errors.New("--nodes-refresh must be at least 1s"))
@@ -172,6 +185,9 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 		"give every tailnet device that reaches the node full access, without grants: personal tailnets only ($CLAWDSPACE_TRUST_TAILNET)")
 	f.StringVar(&o.Nodes, "nodes", getenv("CLAWDSPACE_NODES"), "fixed fleet instead of discovery: name=http://host:7777,... ($CLAWDSPACE_NODES)")
 	f.DurationVar(&o.NodesRefresh, "nodes-refresh", refresh, "time between two fleet health probes ($NODES_REFRESH_MS)")
+	f.BoolVar(&o.NoSSH, "no-ssh", isTrue(getenv("CLAWDSPACE_NO_SSH")), "turn the SSH door off ($CLAWDSPACE_NO_SSH)")
+	f.StringVar(&o.SSHListen, "ssh-listen", envOr(getenv, "CLAWDSPACE_SSH_LISTEN", nodeapp.DefaultSSHListen), "SSH address in local mode, keys from DATA_DIR/ssh/authorized_keys ($CLAWDSPACE_SSH_LISTEN)")
+	f.Uint16Var(&o.SSHPort, "ssh-port", sshPort, "SSH port on the tailnet ($CLAWDSPACE_SSH_PORT)")
 	return cmd
 }
 
@@ -208,6 +224,18 @@ func envMillis(getenv func(string) string, key string, def time.Duration) (time.
 		return def, fmt.Errorf("%s must be a whole number of milliseconds, not %q", key, v)
 	}
 	return time.Duration(n) * time.Millisecond, nil
+}
+
+func envPort(getenv func(string) string, key string, def uint16) (uint16, error) {
+	v := strings.TrimSpace(getenv(key))
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 16)
+	if err != nil || n == 0 {
+		return def, fmt.Errorf("%s must be a port between 1 and 65535, not %q", key, v)
+	}
+	return uint16(n), nil
 }
 
 func envInt(getenv func(string) string, key string, def int64) (int64, error) {
@@ -290,6 +318,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 			return key, err
 		},
 		Fleet:           fleet.Config{Static: static, Interval: o.NodesRefresh},
+		SSH:             nodeapp.SSHConfig{Off: o.NoSSH, Listen: o.SSHListen, TailnetPort: o.SSHPort},
 		IdleTimeout:     o.IdleTimeout,
 		HistoryInterval: o.HistoryInterval,
 		AuditMaxAge:     time.Duration(o.AuditMaxAge),
@@ -315,6 +344,9 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	if n.Tailnet != nil {
 		fmt.Fprintf(stderr, "On the tailnet as %s: http://%s:7777 (%s)\n", n.Name, n.Tailnet.Addr(), accessMode(o))
 	}
+	if n.SSH != nil {
+		fmt.Fprintf(stderr, "SSH on %s (%s; docs/SSH.md)\n", n.SSHAddr, sshMode(n))
+	}
 	n.Start(ctx)
 	return n.Wait()
 }
@@ -330,6 +362,13 @@ func diskFullAtStart(dataDir string, err error) error {
 		free = fmt.Sprintf("%d bytes", b)
 	}
 	return fmt.Errorf("the node's disk is full: its data folder %s has %s free; free some space and start again (%w)", dataDir, free, err)
+}
+
+func sshMode(n *nodeapp.Node) string {
+	if n.Tailnet != nil {
+		return "tailnet callers by their identity, no keys: ssh SPACE@" + n.Name
+	}
+	return "keys of " + filepath.Join("DATA_DIR", "ssh", "authorized_keys")
 }
 
 func accessMode(o serveOptions) string {

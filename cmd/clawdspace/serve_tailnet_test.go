@@ -53,7 +53,7 @@ func startServe(t *testing.T, env map[string]string, args []string, want *regexp
 func TestServeTailnetMode(t *testing.T) {
 	ctl := nodetest.StartControl(t)
 	env := map[string]string{
-		"CLAWDSPACE_DATA_DIR": t.TempDir(), "PORT": "0", "TS_CONTROL_URL": ctl.URL,
+		"CLAWDSPACE_DATA_DIR": t.TempDir(), "PORT": "0", "CLAWDSPACE_SSH_LISTEN": "127.0.0.1:0", "TS_CONTROL_URL": ctl.URL,
 		"CLAWDSPACE_NAMESPACE": "cmd", "API_KEY": nodetest.Key,
 	}
 	onTailnet := regexp.MustCompile(`On the tailnet as cmd-node: (http://100\.[0-9.]+:7777)`)

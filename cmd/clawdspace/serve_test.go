@@ -116,7 +116,7 @@ func (s *syncBuffer) String() string {
 // the key enforced.
 func TestServeLocalMode(t *testing.T) {
 	dir := t.TempDir()
-	env := map[string]string{"CLAWDSPACE_DATA_DIR": dir, "PORT": "0"}
+	env := map[string]string{"CLAWDSPACE_DATA_DIR": dir, "PORT": "0", "CLAWDSPACE_SSH_LISTEN": "127.0.0.1:0"}
 	start := func() (url string, out *syncBuffer, stop func()) {
 		out = &syncBuffer{}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -178,18 +178,30 @@ func TestServeLocalMode(t *testing.T) {
 	if got := get("/api/spaces", k); got != 200 {
 		t.Errorf("spaces with key = %d", got)
 	}
+	// SSH in local mode: on loopback, with a host key made once.
+	if !regexp.MustCompile(`SSH on 127\.0\.0\.1:\d+ \(keys of `).MatchString(out.String()) {
+		t.Errorf("serve did not say where SSH listens:\n%s", out.String())
+	}
+	hostKey, err := os.ReadFile(filepath.Join(dir, "ssh", "host_ed25519_key"))
+	if err != nil {
+		t.Fatalf("no SSH host key: %v", err)
+	}
 	stop()
 
-	// A restart keeps the key and does not print it again.
+	// A restart keeps the key and does not print it again; the SSH host
+	// key is kept too.
 	_, out, stop = start()
 	if strings.Contains(out.String(), k) {
 		t.Errorf("restart printed the key again:\n%s", out.String())
+	}
+	if again, err := os.ReadFile(filepath.Join(dir, "ssh", "host_ed25519_key")); err != nil || string(again) != string(hostKey) {
+		t.Errorf("the SSH host key changed at restart (%v)", err)
 	}
 	stop()
 }
 
 func TestServeAuthDisabledWarns(t *testing.T) {
-	env := map[string]string{"CLAWDSPACE_DATA_DIR": t.TempDir(), "PORT": "0", "CLAWDSPACE_AUTH_DISABLED": "true"}
+	env := map[string]string{"CLAWDSPACE_DATA_DIR": t.TempDir(), "PORT": "0", "CLAWDSPACE_SSH_LISTEN": "127.0.0.1:0", "CLAWDSPACE_AUTH_DISABLED": "true"}
 	out := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := newRootCmd(func(k string) string { return env[k] }, io.Discard, out)
@@ -267,6 +279,18 @@ func TestServeEnvSettings(t *testing.T) {
 		{"bad idle timeout", map[string]string{"IDLE_TIMEOUT_MS": "soon"}, nil, "IDLE_TIMEOUT_MS", nil},
 		{"negative interval", map[string]string{"HISTORY_INGEST_MS": "-5"}, nil, "HISTORY_INGEST_MS", nil},
 		{"bad max file", map[string]string{"CLAWDSPACE_MAX_FILE_BYTES": "0"}, nil, "CLAWDSPACE_MAX_FILE_BYTES", nil},
+		{"bad ssh port variable", map[string]string{"CLAWDSPACE_SSH_PORT": "70000"}, nil, "CLAWDSPACE_SSH_PORT", nil},
+		{"zero ssh port", nil, []string{"--ssh-port", "0"}, "ssh-port", nil},
+		{"ssh defaults", map[string]string{}, nil, "", func(t *testing.T, o serveOptions) {
+			if o.SSHPort != 22 || o.SSHListen != "127.0.0.1:2222" || o.NoSSH {
+				t.Errorf("ssh options = %+v", o)
+			}
+		}},
+		{"ssh from the environment", map[string]string{"CLAWDSPACE_SSH_PORT": "2022", "CLAWDSPACE_SSH_LISTEN": "127.0.0.1:2300", "CLAWDSPACE_NO_SSH": "true"}, nil, "", func(t *testing.T, o serveOptions) {
+			if o.SSHPort != 2022 || o.SSHListen != "127.0.0.1:2300" || !o.NoSSH {
+				t.Errorf("ssh options = %+v", o)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,6 +303,9 @@ func TestServeEnvSettings(t *testing.T) {
 				got.MaxFileBytes, _ = cmd.Flags().GetInt64("max-file-bytes")
 				got.MaxExecOutput, _ = cmd.Flags().GetInt64("max-exec-output")
 				got.GitTokenHosts, _ = cmd.Flags().GetStringSlice("git-token-hosts")
+				got.SSHPort, _ = cmd.Flags().GetUint16("ssh-port")
+				got.SSHListen, _ = cmd.Flags().GetString("ssh-listen")
+				got.NoSSH, _ = cmd.Flags().GetBool("no-ssh")
 				return nil
 			}
 			cmd.SetArgs(tt.args)
@@ -303,7 +330,7 @@ func TestServeEnvSettings(t *testing.T) {
 // "disk I/O error".
 func TestServeOnFullDisk(t *testing.T) {
 	dir := nodetest.SmallDisk(t, "4m")
-	env := map[string]string{"CLAWDSPACE_DATA_DIR": dir, "PORT": "0", "CLAWDSPACE_NAMESPACE": "cmdfull", "API_KEY": nodetest.Key}
+	env := map[string]string{"CLAWDSPACE_DATA_DIR": dir, "PORT": "0", "CLAWDSPACE_SSH_LISTEN": "127.0.0.1:0", "CLAWDSPACE_NAMESPACE": "cmdfull", "API_KEY": nodetest.Key}
 	started := regexp.MustCompile(`Clawdspace node on (http://127\.0\.0\.1:\d+)`)
 	_, out, stop, err := startServe(t, env, nil, started)
 	if err != nil {
