@@ -30,9 +30,13 @@ type CheckpointOptions struct {
 	Delete bool
 	Force  bool
 	// From and New are for fork: the source (NAME or NAME@CHECKPOINT) and
-	// the new space.
+	// the new space; To forks onto another node (an export piped into an
+	// import there).
 	From string
 	New  string
+	To   string
+	// Nodes picks the node of To.
+	Nodes nodePicker
 }
 
 // NewCmdCheckpoint builds `clawdspace checkpoint`.
@@ -109,9 +113,11 @@ func NewCmdFork(d *Deps, runF func(*CheckpointOptions) error) *cobra.Command {
 		Short: "Make a new space from a space or one of its checkpoints",
 		Long: `Make the space NEW, independent of its source, from a space (SOURCE is NAME: its state
 now, through a checkpoint that is removed once the fork is made) or from one of its
-checkpoints (NAME@CHECKPOINT), with the source's settings, on the source's node.`,
+checkpoints (NAME@CHECKPOINT), with the source's settings, on the source's node; with
+--to NODE on that node of the fleet (the archive streams across through this machine).`,
 		Example: `  clawdspace fork dev dev-experiment
-  clawdspace fork dev@before-migration dev-old`,
+  clawdspace fork dev@before-migration dev-old
+  clawdspace fork dev dev-gpu --to gpu-box`,
 		Args: exactArgs("SOURCE", "NEW"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.From, o.New = args[0], args[1]
@@ -119,7 +125,7 @@ checkpoints (NAME@CHECKPOINT), with the source's settings, on the source's node.
 			if err != nil {
 				return err
 			}
-			o.Spaces, o.Printer = fl, newPrinter(d.IO, fl.cfg)
+			o.Spaces, o.Nodes, o.Printer = fl, fl, newPrinter(d.IO, fl.cfg)
 			if runF != nil {
 				return runF(o)
 			}
@@ -128,6 +134,7 @@ checkpoints (NAME@CHECKPOINT), with the source's settings, on the source's node.
 	}
 	addServerFlag(cmd, &o.Server)
 	addJSONFlag(cmd, &o.JSON)
+	cmd.Flags().StringVar(&o.To, "to", "", "make the fork on this node of the fleet")
 	return cmd
 }
 
@@ -208,10 +215,13 @@ func restoreRun(ctx context.Context, o *CheckpointOptions) error {
 }
 
 func forkRun(ctx context.Context, o *CheckpointOptions) error {
-	src, _, _ := strings.Cut(o.From, "@")
+	src, cp, _ := strings.Cut(o.From, "@")
 	c, err := o.Spaces.FindSpace(ctx, o.Server, src)
 	if err != nil {
 		return err
+	}
+	if o.To != "" {
+		return forkTo(ctx, o, c, src, cp)
 	}
 	var out struct {
 		Space rawObject `json:"space"`
@@ -486,5 +496,41 @@ func moveRun(ctx context.Context, o *MoveOptions) error {
 		return writeJSON(o.IO.Out, map[string]any{"name": o.Name, "from": src.Name, "to": dst.Name, "toUrl": dst.BaseURL, "kept": o.Keep})
 	}
 	_, err = fmt.Fprintf(o.IO.Out, "Moved %s from %s to %s\n", o.Name, src.Name, dst.Name)
+	return err
+}
+
+// forkTo forks onto another node: the source's (or checkpoint's) archive
+// streams from its node into an import on o.To.
+func forkTo(ctx context.Context, o *CheckpointOptions, c *Client, src, cp string) error {
+	dst, err := o.Nodes.Target(ctx, o.To)
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if cp != "" {
+		q.Set("checkpoint", cp)
+	}
+	resp, err := c.Stream(ctx, http.MethodGet, spacePath(src, "/export"), q, "", nil, 0, "application/x-tar")
+	if err != nil {
+		return spaceError(src, c, err)
+	}
+	defer resp.Body.Close()
+	imp, err := dst.Stream(ctx, http.MethodPost, "/spaces/import", url.Values{"name": {o.New}}, "application/x-tar", resp.Body, -1, "application/json")
+	if err != nil {
+		return fmt.Errorf("importing on %s: %w", dst.Name, err)
+	}
+	defer imp.Body.Close()
+	var out struct {
+		Space rawObject `json:"space"`
+	}
+	if err := decodeJSON(imp.Body, &out); err != nil {
+		return fmt.Errorf("%s: reading the answer: %w", dst.Name, err)
+	}
+	if o.JSON {
+		out.Space["node"], out.Space["nodeUrl"] = dst.Name, dst.BaseURL
+		return writeJSON(o.IO.Out, out.Space)
+	}
+	s := decodeAs[api.Space](out.Space)
+	_, err = fmt.Fprintf(o.IO.Out, "Forked %s from %s on %s to %s (%s)\n", s.Name, o.From, c.Name, dst.Name, o.Printer.status(s.Status))
 	return err
 }

@@ -117,6 +117,14 @@ func TestMoveCommand(t *testing.T) {
 	}
 	e.ok(nil, "exec", name, "echo moving > /workspace/a")
 	oneLineError(t, e.run(nil, "move", name, "--to", "mv-a"), 2, "already on mv-a")
+	// A fork onto the other node first: independent of its source.
+	forked := nodetest.Name(t, b.Engine, "mv-fork")
+	if r := e.ok(nil, "fork", name, forked, "--to", "mv-b"); !strings.Contains(r.Stdout, "Forked "+forked+" from "+name+" on mv-a to mv-b") {
+		t.Errorf("fork --to said %s", r)
+	}
+	if r := b.Do(t, "POST", "/api/spaces/"+forked+"/exec", map[string]any{"command": "cat /workspace/a"}); r.Status != 200 || !strings.Contains(string(r.Body), `moving\n`) {
+		t.Errorf("the fork on mv-b: %d %s", r.Status, r.Body)
+	}
 	if r := e.ok(nil, "move", name, "--to", "mv-b"); !strings.Contains(r.Stdout, "Moved "+name+" from mv-a to mv-b") {
 		t.Errorf("move said %s", r)
 	}
