@@ -98,6 +98,10 @@ type CreateSpace struct {
 	RepoDest      string  `json:"repoDest,omitempty"`
 	// Node places the space on a node of the fleet: its name, or "auto".
 	Node string `json:"node,omitempty"`
+	// From forks the new space from a space ("NAME") or one of its
+	// checkpoints ("NAME@CHECKPOINT") on the node that has it; the other
+	// fields but name must then be empty.
+	From string `json:"from,omitempty"`
 }
 
 // Domain is the service's request.

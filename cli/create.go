@@ -24,6 +24,7 @@ type CreateOptions struct {
 	IO      *IO
 	Printer *printer
 	Nodes   nodePicker
+	Spaces  spaceFinder
 
 	Name   string
 	Server string
@@ -40,6 +41,8 @@ type CreateOptions struct {
 	Token    string
 
 	TokenStdin bool
+	// From forks the space from a space or checkpoint (see fork).
+	From string
 	// MemorySet, CPUsSet and GPUSet say which resources were given: the
 	// others are left to the template.
 	MemorySet, CPUsSet, GPUSet bool
@@ -60,6 +63,7 @@ Memory, CPUs and GPU come from the template unless given.`,
 		Example: `  clawdspace create dev
   clawdspace create ml --gpu --memory 16g --cpus 4
   clawdspace create ci --node auto
+  clawdspace create dev2 --from dev@before-migration
   clawdspace create app --repo https://github.com/me/app.git --branch main --dest src
   gh auth token | clawdspace create app --repo https://github.com/me/private.git --github-token-stdin`,
 		Args: exactArgs("NAME"),
@@ -71,15 +75,22 @@ Memory, CPUs and GPU come from the template unless given.`,
 			if err != nil {
 				return err
 			}
-			o.Nodes, o.Printer = fl, newPrinter(d.IO, fl.cfg)
+			o.Nodes, o.Spaces, o.Printer = fl, fl, newPrinter(d.IO, fl.cfg)
 			if runF != nil {
 				return runF(o)
+			}
+			if o.From != "" {
+				if f.NFlag() > len(changedFlags(f, "from", "server", "json")) {
+					return usageErrorf("--from takes its settings from its source: give only --server and --json with it")
+				}
+				return forkRun(cmd.Context(), &CheckpointOptions{IO: o.IO, Printer: o.Printer, Spaces: fl, Server: o.Server, JSON: o.JSON, From: o.From, New: o.Name})
 			}
 			return createRun(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
 	addServerFlag(cmd, &o.Server)
+	f.StringVar(&o.From, "from", "", "fork the space from a space (NAME) or a checkpoint (NAME@CHECKPOINT), as fork does")
 	f.StringVar(&o.Node, "node", "", "make the space on this node of the fleet, or auto for the one that fits")
 	f.StringVarP(&o.Template, "template", "t", "", "template to start from (default: the node's default template)")
 	f.StringVarP(&o.Memory, "memory", "m", "", "memory limit, e.g. 512m or 2g (default: the template's; 2g in the default template)")
@@ -204,4 +215,15 @@ func addServerFlag(cmd *cobra.Command, p *string) {
 // addJSONFlag adds --json.
 func addJSONFlag(cmd *cobra.Command, p *bool) {
 	cmd.Flags().BoolVar(p, "json", false, "print JSON for scripts")
+}
+
+// changedFlags returns the names of the flags given among names.
+func changedFlags(f interface{ Changed(string) bool }, names ...string) []string {
+	var out []string
+	for _, n := range names {
+		if f.Changed(n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -42,7 +42,7 @@ func TestCreateFlags(t *testing.T) {
 			if err := cmd.Execute(); err != nil {
 				t.Fatal(err)
 			}
-			got.IO, got.Printer, got.Nodes = nil, nil, nil
+			got.IO, got.Printer, got.Nodes, got.Spaces = nil, nil, nil, nil
 			if *got != tt.want {
 				t.Errorf("options = %+v\nwant      %+v", *got, tt.want)
 			}

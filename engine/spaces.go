@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +48,9 @@ func (e *Engine) List(ctx context.Context) (_ []spaces.Space, err error) {
 			continue // another namespace's
 		}
 		sp, ok := e.fromSummary(c)
+		if !slices.Contains(c.Names, "/"+e.ContainerName(sp.Name)) {
+			continue // a container a restore set aside
+		}
 		e.ids.Store(sp.Name, c.ID)
 		if !ok {
 			full, err := e.Get(ctx, sp.Name)
@@ -67,7 +72,7 @@ func (e *Engine) fromSummary(c container.Summary) (spaces.Space, bool) {
 		ID:          shortID(c.ID),
 		Status:      statusOf(c.State),
 		Created:     time.Unix(c.Created, 0).UTC(),
-		Image:       c.Image,
+		Image:       cmp.Or(l[LabelImage], c.Image),
 		Template:    l[spaces.LabelTemplate],
 		NetworkMode: l[spaces.LabelNetworkMode],
 		Volume:      e.volumeOf(l, name),
@@ -117,7 +122,7 @@ func (e *Engine) fromInspect(name string, c container.InspectResponse) spaces.Sp
 		ID:          shortID(c.ID),
 		Status:      spaces.StatusStopped,
 		Created:     parseTime(c.Created),
-		Image:       c.Config.Image,
+		Image:       baseImage(c.Config),
 		Template:    l[spaces.LabelTemplate],
 		NetworkMode: l[spaces.LabelNetworkMode],
 		Volume:      e.volumeOf(l, name),
@@ -296,6 +301,10 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 			return spaces.SpaceNotFound()
 		}
 		return nil
+	}
+	// The space's data goes, and its checkpoints with it.
+	if err := e.removeCheckpoints(ctx, name); err != nil {
+		return err
 	}
 	// No Force: a forced remove reports success for a missing volume.
 	_, verr := e.c.VolumeRemove(ctx, e.VolumeName(name), client.VolumeRemoveOptions{})

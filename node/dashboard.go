@@ -42,6 +42,10 @@ func (s *Server) dashboardRoutes(root *http.ServeMux) {
 	page("POST /spaces/{name}/start", s.handleStartPage)
 	page("GET /spaces/{name}/destroy", s.handleDestroyConfirm)
 	page("POST /spaces/{name}/destroy", s.handleDestroyPage)
+	page("POST /spaces/{name}/checkpoints", s.handleCheckpointPage)
+	page("POST /spaces/{name}/checkpoints/{checkpoint}/restore", s.handleRestorePage)
+	page("POST /spaces/{name}/checkpoints/{checkpoint}/delete", s.handleDeleteCheckpointPage)
+	page("POST /spaces/{name}/fork", s.handleForkPage)
 	page("POST /spaces/{name}/ports", s.handleForwardPage)
 	page("POST /spaces/{name}/ports/{port}/close", s.handleUnforwardPage)
 
@@ -249,6 +253,11 @@ func notice(code string) string {
 		"folder":      "Folder created.",
 		"forwarded":   "Port forwarded on the tailnet.",
 		"unforwarded": "Port no longer forwarded.",
+
+		"checkpoint":         "Checkpoint taken.",
+		"checkpoint-deleted": "Checkpoint deleted.",
+		"restored":           "Space restored.",
+		"forked":             "Space forked.",
 	}[code]
 }
 

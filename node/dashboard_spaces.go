@@ -241,6 +241,7 @@ func (s *Server) handleSpacePage(w http.ResponseWriter, r *http.Request) {
 		Chrome: s.chrome(r, sp.Name, ""), Space: spaceRow(sp, callerOf(r)), Now: s.clock.Now(),
 		Terminal: q.Get("terminal") == "1" && sameSite(r),
 	}
+	vm.Checkpoints = s.checkpointsPanel(r, name)
 	vm.Chrome.Scripts = []string{"vendor/xterm/xterm.js", "vendor/addon-fit/addon-fit.js", "space.js"}
 	vm.Chrome.Styles = []string{"vendor/xterm/xterm.css"}
 	if vm.Space.CanFiles {

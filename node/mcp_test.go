@@ -119,8 +119,9 @@ func toolNames(t testing.TB, cs *mcp.ClientSession) []string {
 	return names
 }
 
-var allTools = []string{"audit", "create_space", "delete_file", "destroy_space", "exec", "get_space", "get_template", "git_push",
-	"list_files", "list_nodes", "list_spaces", "list_templates", "make_dir", "observe", "pause_space", "read_file", "resume_space", "write_file"}
+var allTools = []string{"audit", "checkpoint", "create_space", "delete_file", "destroy_space", "exec", "fork", "get_space", "get_template", "git_push",
+	"list_checkpoints", "list_files", "list_nodes", "list_spaces", "list_templates", "make_dir", "observe", "pause_space", "read_file", "restore",
+	"resume_space", "write_file"}
 
 // TestMCPNeedsKey: /mcp is behind authenticate, as /api/ is.
 func TestMCPNeedsKey(t *testing.T) {
@@ -193,11 +194,11 @@ func TestMCPTools(t *testing.T) {
 		}
 		destructive := a.DestructiveHint == nil || *a.DestructiveHint
 		switch tool.Name {
-		case "destroy_space", "delete_file", "exec":
+		case "destroy_space", "delete_file", "exec", "restore":
 			if !destructive || a.ReadOnlyHint {
 				t.Errorf("tool %s is not marked destructive", tool.Name)
 			}
-		case "get_space", "list_spaces", "read_file", "list_files", "audit", "list_nodes", "list_templates":
+		case "get_space", "list_spaces", "read_file", "list_files", "audit", "list_nodes", "list_templates", "list_checkpoints":
 			if !a.ReadOnlyHint {
 				t.Errorf("tool %s is not marked read-only", tool.Name)
 			}
@@ -454,7 +455,7 @@ func TestMCPViewerOnTailnet(t *testing.T) {
 		t.Errorf("the node handed out session %q: sessions would outlive their requests", owner.ID())
 	}
 	viewer := mcpConnect(t, url, dev.HTTPClient(), "", nil)
-	want := []string{"audit", "get_space", "get_template", "list_nodes", "list_spaces", "list_templates", "observe"}
+	want := []string{"audit", "get_space", "get_template", "list_checkpoints", "list_nodes", "list_spaces", "list_templates", "observe"}
 	if got := toolNames(t, viewer); !slices.Equal(got, want) {
 		t.Fatalf("a viewer's tools = %v, want %v", got, want)
 	}

@@ -156,6 +156,7 @@ func (s *Server) addMCPTools(srv *mcp.Server) map[string]spaces.Action {
 			o, err := s.cfg.Spaces.Observe(ctx, c, in.Name)
 			return ObserveOut{api.ObservabilityFrom(o)}, err
 		})
+	s.addCheckpointTools(srv, acts)
 	s.addExecTools(srv, acts)
 	s.addFileTools(srv, acts)
 
@@ -251,4 +252,60 @@ func (s *Server) mcpCreateSpace(ctx context.Context, c spaces.Caller, req *mcp.C
 		return SpaceOut{}, err
 	}
 	return SpaceOut{Space: api.SpaceFrom(sp), Node: s.selfName()}, nil
+}
+
+// CheckpointIn names a space and one of its checkpoints.
+type CheckpointIn struct {
+	SpaceArg
+	Checkpoint string `json:"checkpoint,omitempty" jsonschema:"the checkpoint's name: letters, digits, _ and -; empty numbers a new one"`
+}
+
+// RestoreIn names the checkpoint to restore.
+type RestoreIn struct {
+	SpaceArg
+	Checkpoint string `json:"checkpoint" jsonschema:"the checkpoint to go back to"`
+	Force      bool   `json:"force,omitempty" jsonschema:"restore even when the checkpoint was taken with another image or template"`
+}
+
+// ForkIn makes a space from another or from one of its checkpoints.
+type ForkIn struct {
+	From string `json:"from" jsonschema:"the source: a space NAME (as it is now) or NAME@CHECKPOINT"`
+	Name string `json:"name" jsonschema:"the new space's name"`
+	NodeArg
+}
+
+// addCheckpointTools registers checkpoint, list_checkpoints, restore and
+// fork (docs/CHECKPOINTS.md).
+func (s *Server) addCheckpointTools(srv *mcp.Server, acts map[string]spaces.Action) {
+	addTool(s, srv, acts, spaces.ActCheckpoint, &mcp.Tool{Name: "checkpoint",
+		Annotations: &mcp.ToolAnnotations{DestructiveHint: ptr(false), OpenWorldHint: ptr(false)},
+		Description: "Take a checkpoint of a space: its /workspace and everything installed or changed outside it, as they are now " +
+			"(a running space is frozen for a moment). Take one before something risky; restore goes back to it."},
+		func(ctx context.Context, c spaces.Caller, req *mcp.CallToolRequest, in CheckpointIn) (api.CheckpointAnswer, error) {
+			taken, err := s.cfg.Spaces.CreateCheckpoint(ctx, c, in.Name, in.Checkpoint)
+			return api.CheckpointAnswerFrom(taken), err
+		})
+	addTool(s, srv, acts, spaces.ActRead, &mcp.Tool{Name: "list_checkpoints",
+		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: ptr(false)},
+		Description: "List a space's checkpoints, oldest first, with their sizes and the node's limit per space."},
+		func(ctx context.Context, c spaces.Caller, req *mcp.CallToolRequest, in SpaceArg) (api.CheckpointList, error) {
+			list, err := s.cfg.Spaces.Checkpoints(ctx, c, in.Name)
+			return api.CheckpointListFrom(list), err
+		})
+	addTool(s, srv, acts, spaces.ActCheckpoint, &mcp.Tool{Name: "restore",
+		Annotations: &mcp.ToolAnnotations{DestructiveHint: ptr(true), IdempotentHint: true, OpenWorldHint: ptr(false)},
+		Description: "Put a space back to one of its checkpoints: its files and root filesystem as they were (what changed since is lost); " +
+			"its processes start afresh. A running space comes back running."},
+		func(ctx context.Context, c spaces.Caller, req *mcp.CallToolRequest, in RestoreIn) (SpaceOut, error) {
+			sp, err := s.cfg.Spaces.Restore(ctx, c, in.Name, in.Checkpoint, in.Force)
+			return SpaceOut{Space: api.SpaceFrom(sp), Node: s.selfName()}, err
+		})
+	addTool(s, srv, acts, spaces.ActCreate, &mcp.Tool{Name: "fork",
+		Annotations: &mcp.ToolAnnotations{DestructiveHint: ptr(false), OpenWorldHint: ptr(false)},
+		Description: "Make a new space, independent of its source, from a space as it is now (from NAME) or from one of its checkpoints " +
+			"(from NAME@CHECKPOINT), with the source's settings. Needs checkpoint on the source too."},
+		func(ctx context.Context, c spaces.Caller, req *mcp.CallToolRequest, in ForkIn) (SpaceOut, error) {
+			sp, err := s.cfg.Spaces.Fork(ctx, c, in.From, in.Name)
+			return SpaceOut{Space: api.SpaceFrom(sp), Node: s.selfName()}, err
+		})
 }

@@ -269,6 +269,39 @@ func TestOpenAPIAnswers(t *testing.T) {
 	// Lifecycle and audit.
 	a.do(t, k, http.MethodPost, sp+"/stop", nil)
 	a.do(t, k, http.MethodPost, sp+"/start", "")
+	// Checkpoints, restore and forks.
+	want := func(res nodetest.Response, status int) {
+		t.Helper()
+		if res.Status != status {
+			t.Errorf("status %d, want %d: %s", res.Status, status, res.Body)
+		}
+	}
+	want(a.do(t, k, http.MethodPost, sp+"/checkpoints", map[string]any{"name": "one"}), http.StatusCreated)
+	want(a.do(t, k, http.MethodPost, sp+"/checkpoints", map[string]any{"name": "one"}), http.StatusConflict)
+	want(a.do(t, k, http.MethodPost, sp+"/checkpoints", map[string]any{"name": "bad name"}), http.StatusBadRequest)
+	want(a.do(t, k, http.MethodPost, sp+"/checkpoints", nil), http.StatusCreated)
+	want(get(sp+"/checkpoints"), http.StatusOK)
+	want(get("/api/spaces/nope-not-here/checkpoints"), http.StatusNotFound)
+	want(a.do(t, k, http.MethodPost, sp+"/checkpoints/one/restore", nil), http.StatusOK)
+	want(a.do(t, k, http.MethodPost, sp+"/checkpoints/one/restore?force=maybe", nil), http.StatusBadRequest)
+	want(a.do(t, k, http.MethodPost, sp+"/checkpoints/nope/restore", nil), http.StatusNotFound)
+	fork := nodetest.Name(t, n.Engine, "openapi-fork")
+	want(a.do(t, k, http.MethodPost, "/api/spaces", map[string]any{"name": fork, "from": name + "@one"}), http.StatusCreated)
+	want(a.do(t, k, http.MethodPost, "/api/spaces", map[string]any{"name": fork + "x", "from": name, "memory": "1g"}), http.StatusBadRequest)
+	want(a.do(t, k, http.MethodDelete, "/api/spaces/"+fork+"?removeVolume=true", nil), http.StatusOK)
+	want(a.do(t, k, http.MethodDelete, sp+"/checkpoints/one", nil), http.StatusOK)
+	want(a.do(t, k, http.MethodDelete, sp+"/checkpoints/one", nil), http.StatusNotFound)
+
+	// Export and import.
+	openapi3filter.RegisterBodyDecoder("application/x-tar", openapi3filter.FileBodyDecoder)
+	archive := a.do(t, k, http.MethodGet, sp+"/export?checkpoint=1", nil)
+	want(archive, http.StatusOK)
+	want(a.do(t, k, http.MethodGet, sp+"/export?checkpoint=nope", nil), http.StatusNotFound)
+	imported := nodetest.Name(t, n.Engine, "openapi-imp")
+	want(a.do(t, k, http.MethodPost, "/api/spaces/import?name="+imported, archive.Body, "Content-Type", "application/x-tar"), http.StatusCreated)
+	want(a.do(t, k, http.MethodPost, "/api/spaces/import?name="+imported, archive.Body, "Content-Type", "application/x-tar"), http.StatusConflict)
+	want(a.do(t, k, http.MethodPost, "/api/spaces/import?name="+imported+"x", []byte("not an archive"), "Content-Type", "application/x-tar"), http.StatusBadRequest)
+	want(a.do(t, k, http.MethodDelete, "/api/spaces/"+imported+"?removeVolume=true", nil), http.StatusOK)
 	get("/api/audit?space=" + name + "&limit=50")
 	get("/api/audit?limit=2")
 	get("/api/audit?limit=0")

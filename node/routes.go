@@ -44,6 +44,12 @@ func (s *Server) routes() http.Handler {
 	handle("POST /api/spaces/{name}/ports", s.handleOpenForward)
 	handle("DELETE /api/spaces/{name}/ports/{port}", s.handleCloseForward)
 	handle("GET /api/spaces/{name}/ports/{port}/connect", s.handlePortConnect)
+	handle("GET /api/spaces/{name}/checkpoints", s.handleListCheckpoints)
+	handle("POST /api/spaces/{name}/checkpoints", s.handleCreateCheckpoint)
+	handle("DELETE /api/spaces/{name}/checkpoints/{checkpoint}", s.handleDeleteCheckpoint)
+	handle("POST /api/spaces/{name}/checkpoints/{checkpoint}/restore", s.handleRestoreCheckpoint)
+	handle("GET /api/spaces/{name}/export", s.handleExport)
+	handle("POST /api/spaces/import", s.handleImport)
 
 	// SSH carried over a WebSocket; the SSH user names the space, and the
 	// SSH door asks the Service (docs/SSH.md).

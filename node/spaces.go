@@ -50,6 +50,10 @@ func (s *Server) handleCreateSpace(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if req.From != "" {
+		s.forkSpace(w, r, req)
+		return
+	}
 	if req.Node != "" && !s.isSelf(req.Node) && callerOf(r).Via == "" {
 		target, err := s.createTarget(r.Context(), callerOf(r), req.Node, req.GPU, req.Template)
 		if err != nil {

@@ -70,6 +70,8 @@ type Options struct {
 	ShutdownGrace time.Duration
 	// GitTokenHosts receive env.GITHUB_TOKEN on clone (default github.com).
 	GitTokenHosts []string
+	// MaxCheckpoints bounds the checkpoints of a space (default 10).
+	MaxCheckpoints int
 	// Namespace prefixes the node's container and volume names, so several
 	// test nodes share the engine without seeing each other's spaces.
 	Namespace string
@@ -167,7 +169,7 @@ func Start(tb testing.TB, opt Options) *Node {
 		Engine:   engineConfig(opt),
 		NoEgress: opt.NoEgress,
 		Spaces: spaces.Config{DefaultImage: TestImage, GPUImage: TestImage, HostCPUs: 2, HasGPU: opt.HasGPU,
-			GitTokenHosts: opt.GitTokenHosts},
+			GitTokenHosts: opt.GitTokenHosts, MaxCheckpoints: opt.MaxCheckpoints},
 		Server: node.Config{
 			APIKey: key, AuthDisabled: opt.AuthDisabled, Version: "test", MaxBodyBytes: opt.MaxBodyBytes,
 			MaxFileBytes: opt.MaxFileBytes, MaxExecOutput: opt.MaxExecOutput, BodyReadTimeout: opt.BodyReadTimeout,

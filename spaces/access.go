@@ -27,6 +27,9 @@ const (
 	// ActPorts connects to a space's TCP ports (forwarded ports, the API
 	// tunnel, ssh -L) and opens or closes its forwards.
 	ActPorts Action = "ports"
+	// ActCheckpoint takes, restores and deletes a space's checkpoints, and
+	// forks it (with create on the new space).
+	ActCheckpoint Action = "checkpoint"
 	// ActCreate makes a space.
 	ActCreate Action = "create"
 	// ActDestroy removes a space.
@@ -43,7 +46,7 @@ const (
 
 // Actions lists every action, in the order the docs use.
 func Actions() []Action {
-	return []Action{ActRead, ActExec, ActFiles, ActTerminal, ActPorts, ActCreate, ActDestroy, ActTemplates, ActAdmin, ActNode}
+	return []Action{ActRead, ActExec, ActFiles, ActTerminal, ActPorts, ActCheckpoint, ActCreate, ActDestroy, ActTemplates, ActAdmin, ActNode}
 }
 
 // spaceScoped reports whether a grant's space patterns limit the action.
@@ -58,8 +61,8 @@ func (a Action) spaceScoped() bool {
 // Roles name sets of actions, each including the one before.
 var roleActions = map[string][]Action{
 	"viewer":   {ActRead},
-	"operator": {ActRead, ActExec, ActFiles, ActTerminal, ActPorts, ActCreate, ActDestroy},
-	"admin":    {ActRead, ActExec, ActFiles, ActTerminal, ActPorts, ActCreate, ActDestroy, ActTemplates, ActAdmin},
+	"operator": {ActRead, ActExec, ActFiles, ActTerminal, ActPorts, ActCheckpoint, ActCreate, ActDestroy},
+	"admin":    {ActRead, ActExec, ActFiles, ActTerminal, ActPorts, ActCheckpoint, ActCreate, ActDestroy, ActTemplates, ActAdmin},
 	"node":     {ActNode},
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -137,6 +138,33 @@ func authCases() map[string]authCase {
 			if err == nil {
 				conn.Close()
 			}
+			return err
+		}},
+		"Checkpoints": {spaces.ActRead, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.Checkpoints(ctx, c, sp)
+			return err
+		}},
+		"CreateCheckpoint": {spaces.ActCheckpoint, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.CreateCheckpoint(ctx, c, sp, "one")
+			return err
+		}},
+		"DeleteCheckpoint": {spaces.ActCheckpoint, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			return s.DeleteCheckpoint(ctx, c, sp, "one")
+		}},
+		"Restore": {spaces.ActCheckpoint, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.Restore(ctx, c, sp, "one", false)
+			return err
+		}},
+		// A fork of a space into itself needs create and checkpoint on it.
+		"Fork": {spaces.ActCreate, []spaces.Action{spaces.ActCheckpoint}, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.Fork(ctx, c, sp+"@one", sp)
+			return err
+		}},
+		"Export": {spaces.ActCheckpoint, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			return s.Export(ctx, c, sp, "", io.Discard)
+		}},
+		"Import": {spaces.ActCreate, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.Import(ctx, c, sp, strings.NewReader(""))
 			return err
 		}},
 		"Templates": {spaces.ActRead, nil, "", func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {

@@ -98,6 +98,12 @@ type Engine interface {
 	// MaxListeningPorts of them. ErrNotRunning when the space is paused
 	// or stopped.
 	ListeningPorts(ctx context.Context, name string) ([]ListeningPort, error)
+
+	// CheckpointEngine takes, lists, restores and forks checkpoints
+	// (checkpoint.go).
+	CheckpointEngine
+	// ArchiveEngine exports and imports spaces as archives (archive.go).
+	ArchiveEngine
 }
 
 // MaxListeningPorts bounds what ListeningPorts returns: a space may open

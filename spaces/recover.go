@@ -31,7 +31,7 @@ const NodeRunEnv = "CLAWDSPACE_NODE_RUN"
 // answered. A crash leaves it behind; Recover finishes or undoes it.
 type Intent struct {
 	Space string
-	Kind  string // IntentCreate or IntentDestroy
+	Kind  string // IntentCreate, IntentDestroy, IntentCheckpoint or IntentRestore
 	// NodeRun is the run of the node that began it.
 	NodeRun string
 	// VolumeExisted (create) says the workspace volume was there before,
@@ -41,7 +41,13 @@ type Intent struct {
 	Image string
 	// RemoveVolume (destroy) is what the destroy was asked.
 	RemoveVolume bool
-	Created      time.Time
+	// Checkpoint (checkpoint, restore) names the checkpoint.
+	Checkpoint string
+	// State (checkpoint, restore) is the space's state before: a crash
+	// thaws a space the checkpoint froze, and a finished restore leaves
+	// the space in it.
+	State   Status
+	Created time.Time
 }
 
 // IntentStore keeps intents. A space has at most one: beginning another
@@ -104,6 +110,7 @@ func (s *Service) Recover(ctx context.Context) error {
 	for _, in := range intents {
 		s.recoverIntent(ctx, in)
 	}
+	s.sweepCheckpoints(ctx)
 	s.killStrays(ctx)
 	s.reportOrphanVolumes(ctx)
 	s.sweepUploads(ctx)
@@ -145,6 +152,10 @@ func (s *Service) recoverIntent(ctx context.Context, in Intent) {
 		done, err = s.undoCreate(ctx, in)
 	case IntentDestroy:
 		done, err = s.finishDestroy(ctx, in)
+	case IntentCheckpoint:
+		done, err = s.recoverCheckpoint(ctx, in)
+	case IntentRestore:
+		done, err = s.finishRestore(ctx, in)
 	default:
 		done = "nothing (unknown operation)"
 	}

@@ -45,6 +45,9 @@ type Config struct {
 	// MaxPortConns bounds the open connections to one space's ports
 	// (default 512).
 	MaxPortConns int
+	// MaxCheckpoints bounds the checkpoints of one space
+	// (DefaultMaxCheckpoints when 0).
+	MaxCheckpoints int
 }
 
 // Service applies the rules of Clawdspace to an Engine and a Store.

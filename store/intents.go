@@ -22,6 +22,8 @@ type intentDetail struct {
 	VolumeExisted bool   `json:"volumeExisted,omitempty"`
 	Image         string `json:"image,omitempty"`
 	RemoveVolume  bool   `json:"removeVolume,omitempty"`
+	Checkpoint    string `json:"checkpoint,omitempty"`
+	State         string `json:"state,omitempty"`
 }
 
 // BeginIntent records in, replacing an earlier intent of the same space.
@@ -30,7 +32,8 @@ func (s *Store) BeginIntent(ctx context.Context, in spaces.Intent) (err error) {
 	if in.Space == "" || in.Kind == "" {
 		return spaces.Errorf(spaces.ErrInvalid, "space and kind are required")
 	}
-	detail, err := json.Marshal(intentDetail{VolumeExisted: in.VolumeExisted, Image: in.Image, RemoveVolume: in.RemoveVolume})
+	detail, err := json.Marshal(intentDetail{VolumeExisted: in.VolumeExisted, Image: in.Image, RemoveVolume: in.RemoveVolume,
+		Checkpoint: in.Checkpoint, State: string(in.State)})
 	if err != nil {
 		return fmt.Errorf("encoding intent: %w", err)
 	}
@@ -71,6 +74,7 @@ func (s *Store) Intents(ctx context.Context) ([]spaces.Intent, error) {
 			return nil, fmt.Errorf("decoding intent of %q: %w", in.Space, err)
 		}
 		in.VolumeExisted, in.Image, in.RemoveVolume, in.Created = d.VolumeExisted, d.Image, d.RemoveVolume, fromMillis(created)
+		in.Checkpoint, in.State = d.Checkpoint, spaces.Status(d.State)
 		out = append(out, in)
 	}
 	if err := rows.Err(); err != nil {

@@ -170,11 +170,12 @@ type Event struct {
 
 // SpacePage is one space: status, observability, files, terminal, audit.
 type SpacePage struct {
-	Chrome Chrome
-	Space  SpaceRow
-	Files  Files
-	Events []Event
-	Now    time.Time
+	Chrome      Chrome
+	Space       SpaceRow
+	Checkpoints Checkpoints
+	Files       Files
+	Events      []Event
+	Now         time.Time
 	// Terminal opens the terminal at once (the overview's exec action).
 	Terminal bool
 	Ports    Ports
@@ -363,4 +364,24 @@ type Created struct {
 	Space  string
 	Node   string
 	URL    string
+}
+
+// Checkpoints is a space's checkpoints panel.
+type Checkpoints struct {
+	Space      string
+	List       []CheckpointRow
+	Limit      int
+	TotalBytes int64
+	// CanCheckpoint shows take, restore and delete; CanFork the fork form.
+	CanCheckpoint bool
+	CanFork       bool
+	Error         string
+}
+
+// CheckpointRow is one checkpoint.
+type CheckpointRow struct {
+	Name    string
+	Created time.Time
+	Size    int64
+	Image   string
 }

@@ -62,6 +62,7 @@ type serveOptions struct {
 	AuditMaxRows    int64
 	MaxFileBytes    int64
 	MaxExecOutput   int64
+	MaxCheckpoints  int
 	GitTokenHosts   []string
 	Namespace       string
 
@@ -122,6 +123,9 @@ DATA_DIR/ssh/authorized_keys. --no-ssh (CLAWDSPACE_NO_SSH) turns it off.`,
 		if o.MaxFileBytes <= 0 {
 			errs = append(errs, errors.New("--max-file-bytes must be positive"))
 		}
+		if o.MaxCheckpoints <= 0 {
+			errs = append(errs, errors.New("--max-checkpoints must be positive"))
+		}
 		if o.MaxExecOutput <= 0 {
 			errs = append(errs, errors.New("--max-exec-output must be positive"))
 		}
@@ -169,6 +173,7 @@ DATA_DIR/ssh/authorized_keys. --no-ssh (CLAWDSPACE_NO_SSH) turns it off.`,
 	f.Int64Var(&o.AuditMaxRows, "audit-max-rows", spaces.DefaultAuditMaxRows, "keep only the newest this many audit rows; 0 keeps any number")
 	f.Int64Var(&o.MaxFileBytes, "max-file-bytes", maxFile, "largest file upload in bytes ($CLAWDSPACE_MAX_FILE_BYTES)")
 	f.Int64Var(&o.MaxExecOutput, "max-exec-output", maxOut, "exec output in bytes that JSON execs may hold in memory together; an exec that finds it spent gets 503 ($CLAWDSPACE_MAX_EXEC_OUTPUT)")
+	f.IntVar(&o.MaxCheckpoints, "max-checkpoints", spaces.DefaultMaxCheckpoints, "checkpoints kept per space; one more is refused with 409")
 	f.StringSliceVar(&o.GitTokenHosts, "git-token-hosts", splitList(getenv("CLAWDSPACE_GIT_TOKEN_HOSTS"), "github.com"),
 		"hosts that get env.GITHUB_TOKEN when a create clones over https ($CLAWDSPACE_GIT_TOKEN_HOSTS)")
 	f.StringVar(&o.Namespace, "namespace", getenv("CLAWDSPACE_NAMESPACE"), "prefix of this node's container and volume names, for several nodes on one engine ($CLAWDSPACE_NAMESPACE)")
@@ -304,7 +309,8 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		DataDir: o.DataDir, Listen: o.Listen, Name: cmp.Or(o.Hostname, o.Name), Logger: log,
 		Engine: engine.Config{Host: o.DockerHost, AllowUnenforcedEgress: o.InsecureEgress,
 			AllowUnenforcedWorkspaceSize: o.InsecureWorkspaceSize, WorkspaceQuotaDir: o.WorkspaceQuotaDir, Namespace: o.Namespace, FilesInSpace: o.FilesInSpace},
-		Spaces: spaces.Config{DefaultImage: o.Image, GPUImage: o.GPUImage, GitTokenHosts: tokenHosts(o.GitTokenHosts), SeedTemplates: seeds},
+		Spaces: spaces.Config{DefaultImage: o.Image, GPUImage: o.GPUImage, GitTokenHosts: tokenHosts(o.GitTokenHosts), SeedTemplates: seeds,
+			MaxCheckpoints: o.MaxCheckpoints},
 		Server: node.Config{AllowWeakKey: o.AllowWeakKey, AuthDisabled: o.AuthDisabled, Version: version,
 			MaxFileBytes: o.MaxFileBytes, MaxExecOutput: o.MaxExecOutput, AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet},
 		ResolveKey: func() (key string, err error) {
