@@ -1,9 +1,12 @@
 package node
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 
 	"github.com/adam91holt/clawdspace/api"
@@ -63,14 +66,14 @@ func (s *Server) handleRestoreCheckpoint(w http.ResponseWriter, r *http.Request)
 // or checkpoint this node has. A fork takes the source's settings, so the
 // request may name nothing else.
 func (s *Server) forkSpace(w http.ResponseWriter, r *http.Request, req api.CreateSpace) {
-	if req.Node != "" && !s.isSelf(req.Node) {
-		s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "a fork is made on its source's node: ask that node, without node"))
-		return
-	}
 	rest := req
 	rest.Name, rest.From, rest.Node = "", "", ""
 	if !reflect.ValueOf(rest).IsZero() {
-		s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "a fork (from) takes its settings from its source: give only name and from"))
+		s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "a fork (from) takes its settings from its source: give only name, from and node"))
+		return
+	}
+	if req.Node != "" && !s.isSelf(req.Node) {
+		s.forkToNode(w, r, req)
 		return
 	}
 	sp, err := s.cfg.Spaces.Fork(r.Context(), callerOf(r), req.From, req.Name)
@@ -80,6 +83,79 @@ func (s *Server) forkSpace(w http.ResponseWriter, r *http.Request, req api.Creat
 	}
 	w.Header().Set(headerNode, s.selfName())
 	writeJSON(w, http.StatusCreated, api.SpaceAnswer{Space: api.SpaceFrom(sp)})
+}
+
+// errOtherNodeAnswered ends the export of a fork to another node once
+// that node has answered.
+var errOtherNodeAnswered = errors.New("the other node answered")
+
+// forkToNode makes a fork of a space of this node on another node of the
+// fleet: the source's archive (Service.Export, as the caller) streams into
+// that node's import (as the caller, vouched for), without a copy on
+// disk. The other node's answer is the client's.
+func (s *Server) forkToNode(w http.ResponseWriter, r *http.Request, req api.CreateSpace) {
+	ctx := r.Context()
+	c := callerOf(r)
+	if c.Via != "" {
+		s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "a fork forwarded by node %s cannot be sent on to node %s", c.Via, req.Node))
+		return
+	}
+	src, checkpoint, err := spaces.ParseFrom(req.From)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	n, err := s.onlineNode(ctx, req.Node)
+	if err == nil {
+		err = s.cfg.Fleet.CanVouch(c)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	exported := make(chan error, 1)
+	go func() {
+		err := s.cfg.Spaces.Export(ctx, c, src, checkpoint, pw)
+		pw.CloseWithError(cmp.Or(err, io.EOF))
+		exported <- err
+	}()
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL+"/api/spaces/import?name="+url.QueryEscape(req.Name), pr)
+	if err != nil {
+		pr.CloseWithError(err)
+		<-exported
+		s.writeError(w, r, err)
+		return
+	}
+	vouch(out.Header, c, s.requestKey(r))
+	out.Header.Set("Content-Type", "application/x-tar")
+	res, err := (&http.Client{Transport: s.cfg.Fleet.Transport()}).Do(out)
+	if err == nil {
+		defer res.Body.Close()
+	}
+	// The other node may answer before it read the whole archive (a
+	// refusal): the export ends then.
+	pr.CloseWithError(errOtherNodeAnswered)
+	xerr := <-exported
+	if xerr != nil && !errors.Is(xerr, errOtherNodeAnswered) && (err != nil || res.StatusCode != http.StatusCreated) {
+		// The source's refusal (403, 404) explains the failure better
+		// than the cut archive the other node saw.
+		s.writeError(w, r, xerr)
+		return
+	}
+	if err != nil {
+		s.writeError(w, r, errNodeUnreachable(n.Name, err))
+		return
+	}
+	for _, h := range []string{"Content-Type", headerNode} {
+		if v := res.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(res.StatusCode)
+	_, _ = io.Copy(w, io.LimitReader(res.Body, 1<<20))
 }
 
 // handleExport streams a space's archive, or a checkpoint's

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/adam91holt/clawdspace/fleet"
 	"github.com/adam91holt/clawdspace/nodetest"
 	"github.com/adam91holt/clawdspace/spaces"
 )
@@ -171,4 +172,53 @@ func TestExportImportThroughTheAPI(t *testing.T) {
 	if r := small.Do(t, http.MethodGet, "/api/spaces/"+tooBig, nil); r.Status != http.StatusNotFound {
 		t.Errorf("a refused import left a space: %d", r.Status)
 	}
+}
+
+// TestForkToAnotherNode: a create with "from" and "node" naming another
+// node of the fleet streams the source's archive from this node into that
+// node's import, as the caller; the fork there has the source's files and
+// is independent of it. A source the caller may not read, or that does
+// not exist, is refused by this node.
+func TestForkToAnotherNode(t *testing.T) {
+	t.Parallel()
+	b := nodetest.Start(t, nodetest.Options{Hostname: "fork-b", Namespace: randomNamespace("fkb")})
+	a := nodetest.Start(t, nodetest.Options{Hostname: "fork-a", Namespace: randomNamespace("fka"),
+		Nodes: []fleet.StaticNode{{Name: "fork-a", URL: "http://127.0.0.1:1"}, {Name: "fork-b", URL: b.URL}}})
+	if err := a.Fleet.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	name := nodetest.Name(t, a.Engine, "fksrc")
+	copyName := nodetest.Name(t, b.Engine, "fkcopy")
+	createSpace(t, a, name, map[string]any{"template": "offline", "memory": "96m"})
+	execIn(t, a, name, "head -c 100000 /dev/urandom > /workspace/data && echo t > /home/sandbox/tool")
+	const sums = "sha256sum /workspace/data /home/sandbox/tool"
+	want := execIn(t, a, name, sums).Stdout
+
+	res := a.Do(t, http.MethodPost, "/api/spaces", map[string]any{"name": copyName, "from": name, "node": "fork-b"})
+	if res.Status != http.StatusCreated || res.Header.Get("Clawdspace-Node") != "fork-b" {
+		t.Fatalf("fork to fork-b: %d %s (node %q)", res.Status, res.Body, res.Header.Get("Clawdspace-Node"))
+	}
+	if got := execIn(t, b, copyName, sums).Stdout; got != want {
+		t.Errorf("the fork's files on fork-b:\n%s\nwant\n%s", got, want)
+	}
+	execIn(t, b, copyName, "echo changed > /workspace/data")
+	if got := execIn(t, a, name, sums).Stdout; got != want {
+		t.Errorf("changing the fork changed its source:\n%s", got)
+	}
+	if ev := lastEvent(t, b, copyName, spaces.EventImport); ev.Meta["from"] != name {
+		t.Errorf("space.import row on fork-b: %+v", ev)
+	}
+	if r := a.Do(t, http.MethodGet, "/api/spaces/"+copyName, nil); r.Status != http.StatusNotFound {
+		t.Errorf("the fork is on fork-a too: %d", r.Status)
+	}
+
+	missing := nodetest.Name(t, b.Engine, "fkmissing")
+	wantError(t, a.Do(t, http.MethodPost, "/api/spaces", map[string]any{"name": missing, "from": "t-no-such-space", "node": "fork-b"}),
+		http.StatusNotFound, "")
+	if r := b.Do(t, http.MethodGet, "/api/spaces/"+missing, nil); r.Status != http.StatusNotFound {
+		t.Errorf("a refused fork left a space on fork-b: %d", r.Status)
+	}
+	// The name is taken on fork-b: its refusal is the answer.
+	wantError(t, a.Do(t, http.MethodPost, "/api/spaces", map[string]any{"name": copyName, "from": name, "node": "fork-b"}),
+		http.StatusConflict, "")
 }
