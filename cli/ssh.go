@@ -16,6 +16,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/spf13/cobra"
+
+	"github.com/adam91holt/clawdspace/spaces"
 )
 
 // SSHProxyOptions are the settings of `clawdspace ssh-proxy`.
@@ -181,6 +183,9 @@ func sshConfigRun(ctx context.Context, o *SSHConfigOptions) error {
 	var entries []sshEntry
 	if len(o.Names) > 0 {
 		for _, name := range o.Names {
+			if err := spaces.ValidateName(name); err != nil {
+				return usageErrorf("bad space name %q: %s", name, ErrorMessage(err))
+			}
 			c, err := o.Spaces.FindSpace(ctx, o.Server, name)
 			if err != nil {
 				return err
@@ -228,6 +233,11 @@ func allSpaces(ctx context.Context, o *SSHConfigOptions) ([]sshEntry, error) {
 				return
 			}
 			for _, s := range out.Spaces {
+				// A name goes into ~/.ssh/config and a ProxyCommand: only
+				// a valid one, whatever a node answers.
+				if spaces.ValidateName(s.Name) != nil {
+					continue
+				}
 				lists[i] = append(lists[i], sshEntry{space: s.Name, c: c})
 			}
 		})
@@ -254,7 +264,7 @@ func sshConfigBlock(e sshEntry, o *SSHConfigOptions) string {
 	}
 	host := nodeHost(e.c.BaseURL)
 	direct := !o.Proxy && (o.Direct || (e.c.Via == "" && onTailnet(host)))
-	fmt.Fprintf(&b, "# Clawdspace: space %s on node %s (docs/SSH.md)\n", e.space, node)
+	fmt.Fprintf(&b, "# Clawdspace: space %s on node %s (docs/SSH.md)\n", e.space, aliasSafe(node))
 	fmt.Fprintf(&b, "Host %s.clawdspace\n", e.space)
 	fmt.Fprintf(&b, "  User %s\n", e.space)
 	if direct {
@@ -265,7 +275,7 @@ func sshConfigBlock(e sshEntry, o *SSHConfigOptions) string {
 	} else {
 		// ssh needs a HostName even when the proxy ignores it.
 		fmt.Fprintf(&b, "  HostName %s\n", host)
-		args := []string{o.Program, "ssh-proxy"}
+		args := []string{shellQuote(o.Program), "ssh-proxy"}
 		if o.Server != "" {
 			args = append(args, "--server", shellQuote(o.Server))
 		}

@@ -3,6 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,5 +131,45 @@ func TestSSHConfigBlocks(t *testing.T) {
 	got = sshConfigBlock(sshEntry{space: "dev", c: local}, &SSHConfigOptions{Port: 22, Program: "clawdspace"})
 	if !strings.Contains(got, "ProxyCommand clawdspace ssh-proxy dev") || !strings.Contains(got, "HostKeyAlias clawdspace-127.0.0.1\n") {
 		t.Errorf("a node off the tailnet gets the proxy:\n%s", got)
+	}
+}
+
+// fixedNodes answers every node question with one client.
+type fixedNodes struct{ c *Client }
+
+func (f fixedNodes) Target(context.Context, string) (*Client, error) { return f.c, nil }
+func (f fixedNodes) OnlineClients(context.Context) ([]*Client, []string, error) {
+	return []*Client{f.c}, nil, nil
+}
+
+// TestSSHConfigSkipsHostileNames: a node's list goes into ~/.ssh/config
+// and a ProxyCommand; a name that is not a valid space name (a newline
+// and a config line, say) is left out, and one given on the command line
+// is refused.
+func TestSSHConfigSkipsHostileNames(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"spaces":[{"name":"dev"},{"name":"x\n  ProxyCommand touch /tmp/owned"},{"name":"a;b"}]}`)
+	}))
+	defer srv.Close()
+	var out strings.Builder
+	o := &SSHConfigOptions{
+		IO:    &IO{In: strings.NewReader(""), Out: &out, ErrOut: io.Discard},
+		Nodes: fixedNodes{&Client{BaseURL: srv.URL, Name: "n1", HTTP: srv.Client()}},
+		Port:  22, Program: "/opt/my tools/clawdspace",
+	}
+	if err := sshConfigRun(t.Context(), o); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if !strings.Contains(got, "Host dev.clawdspace\n") || strings.Contains(got, "owned") || strings.Contains(got, "a;b") {
+		t.Errorf("ssh-config from a hostile list:\n%s", got)
+	}
+	if !strings.Contains(got, "ProxyCommand '/opt/my tools/clawdspace' ssh-proxy dev\n") {
+		t.Errorf("the program path is not quoted:\n%s", got)
+	}
+	o.Names = []string{"x\nProxyCommand y"}
+	if err := sshConfigRun(t.Context(), o); err == nil {
+		t.Error("a bad name on the command line was accepted")
 	}
 }
