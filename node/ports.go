@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -165,12 +166,13 @@ func (s *Server) handlePortConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Debug("port tunnel opened", "space", r.PathValue("name"), "port", port, "actor", callerOf(r).Actor)
 	t := api.NewTunnel(ws)
+	sc := &stallCounted{PortConn: pc}
 	piped := make(chan struct{})
 	go func() {
 		defer close(piped)
-		pipe(t, pc)
+		pipe(t, sc)
 	}()
-	why := tunnelWatch(ctx, ws, piped)
+	why := tunnelWatch(ctx, ws, piped, &sc.writing)
 	switch why {
 	case endShutdown:
 		_ = t.CloseWith(websocket.StatusGoingAway, "Node is shutting down")
@@ -182,9 +184,25 @@ func (s *Server) handlePortConnect(w http.ResponseWriter, r *http.Request) {
 	s.log.Debug("port tunnel closed", "space", r.PathValue("name"), "port", port)
 }
 
+// stallCounted is a port connection that says when a write to the space
+// is under way. The tunnel's WebSocket is read (and its pongs seen) only
+// by the copy into the space, so while the space does not read, a ping
+// could not be answered however alive the client is.
+type stallCounted struct {
+	*spaces.PortConn
+	writing atomic.Bool
+}
+
+func (c *stallCounted) Write(p []byte) (int, error) {
+	c.writing.Store(true)
+	defer c.writing.Store(false)
+	return c.PortConn.Write(p)
+}
+
 // tunnelWatch pings the tunnel's client until the tunnel ends, the client
-// stops answering or the node shuts down.
-func tunnelWatch(ctx context.Context, ws *websocket.Conn, piped <-chan struct{}) terminalEnd {
+// stops answering or the node shuts down. No ping is sent while a write
+// to the space is under way (writing): its answer could not be read.
+func tunnelWatch(ctx context.Context, ws *websocket.Conn, piped <-chan struct{}, writing *atomic.Bool) terminalEnd {
 	t := time.NewTicker(tunnelPingInterval)
 	defer t.Stop()
 	for {
@@ -194,6 +212,9 @@ func tunnelWatch(ctx context.Context, ws *websocket.Conn, piped <-chan struct{})
 		case <-ctx.Done():
 			return endShutdown
 		case <-t.C:
+		}
+		if writing.Load() {
+			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, tunnelPingInterval)
 		err := ws.Ping(pctx)

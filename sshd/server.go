@@ -336,7 +336,9 @@ func (s *Server) handle(ctx context.Context, conn net.Conn, id *identity) {
 			if !ok {
 				s.log.Debug("ssh: key not authorized", "remote", remote, "user", md.User(), "key", fp)
 				who := spaces.Caller{Actor: "ssh-key " + fp, Addr: ip, Door: spaces.DoorSSH}
-				if rerr := s.cfg.Service.RecordRefusal(ctx, who, "", "ssh|key|"+fp+"|"+ip, map[string]any{
+				// One row per source address and interval: a client can
+				// offer any number of keys without holding any of them.
+				if rerr := s.cfg.Service.RecordRefusal(ctx, who, "", "ssh|key|"+ip, map[string]any{
 					"reason": "Unauthorized: the SSH key is not in the authorized_keys file", "key": fp, "user": truncate(md.User(), 64),
 				}); rerr != nil {
 					s.log.Error("recording an ssh refusal", "err", rerr)
