@@ -105,6 +105,28 @@ func TestSSHHostileClients(t *testing.T) {
 			t.Errorf("health after the flood: %d", h.Status)
 		}
 	})
+	t.Run("one address holds at most MaxHandshakesPerAddr handshakes", func(t *testing.T) {
+		var stalled []net.Conn
+		for range sshd.MaxHandshakesPerAddr {
+			c := dial()
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil || !strings.HasPrefix(line, "SSH-2.0-Clawdspace") {
+				t.Fatalf("banner %q, %v", line, err)
+			}
+			stalled = append(stalled, c)
+		}
+		// One more from the same address is closed without a banner.
+		c := dial()
+		if b, err := io.ReadAll(c); len(b) != 0 || err != nil {
+			t.Errorf("a handshake past the bound read %q, %v; want a close without a banner", b, err)
+		}
+		for _, c := range stalled {
+			c.Close()
+		}
+		waitFor(t, "a connection to be let in again", func() bool {
+			return run(t, e.ssh(ctxT(t), name, "--", "true"), nil).code == 0
+		})
+	})
 	t.Run("one caller's connections are bounded", func(t *testing.T) {
 		var open []*exec.Cmd
 		for i := range 3 {

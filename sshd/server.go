@@ -88,7 +88,9 @@ type Server struct {
 	lns       map[net.Listener]struct{}
 	conns     map[net.Conn]struct{}
 	perCaller map[string]int
-	wg        sync.WaitGroup
+	// handshakes counts the connections of each network address.
+	handshakes map[string]int
+	wg         sync.WaitGroup
 }
 
 // New loads (or generates) the host key and builds the server.
@@ -115,11 +117,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	return &Server{
 		cfg: cfg, log: log, signer: signer,
-		keys:      &authorizedKeys{path: cfg.AuthorizedKeysPath},
-		slots:     make(chan struct{}, cfg.MaxConns),
-		lns:       make(map[net.Listener]struct{}),
-		conns:     make(map[net.Conn]struct{}),
-		perCaller: make(map[string]int),
+		keys:       &authorizedKeys{path: cfg.AuthorizedKeysPath},
+		slots:      make(chan struct{}, cfg.MaxConns),
+		lns:        make(map[net.Listener]struct{}),
+		conns:      make(map[net.Conn]struct{}),
+		perCaller:  make(map[string]int),
+		handshakes: make(map[string]int),
 	}, nil
 }
 
@@ -224,6 +227,31 @@ func (s *Server) give(conn net.Conn) {
 	s.wg.Done()
 }
 
+// MaxHandshakesPerAddr bounds the handshakes under way from one network
+// address.
+const MaxHandshakesPerAddr = 8
+
+// takeHandshake counts one more handshake under way from ip; false past
+// MaxHandshakesPerAddr. Connections past their handshake are bounded by
+// MaxConnsPerCaller.
+func (s *Server) takeHandshake(ip string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handshakes[ip] >= MaxHandshakesPerAddr {
+		return false
+	}
+	s.handshakes[ip]++
+	return true
+}
+
+func (s *Server) giveHandshake(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handshakes[ip]--; s.handshakes[ip] <= 0 {
+		delete(s.handshakes, ip)
+	}
+}
+
 // takeCaller counts one more connection of a caller; false past
 // MaxConnsPerCaller.
 func (s *Server) takeCaller(key string) bool {
@@ -319,6 +347,19 @@ func (s *Server) handle(ctx context.Context, conn net.Conn, id *identity) {
 	if err != nil {
 		ip = remote
 	}
+	// A tunnel's caller passed the API's authentication already; a
+	// network client may hold only a few handshakes at once, so that one
+	// device stalling them cannot take every connection slot.
+	handshaken := func() {}
+	if id == nil || !id.tunnel {
+		if !s.takeHandshake(ip) {
+			s.log.Debug("ssh connection refused: too many handshakes from one address", "remote", remote)
+			return
+		}
+		var once sync.Once
+		handshaken = func() { once.Do(func() { s.giveHandshake(ip) }) }
+		defer handshaken()
+	}
 	cfg := &ssh.ServerConfig{ServerVersion: "SSH-2.0-Clawdspace", MaxAuthTries: 6}
 	cfg.AddHostKey(s.signer)
 	if id != nil {
@@ -350,6 +391,7 @@ func (s *Server) handle(ctx context.Context, conn net.Conn, id *identity) {
 	}
 	_ = conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	sc, chans, reqs, err := ssh.NewServerConn(conn, cfg)
+	handshaken()
 	if err != nil {
 		s.log.Debug("ssh handshake failed", "remote", remote, "err", err)
 		return
