@@ -17,6 +17,15 @@ import (
 // refused. The node closes the WebSocket with 1000 when both directions
 // have ended, or with another status and a reason when the connection to
 // the space failed.
+//
+// The tunnel has a plain form too, for clients that are not browsers: a
+// request with "Connection: Upgrade" and "Upgrade: clawdspace-tcp" (the
+// value of TCPUpgrade) is answered, once everything that can be refused
+// was, with 101 Switching Protocols, after which the HTTP connection is
+// the TCP connection, half-close included. It skips the framing: the
+// node moves the bytes in the kernel.
+const TCPUpgrade = "clawdspace-tcp"
+
 const (
 	// TunnelMaxMessage is the largest message either end sends; both
 	// ends refuse larger ones.

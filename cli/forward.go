@@ -1,15 +1,19 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/spf13/cobra"
@@ -160,14 +164,27 @@ func acceptForward(ctx context.Context, o *ForwardOptions, c *Client, ln net.Lis
 		go func() {
 			defer wg.Done()
 			defer lc.Close()
-			t, err := dialTunnel(ctx, c, o.Name, port)
+			tc, err := dialPlainTunnel(ctx, c, o.Name, port)
+			var apiErr *APIError
+			if errors.As(err, &apiErr) && apiErr.Status == http.StatusBadRequest && strings.Contains(apiErr.Message, "WebSocket") {
+				// A node without the plain form: the WebSocket one.
+				t, err := dialTunnel(ctx, c, o.Name, port)
+				if err != nil {
+					fmt.Fprintf(o.IO.ErrOut, "%s:%d: %s\n", o.Name, port, ErrorMessage(err))
+					return
+				}
+				stop := context.AfterFunc(ctx, func() { t.CloseWith(websocket.StatusGoingAway, "clawdspace forward stopped") })
+				defer stop()
+				carry(lc.(*net.TCPConn), t)
+				return
+			}
 			if err != nil {
 				fmt.Fprintf(o.IO.ErrOut, "%s:%d: %s\n", o.Name, port, ErrorMessage(err))
 				return
 			}
-			stop := context.AfterFunc(ctx, func() { t.CloseWith(websocket.StatusGoingAway, "clawdspace forward stopped") })
+			stop := context.AfterFunc(ctx, func() { tc.Close() })
 			defer stop()
-			carry(lc.(*net.TCPConn), t)
+			carryPlain(lc.(*net.TCPConn), tc)
 		}()
 	}
 }
@@ -228,4 +245,118 @@ func carry(lc *net.TCPConn, t *api.Tunnel) {
 	}()
 	wg.Wait()
 	closeBoth()
+}
+
+// dialPlainTunnel opens the port tunnel's plain form (api.TCPUpgrade):
+// once the node answers 101, the connection is the TCP connection to the
+// space's port. The node's refusal comes back as an APIError.
+func dialPlainTunnel(ctx context.Context, c *Client, name string, port uint16) (net.Conn, error) {
+	u, err := url.Parse(strings.TrimRight(c.BaseURL, "/") + "/api" + spacePath(name, "/ports/"+strconv.Itoa(int(port))+"/connect"))
+	if err != nil {
+		return nil, fmt.Errorf("bad node address %q: %w", c.BaseURL, err)
+	}
+	hostPort := u.Host
+	if u.Port() == "" {
+		hostPort = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme == "https"])
+	}
+	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", hostPort)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &UnreachableError{URL: c.BaseURL, Err: err}
+	}
+	// Until the answer: ctx ends the dial.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	if u.Scheme == "https" {
+		cfg := &tls.Config{ServerName: u.Hostname()}
+		if t, ok := c.HTTP.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
+			cfg = t.TLSClientConfig.Clone()
+			if cfg.ServerName == "" {
+				cfg.ServerName = u.Hostname()
+			}
+		}
+		conn = tls.Client(conn, cfg)
+	}
+	req, _ := http.NewRequest(http.MethodGet, u.String(), nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", api.TCPUpgrade)
+	req.Header.Set("User-Agent", "clawdspace-cli")
+	if c.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Key)
+	}
+	if c.Via != "" {
+		req.Header.Set(headerNode, c.Via)
+	}
+	br := bufio.NewReader(conn)
+	var resp *http.Response
+	if err = req.Write(conn); err == nil {
+		resp, err = http.ReadResponse(br, req)
+	}
+	if !stop() || err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err == nil {
+			err = errors.New("the connection ended")
+		}
+		return nil, &UnreachableError{URL: c.BaseURL, Err: err}
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		defer conn.Close()
+		return nil, spaceError(name, c, c.readError(resp))
+	}
+	if br.Buffered() > 0 {
+		return &bufferedConn{Conn: conn, r: br}, nil
+	}
+	return conn, nil
+}
+
+// bufferedConn is a connection some of whose bytes were read ahead.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *bufferedConn) CloseWrite() error { return closeWriteOf(b.Conn) }
+
+// closeWriteOf half-closes c where it can (TCP, TLS), else closes it.
+func closeWriteOf(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+// carryPlain copies between a local connection and the plain tunnel both
+// ways, with half-close; between two TCP sockets the kernel moves the
+// bytes (splice).
+func carryPlain(lc *net.TCPConn, tc net.Conn) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if _, err := io.Copy(tc, lc); err != nil {
+			tc.Close()
+			lc.Close()
+			return
+		}
+		_ = closeWriteOf(tc)
+	}()
+	go func() {
+		defer wg.Done()
+		if _, err := io.Copy(lc, tc); err != nil {
+			tc.Close()
+			lc.Close()
+			return
+		}
+		_ = lc.CloseWrite()
+	}()
+	wg.Wait()
+	tc.Close()
+	lc.Close()
 }

@@ -32,7 +32,8 @@ func benchPortBytes(b *testing.B) int64 {
 }
 
 // BenchmarkPortThroughput reads benchPortBytes from a server in a space
-// through the API tunnel (WebSocket on the node's local listener) and
+// through the API tunnel (WebSocket on the node's local listener), through
+// its plain form (Upgrade: clawdspace-tcp, spliced by the node) and
 // through a forward on the node's tailnet address (a tsnet device of a
 // person with the ports grant), each against a direct TCP connection from
 // the host to the container in the same iteration. tunnel-x-direct and
@@ -81,6 +82,16 @@ func BenchmarkPortThroughput(b *testing.B) {
 			b.Fatalf("tunnel: %v", err)
 		}
 	}
+	viaPlain := func() {
+		c, res := dialPlain(b, n.URL, name, nodetest.PortSource)
+		if res.StatusCode != http.StatusSwitchingProtocols {
+			b.Fatalf("plain tunnel: %d", res.StatusCode)
+		}
+		defer c.Close()
+		if err := sourceRead(c, size, buf); err != nil {
+			b.Fatalf("plain tunnel: %v", err)
+		}
+	}
 	viaTailnet := func() {
 		c, err := dev.Dial(ctx, "tcp", net.JoinHostPort(n.TS.Addr(), strconv.Itoa(int(fa.Forward.NodePort))))
 		if err != nil {
@@ -93,14 +104,16 @@ func BenchmarkPortThroughput(b *testing.B) {
 	}
 	viaDirect()
 	viaTunnel()
+	viaPlain()
 	viaTailnet()
 
-	var d, tu, ta []time.Duration
+	var d, tu, pl, ta []time.Duration
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		runs := []func(){
 			func() { d = append(d, since(viaDirect)) },
 			func() { tu = append(tu, since(viaTunnel)) },
+			func() { pl = append(pl, since(viaPlain)) },
 			func() { ta = append(ta, since(viaTailnet)) },
 		}
 		for k := range runs {
@@ -113,6 +126,8 @@ func BenchmarkPortThroughput(b *testing.B) {
 	b.ReportMetric(mbps(tu), "tunnel-MB/s")
 	b.ReportMetric(mbps(ta), "tailnet-MB/s")
 	b.ReportMetric(mbps(tu)/mbps(d), "tunnel-x-direct")
+	b.ReportMetric(mbps(pl), "plain-MB/s")
+	b.ReportMetric(mbps(pl)/mbps(d), "plain-x-direct")
 	b.ReportMetric(mbps(ta)/mbps(d), "tailnet-x-direct")
 }
 

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -148,6 +150,10 @@ func (s *Server) handlePortConnect(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", api.TCPUpgrade) {
+		s.servePortTCP(w, r, port)
+		return
+	}
 	ctx, done, ok := s.beginUpgrade(w, r, "port tunnel")
 	if !ok {
 		return
@@ -234,4 +240,68 @@ func (s *Server) closePortConn(pc *spaces.PortConn) {
 	if err := pc.Close(); err != nil {
 		s.log.Error("closing a port connection", "err", err)
 	}
+}
+
+// servePortTCP serves the port tunnel's plain form (Upgrade:
+// clawdspace-tcp): after the 101 answer the HTTP connection itself is the
+// TCP connection to the space's port, with half-close, and the bytes move
+// between the two sockets in the kernel (splice) where both are TCP.
+// Refusals come before the upgrade, as JSON errors, as for the WebSocket
+// form.
+func (s *Server) servePortTCP(w http.ResponseWriter, r *http.Request, port uint16) {
+	if err := sameOrigin(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ctx, done, ok := s.terms.add(r.Context())
+	if !ok {
+		s.writeError(w, r, spaces.Errorf(spaces.ErrUnavailable, "Node is shutting down"))
+		return
+	}
+	defer done()
+	pc, err := s.cfg.Spaces.ConnectPort(ctx, callerOf(r), r.PathValue("name"), port, 0)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer s.closePortConn(pc)
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.writeError(w, r, spaces.Errorf(spaces.ErrInvalid, "The port tunnel's plain form needs HTTP/1.1"))
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Time{})
+	if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+api.TCPUpgrade+"\r\n\r\n"); err != nil {
+		return
+	}
+	s.log.Debug("port tunnel opened", "space", r.PathValue("name"), "port", port, "actor", callerOf(r).Actor, "form", "tcp")
+	// What the client sent after its request is already read.
+	var client io.Reader = conn
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		client = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close(); pc.Close() })
+	defer stop()
+	space := pc.Raw()
+	moved := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(space, client)
+		closeWrite(space)
+		moved <- n
+	}()
+	out, _ := io.Copy(conn, space)
+	closeWrite(conn)
+	in := <-moved
+	pc.Moved(in, out)
+}
+
+// closeWrite half-closes c where it can, and closes it where it cannot.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		return
+	}
+	_ = c.Close()
 }

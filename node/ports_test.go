@@ -294,3 +294,68 @@ func containerAddr(t testing.TB, n *nodetest.Node, space string, port int) strin
 	t.Fatalf("space %s has no address", space)
 	return ""
 }
+
+// TestPortTunnelPlainForm: the tunnel's plain form (Upgrade:
+// clawdspace-tcp) answers 101 and then is the TCP connection itself: an
+// HTTP request, a 3.2 MB echo with half-close, bytes audited each way;
+// its refusals come before the upgrade as JSON errors.
+func TestPortTunnelPlainForm(t *testing.T) {
+	t.Parallel()
+	n := nodetest.Start(t, nodetest.Options{})
+	name := portSpace(t, n, "plain")
+	open := func(t *testing.T, space string, port int) (net.Conn, *http.Response) {
+		return dialPlain(t, n.URL, space, port)
+	}
+
+	c, res := open(t, name, nodetest.PortHTTP)
+	if res.StatusCode != http.StatusSwitchingProtocols || res.Header.Get("Upgrade") != api.TCPUpgrade {
+		t.Fatalf("answer %d %v", res.StatusCode, res.Header)
+	}
+	r, body := httpOver(t, c, "/hello.txt")
+	if r.StatusCode != 200 || body != "hello from the space\n" {
+		t.Fatalf("GET through the plain tunnel = %d %q", r.StatusCode, body)
+	}
+
+	data := bytes.Repeat([]byte("0123456789abcdef"), 200_000)
+	c, _ = open(t, name, nodetest.PortEcho)
+	if got := echoHalfClose(t, c.(*net.TCPConn), data); !bytes.Equal(got, data) {
+		t.Fatalf("echoed %d bytes, want %d", len(got), len(data))
+	}
+	nodetest.WaitUntil(t, "the connection's audit row", func() bool {
+		ev, ok := findEvent(t, n, name, spaces.EventPortConnection, func(e spaces.Event) bool {
+			return metaInt(e, "port") == nodetest.PortEcho && metaInt(e, "bytesIn") == int64(len(data))
+		})
+		return ok && metaInt(ev, "bytesOut") == int64(len(data))
+	})
+
+	// Refusals before the upgrade.
+	if _, res := open(t, name, 9); res.StatusCode != http.StatusConflict {
+		t.Errorf("a port where nothing listens: %d, want 409", res.StatusCode)
+	}
+	if _, res := open(t, "t-no-such-space", nodetest.PortHTTP); res.StatusCode != http.StatusNotFound {
+		t.Errorf("a missing space: %d, want 404", res.StatusCode)
+	}
+}
+
+// dialPlain opens the port tunnel's plain form and returns the
+// connection and the node's answer (101, or a refusal).
+func dialPlain(tb testing.TB, base, space string, port int) (net.Conn, *http.Response) {
+	tb.Helper()
+	host := strings.TrimPrefix(base, "http://")
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "GET /api/spaces/%s/ports/%d/connect HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n",
+		space, port, host, nodetest.Key, api.TCPUpgrade)
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols && br.Buffered() != 0 {
+		tb.Fatalf("%d bytes after the 101 answer", br.Buffered())
+	}
+	return c, res
+}

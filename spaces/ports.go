@@ -322,6 +322,17 @@ func (p *PortConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// Raw is the connection to the space itself, for a door that moves the
+// bytes without reading them (splice(2) between two sockets); it reports
+// what it moved with Moved, since Read and Write do not see it.
+func (p *PortConn) Raw() net.Conn { return p.Conn }
+
+// Moved adds bytes moved through Raw: in to the space, out from it.
+func (p *PortConn) Moved(in, out int64) {
+	p.in.Add(in)
+	p.out.Add(out)
+}
+
 // CloseWrite half-closes the connection (the peer reads EOF) when the
 // engine's connection supports it.
 func (p *PortConn) CloseWrite() error {
