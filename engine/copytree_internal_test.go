@@ -296,6 +296,10 @@ func TestCopyTreeFileGrowing(t *testing.T) {
 	if b, _ := os.ReadFile(dir + "/copy"); string(b) != "before" {
 		t.Errorf("the copy holds %d bytes %.20q…, want what the file held at its open", len(b), b)
 	}
+	// What it charged: the bytes it wrote, or the blocks it cloned.
+	if c.written > max(int64(len("before")), fst.Blocks*512) {
+		t.Errorf("the copy wrote %d bytes, want at most the size at the open", c.written)
+	}
 }
 
 // TestCopyTreeFolderMetTwice copies a folder that the walk meets again
