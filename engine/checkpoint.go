@@ -184,7 +184,7 @@ func (e *Engine) Checkpoint(ctx context.Context, space, name string) (taken spac
 	var since time.Time
 	if running {
 		since = time.Now().Add(-time.Second) // the filesystem's clock is coarse
-		if _, _, err := copyTree(src, dst); err != nil {
+		if _, _, err := copyTree(ctx, src, dst); err != nil {
 			return taken, err
 		}
 	}
@@ -215,9 +215,9 @@ func (e *Engine) Checkpoint(ctx context.Context, space, name string) (taken spac
 		}()
 	}
 	if running {
-		wsBytes, err = syncTree(src, dst, since)
+		wsBytes, err = syncTree(ctx, src, dst, since)
 	} else {
-		wsBytes, _, err = copyTree(src, dst)
+		wsBytes, _, err = copyTree(ctx, src, dst)
 	}
 	if err != nil {
 		return taken, err
@@ -407,7 +407,7 @@ func (e *Engine) Restore(ctx context.Context, space, name string, state spaces.S
 	if err := emptyTree(ws); err != nil {
 		return fmt.Errorf("emptying the workspace: %w", err)
 	}
-	if _, _, err := copyTree(ckdir, ws); err != nil {
+	if _, _, err := copyTree(ctx, ckdir, ws); err != nil {
 		return fmt.Errorf("copying the checkpoint's workspace: %w", err)
 	}
 	if _, err := e.c.ImageTag(ctx, client.ImageTagOptions{Source: ref, Target: e.baseRef(space)}); err != nil {
@@ -579,7 +579,7 @@ func (e *Engine) Fork(ctx context.Context, srcName, name, dst string, before fun
 		return sp, err
 	}
 	defer unix.Close(wsdir)
-	if _, _, err := copyTree(ckdir, wsdir); err != nil {
+	if _, _, err := copyTree(ctx, ckdir, wsdir); err != nil {
 		return sp, err
 	}
 	if _, err := e.c.ImageTag(ctx, client.ImageTagOptions{Source: ref, Target: e.baseRef(dst)}); err != nil {

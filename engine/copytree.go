@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"time"
@@ -14,39 +16,81 @@ import (
 
 // copyTree copies the folder tree under the open folder src into the open
 // folder dst (both on this host, e.g. volumes' _data folders), keeping
-// owner, mode, times and symlinks as they are. Each file is first cloned
-// (FICLONE: a reflink, which shares blocks on btrfs and xfs and costs no
-// space), else copied in the kernel (copy_file_range), else read and
-// written. It never follows a symlink: every entry is opened relative to
-// its folder with O_NOFOLLOW, so a tree that changes meanwhile (the space
-// is hostile) leads nowhere outside it. Hard links become separate files;
-// sockets and devices are left out. It returns the bytes of the regular
-// files it copied and whether every file was cloned.
-func copyTree(src, dst int) (copied int64, cloned bool, err error) {
-	c := &treeCopier{cloned: true}
+// owner, mode, times, symlinks, hard links and holes as they are. Each file
+// is first cloned (FICLONE: a reflink, which shares blocks on btrfs and xfs
+// and costs no space), else its data ranges (SEEK_DATA, SEEK_HOLE) are
+// copied in the kernel (copy_file_range), else read and written. It never
+// follows a symlink: every entry is opened relative to its folder with
+// O_NOFOLLOW, so a tree that changes meanwhile (the space is hostile) leads
+// nowhere outside it. The space cannot make the copy outgrow its tree
+// either: a file is copied up to its size when it was opened, a folder met
+// twice (moved during the walk) is copied once, and the copy stops with
+// ErrConflict once it wrote more than the tree's allocated blocks when it
+// began plus a margin (copyBudget), or with ErrDiskFull before the target's
+// free space falls below its reserve. It stops when ctx ends. Sockets and
+// devices are left out. It returns the bytes of the regular files it copied
+// and whether every file was cloned.
+func copyTree(ctx context.Context, src, dst int) (copied int64, cloned bool, err error) {
+	used, err := measureTree(ctx, src)
+	if err != nil {
+		return 0, false, mapCopyErr(err)
+	}
+	c, err := newTreeCopier(ctx, dst)
+	if err != nil {
+		return 0, false, err
+	}
+	c.budget = copyBudget(used)
+	return c.copyAll(src, dst)
+}
+
+// copyAll copies src into dst within c's bounds.
+func (c *treeCopier) copyAll(src, dst int) (copied int64, cloned bool, err error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(src, &st); err != nil {
 		return 0, false, err
 	}
-	if err := c.dir(src, dst, 0); err != nil {
-		return c.bytes, false, mapCopyErr(err)
+	c.seenDirs[inodeOf(&st)] = true
+	if err := c.dir(src, dst, 0, ""); err != nil {
+		return c.bytes, false, c.mapErr(err)
 	}
 	if err := setMeta(dst, &st, []unix.Timespec{st.Atim, st.Mtim}); err != nil {
-		return c.bytes, false, mapCopyErr(err)
+		return c.bytes, false, c.mapErr(err)
 	}
 	return c.bytes, c.cloned && c.files > 0, nil
 }
 
 type treeCopier struct {
+	ctx    context.Context
 	bytes  int64
 	files  int
 	cloned bool
 	// noClone is set once the filesystem refused a clone: it refuses
-	// every one.
-	noClone bool
-	buf     []byte
+	// every one; noRange likewise for copy_file_range.
+	noClone, noRange bool
+	buf              []byte
 	// since (syncTree) is when the first copy began.
 	since unix.Timespec
+	// root is the target's top folder: hard links are made relative to it,
+	// its filesystem's free space is watched.
+	root int
+	room diskRoom
+	// written is what the copy charged so far (data written, blocks
+	// cloned); budget, when not 0, bounds it.
+	written, budget int64
+	// seenDirs are the source's folders entered so far.
+	seenDirs map[inode]bool
+	// links maps a source file with more than one link to its first copy,
+	// by its path below root; linkBytes bounds the paths kept.
+	links     map[inode]string
+	linkBytes int
+}
+
+func newTreeCopier(ctx context.Context, dst int) (*treeCopier, error) {
+	c := &treeCopier{ctx: ctx, cloned: true, root: dst, seenDirs: map[inode]bool{}, links: map[inode]string{}}
+	if err := c.room.refresh(dst); err != nil {
+		return nil, fmt.Errorf("reading the target's free space: %w", err)
+	}
+	return c, nil
 }
 
 func mapCopyErr(err error) error {
@@ -59,9 +103,20 @@ func mapCopyErr(err error) error {
 	return err
 }
 
+// mapErr maps err as mapCopyErr does, and the copy's own bounds too.
+func (c *treeCopier) mapErr(err error) error {
+	switch {
+	case errors.Is(err, errOverBudget):
+		return spaces.Errorf(spaces.ErrConflict, "the workspace grew past what it held when the copy began (%d bytes with the margin): the copy was stopped", c.budget)
+	case errors.Is(err, errNoRoom):
+		return spaces.Errorf(spaces.ErrDiskFull, "the engine's disk would fall below its reserve of %d bytes free: the copy was stopped", c.room.reserve)
+	}
+	return mapCopyErr(err)
+}
+
 // dir copies the entries of src into dst, then dst's own metadata is set by
-// the caller.
-func (c *treeCopier) dir(src, dst, depth int) error {
+// the caller. rel is dst's path below root.
+func (c *treeCopier) dir(src, dst, depth int, rel string) error {
 	if depth > maxTreeDepth {
 		return errTooDeep
 	}
@@ -78,7 +133,7 @@ func (c *treeCopier) dir(src, dst, depth int) error {
 	for {
 		names, err := d.Readdirnames(512)
 		for _, n := range names {
-			if err := c.entry(src, dst, n, depth); err != nil {
+			if err := c.entry(src, dst, n, depth, rel); err != nil {
 				return err
 			}
 		}
@@ -91,8 +146,18 @@ func (c *treeCopier) dir(src, dst, depth int) error {
 	}
 }
 
+func below(rel, name string) string {
+	if rel == "" {
+		return name
+	}
+	return rel + "/" + name
+}
+
 // entry copies one entry name of src into dst.
-func (c *treeCopier) entry(src, dst int, name string, depth int) error {
+func (c *treeCopier) entry(src, dst int, name string, depth int, rel string) error {
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(src, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return ignoreENOENT(err)
@@ -105,6 +170,16 @@ func (c *treeCopier) entry(src, dst int, name string, depth int) error {
 			return skipSwapped(err)
 		}
 		defer unix.Close(sfd)
+		var fst unix.Stat_t
+		if err := unix.Fstat(sfd, &fst); err != nil {
+			return err
+		}
+		// A folder met again was moved during the walk: copied once, as
+		// it was where the walk met it first.
+		if c.seenDirs[inodeOf(&fst)] {
+			return nil
+		}
+		c.seenDirs[inodeOf(&fst)] = true
 		if err := unix.Mkdirat(dst, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 			return err
 		}
@@ -113,12 +188,12 @@ func (c *treeCopier) entry(src, dst int, name string, depth int) error {
 			return err
 		}
 		defer unix.Close(dfd)
-		if err := c.dir(sfd, dfd, depth+1); err != nil {
+		if err := c.dir(sfd, dfd, depth+1, below(rel, name)); err != nil {
 			return err
 		}
-		return setMeta(dfd, &st, times)
+		return setMeta(dfd, &fst, []unix.Timespec{fst.Atim, fst.Mtim})
 	case unix.S_IFREG:
-		return c.file(src, dst, name, &st)
+		return c.file(src, dst, name, below(rel, name))
 	case unix.S_IFLNK:
 		target, err := readlinkat(src, name)
 		if err != nil {
@@ -155,7 +230,9 @@ func skipSwapped(err error) error {
 	return err
 }
 
-func (c *treeCopier) file(src, dst int, name string, st *unix.Stat_t) error {
+// file copies the regular file name of src into dst, or links it to the
+// copy of the same source file made before. rel is its path below root.
+func (c *treeCopier) file(src, dst int, name, rel string) error {
 	// O_NONBLOCK: an entry swapped for a fifo must not block the open.
 	sfd, err := openat(src, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -169,74 +246,150 @@ func (c *treeCopier) file(src, dst int, name string, st *unix.Stat_t) error {
 	if fst.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil
 	}
+	if fst.Nlink > 1 {
+		if first, ok := c.links[inodeOf(&fst)]; ok {
+			err := unix.Linkat(c.root, first, dst, name, 0)
+			if err == nil {
+				return nil
+			}
+			// Too many links or a path too long for the target: a copy.
+			if !errors.Is(err, unix.EMLINK) && !errors.Is(err, unix.ENAMETOOLONG) && !errors.Is(err, unix.ENOENT) {
+				return err
+			}
+		}
+	}
 	dfd, err := openat(dst, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(dfd)
-	n, err := c.content(sfd, dfd, fst.Size)
+	n, err := c.content(sfd, dfd, &fst)
 	if err != nil {
 		return err
 	}
 	c.bytes += n
 	c.files++
+	if fst.Nlink > 1 && len(rel) < unix.PathMax && c.linkBytes+len(rel) <= maxLinkPaths {
+		c.links[inodeOf(&fst)] = rel
+		c.linkBytes += len(rel)
+	}
 	return setMeta(dfd, &fst, []unix.Timespec{fst.Atim, fst.Mtim})
 }
 
-// content copies the data of sfd into the empty dfd.
-func (c *treeCopier) content(sfd, dfd int, size int64) (int64, error) {
+// content copies the data of sfd into the empty dfd, up to fst's size (the
+// size when sfd was opened: a file growing meanwhile is not chased), and
+// keeps its holes.
+func (c *treeCopier) content(sfd, dfd int, fst *unix.Stat_t) (int64, error) {
+	size := fst.Size
 	if size == 0 {
 		return 0, nil
 	}
 	if !c.noClone {
 		err := unix.IoctlFileClone(dfd, sfd)
 		if err == nil {
-			return size, nil
+			if err := c.charge(fst.Blocks*512, false); err != nil {
+				return 0, err
+			}
+			// A file that grew since its open is cut back to its size then.
+			return size, unix.Ftruncate(dfd, size)
 		}
 		c.noClone = errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL)
 	}
 	c.cloned = false
-	var n int64
-	for {
-		m, err := unix.CopyFileRange(sfd, nil, dfd, nil, 1<<30, 0)
+	for off := int64(0); off < size; {
+		start, err := unix.Seek(sfd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // a hole up to the end
+		}
 		if err != nil {
-			if n == 0 && (errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)) {
-				return c.readWrite(sfd, dfd)
-			}
-			return n, err
+			return 0, err
 		}
-		if m == 0 {
-			return n, nil
+		if start >= size {
+			break
 		}
-		n += int64(m)
+		end, err := unix.Seek(sfd, start, unix.SEEK_HOLE)
+		if errors.Is(err, unix.ENXIO) {
+			break // the file shrank
+		}
+		if err != nil {
+			return 0, err
+		}
+		end = min(end, size)
+		if end <= start {
+			break
+		}
+		done, err := c.span(sfd, dfd, start, end)
+		if err != nil {
+			return 0, err
+		}
+		if !done {
+			break // the file shrank
+		}
+		off = end
 	}
+	return size, unix.Ftruncate(dfd, size)
 }
 
-func (c *treeCopier) readWrite(sfd, dfd int) (int64, error) {
+// copyChunk is the most the copy writes between two checks of its bounds
+// and of its context.
+const copyChunk = 16 << 20
+
+// span copies the bytes [start, end) of sfd at the same offsets of dfd, in
+// chunks charged before they are written. It reports false when sfd ended
+// before end.
+func (c *treeCopier) span(sfd, dfd int, start, end int64) (bool, error) {
+	for off := start; off < end; {
+		if err := c.ctx.Err(); err != nil {
+			return false, err
+		}
+		want := min(end-off, copyChunk)
+		if err := c.charge(want, true); err != nil {
+			return false, err
+		}
+		m, err := c.chunk(sfd, dfd, off, int(want))
+		c.uncharge(want - int64(m))
+		if err != nil {
+			return false, err
+		}
+		if m == 0 {
+			return false, nil
+		}
+		off += int64(m)
+	}
+	return true, nil
+}
+
+// chunk copies at most n bytes at off, in the kernel where it can.
+func (c *treeCopier) chunk(sfd, dfd int, off int64, n int) (int, error) {
+	if !c.noRange {
+		roff, woff := off, off
+		m, err := unix.CopyFileRange(sfd, &roff, dfd, &woff, n, 0)
+		if err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, unix.EXDEV) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EOPNOTSUPP) {
+			return 0, err
+		}
+		c.noRange = true
+	}
 	if c.buf == nil {
 		c.buf = make([]byte, 1<<20)
 	}
-	var n int64
-	for {
-		m, err := unix.Read(sfd, c.buf)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
-				continue
-			}
-			return n, err
-		}
-		if m == 0 {
-			return n, nil
-		}
-		for w := 0; w < m; {
-			k, err := unix.Write(dfd, c.buf[w:m])
-			if err != nil {
-				return n, err
-			}
-			w += k
-		}
-		n += int64(m)
+	m, err := unix.Pread(sfd, c.buf[:min(n, len(c.buf))], off)
+	for errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+		m, err = unix.Pread(sfd, c.buf[:min(n, len(c.buf))], off)
 	}
+	if err != nil {
+		return 0, err
+	}
+	for w := 0; w < m; {
+		k, err := unix.Pwrite(dfd, c.buf[w:m], off+int64(w))
+		if err != nil {
+			return w, err
+		}
+		w += k
+	}
+	return m, nil
 }
 
 // setMeta gives an open copy the owner, mode and times of st; the mode
@@ -300,17 +453,25 @@ func emptyTree(dir int) error {
 // and entries of another type are copied again; entries src no longer has
 // are removed. It runs while the space is frozen, so that it stays short:
 // a walk of the metadata plus what changed since the copy.
-func syncTree(src, dst int, since time.Time) (copied int64, err error) {
-	c := &treeCopier{cloned: true, since: unix.NsecToTimespec(since.UnixNano())}
+//
+// The space is frozen, so its tree cannot grow meanwhile: syncTree has no
+// budget, but keeps the target's reserve free and stops when ctx ends.
+func syncTree(ctx context.Context, src, dst int, since time.Time) (copied int64, err error) {
+	c, err := newTreeCopier(ctx, dst)
+	if err != nil {
+		return 0, err
+	}
+	c.since = unix.NsecToTimespec(since.UnixNano())
 	var st unix.Stat_t
 	if err := unix.Fstat(src, &st); err != nil {
 		return 0, err
 	}
-	if err := c.sync(src, dst, 0); err != nil {
-		return c.bytes, mapCopyErr(err)
+	c.seenDirs[inodeOf(&st)] = true
+	if err := c.sync(src, dst, 0, ""); err != nil {
+		return c.bytes, c.mapErr(err)
 	}
 	if err := setMeta(dst, &st, []unix.Timespec{st.Atim, st.Mtim}); err != nil {
-		return c.bytes, mapCopyErr(err)
+		return c.bytes, c.mapErr(err)
 	}
 	return c.bytes, nil
 }
@@ -319,7 +480,7 @@ func (c *treeCopier) changed(st *unix.Stat_t) bool {
 	return st.Ctim.Sec > c.since.Sec || (st.Ctim.Sec == c.since.Sec && st.Ctim.Nsec >= c.since.Nsec)
 }
 
-func (c *treeCopier) sync(src, dst, depth int) error {
+func (c *treeCopier) sync(src, dst, depth int, rel string) error {
 	if depth > maxTreeDepth {
 		return errTooDeep
 	}
@@ -333,6 +494,9 @@ func (c *treeCopier) sync(src, dst, depth int) error {
 	}
 	keep := make(map[string]bool, len(names))
 	for _, name := range names {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
 		keep[name] = true
 		var st, dt unix.Stat_t
 		if err := unix.Fstatat(src, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -349,12 +513,22 @@ func (c *treeCopier) sync(src, dst, depth int) error {
 			if err != nil {
 				return skipSwapped(err)
 			}
+			var fst unix.Stat_t
+			if err := unix.Fstat(sfd, &fst); err != nil {
+				unix.Close(sfd)
+				return err
+			}
+			if c.seenDirs[inodeOf(&fst)] {
+				unix.Close(sfd)
+				continue
+			}
+			c.seenDirs[inodeOf(&fst)] = true
 			dfd, err := openat(dst, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 			if err != nil {
 				unix.Close(sfd)
 				return err
 			}
-			err = c.sync(sfd, dfd, depth+1)
+			err = c.sync(sfd, dfd, depth+1, below(rel, name))
 			if err == nil {
 				err = setMeta(dfd, &st, []unix.Timespec{st.Atim, st.Mtim})
 			}
@@ -376,7 +550,7 @@ func (c *treeCopier) sync(src, dst, depth int) error {
 				return err
 			}
 		}
-		if err := c.entry(src, dst, name, depth); err != nil {
+		if err := c.entry(src, dst, name, depth, rel); err != nil {
 			return err
 		}
 	}
