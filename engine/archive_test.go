@@ -3,6 +3,7 @@ package engine_test
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/client"
 
@@ -26,7 +28,11 @@ func exported(t *testing.T, e *engine.Engine) []byte {
 	t.Helper()
 	name := uniqueName("hx")
 	cleanup(t, name, e)
-	t.Cleanup(func() { _ = e.Remove(t.Context(), name, true) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = e.Remove(ctx, name, true) // with its checkpoints and base tag
+	})
 	if _, err := e.Create(t.Context(), spaces.ContainerSpec{Name: name, Image: testimage.TestImage, MemoryBytes: 64 << 20, CPUs: 0.5,
 		NetworkMode: spaces.NetworkNone, Template: "offline", Env: []string{secretEnv}}); err != nil {
 		t.Fatal(err)
@@ -121,7 +127,11 @@ func importAs(t *testing.T, e *engine.Engine, archive []byte, maxBytes int64, ed
 	t.Helper()
 	name := uniqueName("hi")
 	cleanup(t, name, e)
-	t.Cleanup(func() { _ = e.Remove(t.Context(), name, true) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = e.Remove(ctx, name, true) // with its checkpoints and base tag
+	})
 	sp, err := e.Import(t.Context(), bytes.NewReader(archive), maxBytes, func(m spaces.ArchiveManifest) (spaces.ContainerSpec, error) {
 		s := spaces.ContainerSpec{Name: name, Image: m.Image, MemoryBytes: m.Memory, CPUs: m.CPUs, NetworkMode: m.NetworkMode, Template: m.Template}
 		if edit != nil {
