@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,12 +64,15 @@ func (e *Engine) Export(ctx context.Context, space, name string, w io.Writer) er
 	if h := sp.HostConfig; h != nil {
 		m.Memory, m.CPUs, m.GPU = h.Memory, float64(h.NanoCPUs)/1e9, len(h.DeviceRequests) > 0
 	}
-	base, err := e.baseLayers(ctx, cp.Image)
+	base, baseEnv, err := e.baseLayers(ctx, cp.Image)
 	if err != nil {
 		return err
 	}
-	skip, err := e.savedLayers(ctx, ref, base)
+	saved, err := e.savedImage(ctx, ref, strings.TrimPrefix(img.ID, "sha256:"), base)
 	if err != nil {
+		return err
+	}
+	if err := saved.dropEnv(baseEnv); err != nil {
 		return err
 	}
 	tw := tar.NewWriter(w)
@@ -78,7 +83,7 @@ func (e *Engine) Export(ctx context.Context, space, name string, w io.Writer) er
 	if _, err := tw.Write(mb); err != nil {
 		return err
 	}
-	if err := e.exportImage(ctx, ref, skip, tw); err != nil {
+	if err := e.exportImage(ctx, ref, saved, tw); err != nil {
 		return err
 	}
 	if err := e.exportWorkspace(ctx, ref, vname, tw); err != nil {
@@ -87,42 +92,73 @@ func (e *Engine) Export(ctx context.Context, space, name string, w io.Writer) er
 	return tw.Close()
 }
 
-// baseLayers returns the layer digests of the image a space was made with.
-func (e *Engine) baseLayers(ctx context.Context, image string) (map[string]bool, error) {
+// baseLayers returns the layer digests and the Env of the image a space
+// was made with.
+func (e *Engine) baseLayers(ctx context.Context, image string) (map[string]bool, []string, error) {
 	out := map[string]bool{}
 	img, err := e.c.ImageInspect(ctx, image)
 	if cerrdefs.IsNotFound(err) {
-		return out, nil // gone: every layer goes in the archive
+		return out, nil, nil // gone: every layer goes in the archive
 	}
 	if err != nil {
-		return nil, mapErr(err, "inspecting the space's image")
+		return nil, nil, mapErr(err, "inspecting the space's image")
 	}
 	for _, l := range img.RootFS.Layers {
 		out[l] = true
 	}
-	return out, nil
+	var env []string
+	if img.Config != nil {
+		env = img.Config.Env
+	}
+	return out, env, nil
 }
 
-// savedLayers reads `docker save` of ref once and returns the names of
-// its layer files whose digest is one of base's: those the archive leaves
-// out.
-func (e *Engine) savedLayers(ctx context.Context, ref string, base map[string]bool) (map[string]bool, error) {
+// savedImage is what an export learns from a first read of `docker save`
+// of a checkpoint's image.
+type savedImage struct {
+	skip       map[string]bool // layer files of the base image: left out
+	manifest   []byte          // manifest.json
+	configName string          // the config's file, named by its digest
+	config     []byte
+	oldConfig  string // the config's file as saved: never exported
+}
+
+// savedImage reads `docker save` of ref once and returns the names of its
+// layer files whose digest is one of base's (those the archive leaves
+// out), its manifest and its config (the file of the image's ID).
+func (e *Engine) savedImage(ctx context.Context, ref, id string, base map[string]bool) (*savedImage, error) {
 	res, err := e.c.ImageSave(ctx, []string{ref})
 	if err != nil {
 		return nil, mapErr(err, "saving the checkpoint's image")
 	}
 	defer res.Close()
-	skip := map[string]bool{}
+	out := &savedImage{skip: map[string]bool{}}
 	tr := tar.NewReader(res)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return skip, nil
+			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading the saved image: %w", err)
 		}
-		if h.Typeflag != tar.TypeReg || !isLayerFile(h.Name) {
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		switch h.Name {
+		case "manifest.json", id + ".json", "blobs/sha256/" + id:
+			b, err := io.ReadAll(io.LimitReader(tr, maxManifest))
+			if err != nil {
+				return nil, fmt.Errorf("reading the saved image: %w", err)
+			}
+			if h.Name == "manifest.json" {
+				out.manifest = b
+			} else {
+				out.configName, out.config = h.Name, b
+			}
+			continue
+		}
+		if !isLayerFile(h.Name) {
 			continue
 		}
 		d := sha256.New()
@@ -130,9 +166,88 @@ func (e *Engine) savedLayers(ctx context.Context, ref string, base map[string]bo
 			return nil, fmt.Errorf("reading the saved image: %w", err)
 		}
 		if base["sha256:"+hex.EncodeToString(d.Sum(nil))] {
-			skip[h.Name] = true
+			out.skip[h.Name] = true
 		}
 	}
+	if out.manifest == nil {
+		return nil, fmt.Errorf("reading the saved image: no manifest")
+	}
+	var m []struct{ Config string }
+	if err := json.Unmarshal(out.manifest, &m); err != nil || len(m) != 1 || m[0].Config == "" {
+		return nil, fmt.Errorf("reading the saved image's manifest: %v", err)
+	}
+	if out.configName != m[0].Config {
+		// An image store (containerd's) whose IDs are not the config's
+		// digest: read the file the manifest names.
+		if err := e.savedConfig(ctx, ref, m[0].Config, out); err != nil {
+			return nil, err
+		}
+	}
+	out.oldConfig = out.configName
+	return out, nil
+}
+
+// savedConfig reads the config the saved image's manifest names.
+func (e *Engine) savedConfig(ctx context.Context, ref, name string, out *savedImage) error {
+	res, err := e.c.ImageSave(ctx, []string{ref})
+	if err != nil {
+		return mapErr(err, "saving the checkpoint's image")
+	}
+	defer res.Close()
+	tr := tar.NewReader(res)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return fmt.Errorf("reading the saved image: no config %s: %v", name, err)
+		}
+		if h.Name == name && h.Typeflag == tar.TypeReg {
+			out.configName = h.Name
+			out.config, err = io.ReadAll(io.LimitReader(tr, maxManifest))
+			return err
+		}
+	}
+}
+
+// dropEnv rewrites the image's config without the container's Env (which
+// may hold secrets): only the variables of the base image stay. The config
+// gets the name of its new digest, and the manifest names it.
+func (s *savedImage) dropEnv(baseEnv []string) error {
+	var cfg map[string]json.RawMessage
+	if err := json.Unmarshal(s.config, &cfg); err != nil {
+		return fmt.Errorf("reading the saved image's config: %w", err)
+	}
+	delete(cfg, "container_config") // older engines: the container's config again
+	if raw, ok := cfg["config"]; ok {
+		var c map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return fmt.Errorf("reading the saved image's config: %w", err)
+		}
+		var env []string
+		_ = json.Unmarshal(c["Env"], &env)
+		env = slices.DeleteFunc(env, func(v string) bool { return !slices.Contains(baseEnv, v) })
+		c["Env"], _ = json.Marshal(env)
+		cfg["config"], _ = json.Marshal(c)
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	name := hex.EncodeToString(sum[:]) + ".json"
+	if strings.HasPrefix(s.configName, "blobs/") {
+		name = "blobs/sha256/" + hex.EncodeToString(sum[:])
+	}
+	var m []map[string]any
+	if err := json.Unmarshal(s.manifest, &m); err != nil || len(m) != 1 {
+		return fmt.Errorf("reading the saved image's manifest: %v", err)
+	}
+	m[0]["Config"] = name
+	delete(m[0], "LayerSources")
+	if s.manifest, err = json.Marshal(m); err != nil {
+		return err
+	}
+	s.configName, s.config = name, b
+	return nil
 }
 
 // isLayerFile reports whether a path of a saved image may be a layer: a
@@ -141,7 +256,22 @@ func isLayerFile(name string) bool {
 	return strings.HasSuffix(name, "/layer.tar") || strings.HasPrefix(name, "blobs/sha256/")
 }
 
-func (e *Engine) exportImage(ctx context.Context, ref string, skip map[string]bool, tw *tar.Writer) error {
+// exportImage writes the saved image under image/: its manifest and its
+// config (as dropEnv made them) first, so an import knows at once which
+// files it needs, then its layer files and folders less saved.skip. The
+// old config, index.json, oci-layout and repositories stay out.
+func (e *Engine) exportImage(ctx context.Context, ref string, saved *savedImage, tw *tar.Writer) error {
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{"manifest.json", saved.manifest}, {saved.configName, saved.config}} {
+		if err := tw.WriteHeader(&tar.Header{Name: archiveImage + f.name, Mode: 0o644, Size: int64(len(f.b)), ModTime: time.Now(), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.b); err != nil {
+			return err
+		}
+	}
 	res, err := e.c.ImageSave(ctx, []string{ref})
 	if err != nil {
 		return mapErr(err, "saving the checkpoint's image")
@@ -156,7 +286,7 @@ func (e *Engine) exportImage(ctx context.Context, ref string, skip map[string]bo
 		if err != nil {
 			return fmt.Errorf("reading the saved image: %w", err)
 		}
-		if skip[h.Name] {
+		if saved.skip[h.Name] || h.Name == saved.oldConfig || !imageFileShape(strings.TrimSuffix(h.Name, "/")) || strings.HasSuffix(h.Name, ".json") {
 			continue
 		}
 		h.Name = archiveImage + h.Name
@@ -223,11 +353,15 @@ func (e *Engine) removeHolder(id string) {
 }
 
 // Import makes a space from an archive (see spaces.ArchiveEngine).
-func (e *Engine) Import(ctx context.Context, r io.Reader, resolve func(spaces.ArchiveManifest) (spaces.ContainerSpec, error)) (sp spaces.Space, err error) {
+func (e *Engine) Import(ctx context.Context, r io.Reader, maxBytes int64, resolve func(spaces.ArchiveManifest) (spaces.ContainerSpec, error)) (sp spaces.Space, err error) {
 	tr := tar.NewReader(bufio.NewReaderSize(r, 1<<20))
 	h, err := tr.Next()
 	if err != nil || h.Name != archiveManifest || h.Size > maxManifest {
 		return sp, spaces.Errorf(spaces.ErrInvalid, "not a space archive: it must start with %s", archiveManifest)
+	}
+	ec := &entryCheck{max: maxBytes}
+	if err := ec.check(h); err != nil {
+		return sp, err
 	}
 	var m spaces.ArchiveManifest
 	if err := json.NewDecoder(io.LimitReader(tr, maxManifest)).Decode(&m); err != nil {
@@ -239,6 +373,9 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, resolve func(spaces.Ar
 	}
 	if crossesNamespace(spec.Name) {
 		return sp, spaces.Errorf(spaces.ErrInvalid, "space name %q must not contain %q", spec.Name, nsSep)
+	}
+	if err := e.confinable(spec.NetworkMode, spec.WorkspaceMaxBytes); err != nil {
+		return sp, err
 	}
 	cname, vname, base := e.ContainerName(spec.Name), e.VolumeName(spec.Name), e.baseRef(spec.Name)
 	if _, err := e.c.ContainerInspect(ctx, cname, client.ContainerInspectOptions{}); err == nil {
@@ -260,18 +397,21 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, resolve func(spaces.Ar
 			}
 			e.ids.Delete(spec.Name)
 		}
-		e.removeCheckpointVolume(vname)
+		e.removeVolume(false, vname)
 		_ = e.untag(cctx, base)
 		err = diskFull(err)
 	}()
 
-	next, err := e.importImage(ctx, tr, base)
+	next, err := e.importImage(ctx, tr, ec, base)
 	if err != nil {
 		return sp, err
 	}
 	cfg, host := e.ContainerConfig(spec)
 	cfg.Image = base
 	cfg.Labels[LabelImage] = spec.Image
+	if err := e.prepareWorkspace(ctx, host, spec, false); err != nil {
+		return sp, err
+	}
 	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: host})
 	if err != nil {
 		if cerrdefs.IsConflict(err) {
@@ -280,7 +420,7 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, resolve func(spaces.Ar
 		return sp, mapErr(err, "creating the imported space")
 	}
 	id = created.ID
-	if err := e.importWorkspace(ctx, tr, next, id); err != nil {
+	if err := e.importWorkspace(ctx, tr, ec, next, id); err != nil {
 		return sp, err
 	}
 	e.forgetTarget(spec.Name)
@@ -297,8 +437,9 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, resolve func(spaces.Ar
 }
 
 // importImage streams the image/ entries into the engine's image load,
-// naming the image base, and returns the first entry after them.
-func (e *Engine) importImage(ctx context.Context, tr *tar.Reader, base string) (*tar.Header, error) {
+// naming the image base, and returns the first entry after them. Tags the
+// archive's manifest named must be as they were after the load.
+func (e *Engine) importImage(ctx context.Context, tr *tar.Reader, ec *entryCheck, base string) (*tar.Header, error) {
 	pr, pw := io.Pipe()
 	loaded := make(chan error, 1)
 	go func() {
@@ -310,7 +451,11 @@ func (e *Engine) importImage(ctx context.Context, tr *tar.Reader, base string) (
 		pr.CloseWithError(errors.New("the engine stopped reading the image"))
 		loaded <- err
 	}()
-	next, err := copyImageEntries(tr, pw, base)
+	var before map[string]string
+	next, err := copyImageEntries(tr, pw, ec, base, func(tags []string) {
+		tags = slices.DeleteFunc(tags, func(t string) bool { return t == base })
+		before = e.tagIDs(ctx, tags)
+	})
 	pw.CloseWithError(err)
 	if lerr := <-loaded; lerr != nil && err == nil {
 		err = lerr
@@ -318,17 +463,51 @@ func (e *Engine) importImage(ctx context.Context, tr *tar.Reader, base string) (
 	if err != nil {
 		return nil, err
 	}
-	if _, ierr := e.c.ImageInspect(ctx, base); ierr != nil {
+	if after := e.tagIDs(ctx, slices.Collect(maps.Keys(before))); !maps.Equal(before, after) {
+		e.log.Error("an imported archive's image changed other tags", "tags", slices.Collect(maps.Keys(before)))
+		return nil, spaces.Errorf(spaces.ErrInvalid, "the archive's image changed other images' tags: refused")
+	}
+	img, ierr := e.c.ImageInspect(ctx, base)
+	if ierr != nil {
 		return nil, spaces.Errorf(spaces.ErrInvalid, "the archive's image could not be loaded (is the image it was made with, on this node?)")
+	}
+	// A volume of the image would be made by the engine for the space,
+	// outside its workspace and its limits.
+	if img.Config != nil && len(img.Config.Volumes) > 0 {
+		return nil, spaces.Errorf(spaces.ErrInvalid, "the archive's image declares volumes: refused")
 	}
 	return next, nil
 }
 
+// tagIDs returns the image ID of each tag ("" for a missing one).
+func (e *Engine) tagIDs(ctx context.Context, tags []string) map[string]string {
+	out := make(map[string]string, len(tags))
+	for _, t := range tags {
+		img, err := e.c.ImageInspect(ctx, t)
+		if err != nil {
+			out[t] = ""
+			continue
+		}
+		out[t] = img.ID
+	}
+	return out
+}
+
+// maxImageTags bounds the tags an archive's image manifest may name.
+const maxImageTags = 16
+
 // copyImageEntries writes the image/ entries of tr as a tar to w, with the
 // image's manifest naming base, and returns the first other entry (nil at
-// the end).
-func copyImageEntries(tr *tar.Reader, w io.Writer, base string) (*tar.Header, error) {
+// the end). Only what the legacy `docker save` format needs goes through:
+// manifest.json (rewritten: its config, its layers, base), the config and
+// layer files, and their folders. Before the manifest only names of that
+// shape pass; after it only the files it names. index.json, oci-layout
+// and repositories are dropped: their names and annotations could tag
+// other images. tags gets the tags the archive's manifest named, before
+// the manifest is passed on.
+func copyImageEntries(tr *tar.Reader, w io.Writer, ec *entryCheck, base string, tags func([]string)) (*tar.Header, error) {
 	tw := tar.NewWriter(w)
+	var named map[string]bool // the manifest's files and folders, once read
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -340,18 +519,20 @@ func copyImageEntries(tr *tar.Reader, w io.Writer, base string) (*tar.Header, er
 		if !strings.HasPrefix(h.Name, archiveImage) {
 			return h, tw.Close()
 		}
+		if err := ec.check(h); err != nil {
+			return nil, err
+		}
 		h.Name = strings.TrimPrefix(h.Name, archiveImage)
-		switch h.Name {
-		case "repositories":
-			continue // the legacy name list: manifest.json names the image
-		case "manifest.json":
-			if h.Size > maxManifest {
-				return nil, spaces.Errorf(spaces.ErrInvalid, "the archive's image manifest is too large")
+		if h.Name == "manifest.json" {
+			if named != nil || h.Size > maxManifest || h.Typeflag != tar.TypeReg {
+				return nil, spaces.Errorf(spaces.ErrInvalid, "the archive's image manifest is too large or not one file")
 			}
-			b, err := renameImage(io.LimitReader(tr, maxManifest), base)
+			b, files, orig, err := renameImage(io.LimitReader(tr, maxManifest), base)
 			if err != nil {
 				return nil, err
 			}
+			named = files
+			tags(orig)
 			h.Size = int64(len(b))
 			if err := tw.WriteHeader(h); err != nil {
 				return nil, err
@@ -360,6 +541,14 @@ func copyImageEntries(tr *tar.Reader, w io.Writer, base string) (*tar.Header, er
 				return nil, err
 			}
 			continue
+		}
+		clean := strings.TrimSuffix(h.Name, "/")
+		pass := imageFileShape(clean) && (h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeDir)
+		if named != nil {
+			pass = pass && named[clean]
+		}
+		if !pass {
+			continue // not needed by the load: dropped
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			return nil, err
@@ -370,15 +559,67 @@ func copyImageEntries(tr *tar.Reader, w io.Writer, base string) (*tar.Header, er
 	}
 }
 
-// renameImage rewrites `docker save`'s manifest.json so the one image it
-// holds is tagged base.
-func renameImage(r io.Reader, base string) ([]byte, error) {
-	var m []map[string]any
-	if err := json.NewDecoder(r).Decode(&m); err != nil || len(m) != 1 {
-		return nil, spaces.Errorf(spaces.ErrInvalid, "the archive's image manifest must name one image")
+// imageFileShape reports whether name (no trailing slash) has the shape of
+// a config or layer file of a saved image, or of their folders: HEX.json,
+// HEX/, HEX/layer.tar, blobs/, blobs/sha256/, blobs/sha256/HEX.
+func imageFileShape(name string) bool {
+	switch name {
+	case "blobs", "blobs/sha256":
+		return true
 	}
-	m[0]["RepoTags"] = []string{base}
-	return json.Marshal(m)
+	if h, ok := strings.CutPrefix(name, "blobs/sha256/"); ok {
+		return isHex64(h)
+	}
+	if h, ok := strings.CutSuffix(name, ".json"); ok {
+		return isHex64(h)
+	}
+	if h, ok := strings.CutSuffix(name, "/layer.tar"); ok {
+		return isHex64(h)
+	}
+	return isHex64(name)
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// renameImage rewrites `docker save`'s manifest.json so the one image it
+// holds is tagged base and names only its config and layers. It returns
+// the new manifest, the files it names with their folders, and the tags
+// the archive named.
+func renameImage(r io.Reader, base string) ([]byte, map[string]bool, []string, error) {
+	var m []struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	if err := json.NewDecoder(r).Decode(&m); err != nil || len(m) != 1 {
+		return nil, nil, nil, spaces.Errorf(spaces.ErrInvalid, "the archive's image manifest must name one image")
+	}
+	img := m[0]
+	if len(img.RepoTags) > maxImageTags {
+		return nil, nil, nil, spaces.Errorf(spaces.ErrInvalid, "the archive's image manifest names too many tags")
+	}
+	named := map[string]bool{}
+	for _, f := range append([]string{img.Config}, img.Layers...) {
+		if !imageFileShape(f) || strings.HasSuffix(f, "/") {
+			return nil, nil, nil, spaces.Errorf(spaces.ErrInvalid, "the archive's image manifest names %s: not a config or layer file", strconv.Quote(f))
+		}
+		for p := f; p != "."; p = path.Dir(p) {
+			named[p] = true
+		}
+	}
+	out := []map[string]any{{"Config": img.Config, "RepoTags": []string{base}, "Layers": img.Layers}}
+	b, err := json.Marshal(out)
+	return b, named, img.RepoTags, err
 }
 
 // loadError reads the engine's answer to an image load and returns the
@@ -405,7 +646,7 @@ func loadError(r io.Reader) error {
 // new container's /workspace through the engine's archive endpoint, which
 // extracts them confined to the container. Names outside workspace/ are
 // refused.
-func (e *Engine) importWorkspace(ctx context.Context, tr *tar.Reader, first *tar.Header, id string) error {
+func (e *Engine) importWorkspace(ctx context.Context, tr *tar.Reader, ec *entryCheck, first *tar.Header, id string) error {
 	if first == nil {
 		return nil
 	}
@@ -416,7 +657,7 @@ func (e *Engine) importWorkspace(ctx context.Context, tr *tar.Reader, first *tar
 		pr.CloseWithError(errors.New("the engine stopped reading the workspace"))
 		done <- err
 	}()
-	err := copyWorkspaceEntries(tr, first, pw)
+	err := copyWorkspaceEntries(tr, ec, first, pw)
 	pw.CloseWithError(err)
 	if cerr := <-done; cerr != nil && err == nil {
 		err = mapErr(cerr, "writing the workspace")
@@ -424,9 +665,12 @@ func (e *Engine) importWorkspace(ctx context.Context, tr *tar.Reader, first *tar
 	return err
 }
 
-func copyWorkspaceEntries(tr *tar.Reader, h *tar.Header, w io.Writer) error {
+func copyWorkspaceEntries(tr *tar.Reader, ec *entryCheck, h *tar.Header, w io.Writer) error {
 	tw := tar.NewWriter(w)
 	for h != nil {
+		if err := ec.check(h); err != nil {
+			return err
+		}
 		if err := checkWorkspaceName(h); err != nil {
 			return err
 		}
@@ -467,6 +711,33 @@ func checkWorkspaceName(h *tar.Header) error {
 	}
 	if !inside(h.Name) || strings.Contains(h.Name, "..") {
 		return spaces.Errorf(spaces.ErrInvalid, "the archive's entry %s is outside the workspace", strconv.Quote(h.Name))
+	}
+	return nil
+}
+
+// entryCheck refuses the entries of an archive that the reader would
+// expand beyond what the stream holds (GNU sparse files: archive/tar fills
+// their holes with zeros) and counts the sizes of all entries against max
+// (none when 0).
+type entryCheck struct {
+	max, total int64
+}
+
+func (c *entryCheck) check(h *tar.Header) error {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return spaces.Errorf(spaces.ErrInvalid, "the archive's entry %s is a sparse file: refused", strconv.Quote(h.Name))
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return spaces.Errorf(spaces.ErrInvalid, "the archive's entry %s is a sparse file: refused", strconv.Quote(h.Name))
+		}
+	}
+	if h.Size < 0 {
+		return spaces.Errorf(spaces.ErrInvalid, "the archive's entry %s has a negative size", strconv.Quote(h.Name))
+	}
+	c.total += h.Size
+	if c.max > 0 && (c.total > c.max || c.total < 0) {
+		return spaces.Errorf(spaces.ErrTooLarge, "the archive's entries are larger than this node's limit of %d bytes", c.max)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -472,16 +473,18 @@ func (e *Engine) setAside(ctx context.Context, space string) (container.InspectR
 }
 
 // spaceLabels are a restored or forked container's labels: the space's,
-// without the checkpoint's that its image adds, and its first image.
+// with the checkpoint's that its image adds emptied, and its first image.
+// Every label of ours is set (see setAllLabels).
 func spaceLabels(from map[string]string, image string) map[string]string {
 	l := maps.Clone(from)
 	for _, k := range []string{labelCheckpoint, labelCkptCreated, labelCkptImage, labelCkptWorkspace, labelCkptRootfs} {
-		delete(l, k)
+		l[k] = ""
 	}
 	l[spaces.LabelKind] = spaces.LabelKindSpace
 	if image != "" {
 		l[LabelImage] = image
 	}
+	setAllLabels(l)
 	return l
 }
 
@@ -524,6 +527,13 @@ func (e *Engine) Fork(ctx context.Context, srcName, name, dst string, before fun
 	cp := checkpointFrom(img.Config.Labels)
 	src, err := e.inspectSpace(ctx, srcName)
 	if err != nil {
+		return sp, err
+	}
+	netMode := spaces.NetworkNone
+	if src.HostConfig.NetworkMode != "none" {
+		netMode = cmp.Or(src.Config.Labels[spaces.LabelNetworkMode], spaces.NetworkInternet)
+	}
+	if err := e.confinable(netMode, 0); err != nil {
 		return sp, err
 	}
 	wi := slices.IndexFunc(src.HostConfig.Mounts, func(m mount.Mount) bool { return m.Target == spaces.WorkspacePath })

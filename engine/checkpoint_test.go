@@ -280,7 +280,7 @@ func TestExportImportIsByteIdentical(t *testing.T) {
 	}
 	t.Logf("archive of a 300 KiB workspace: %d bytes", archive.Len())
 	var manifest spaces.ArchiveManifest
-	sp, err := dst.Import(ctx, &archive, func(m spaces.ArchiveManifest) (spaces.ContainerSpec, error) {
+	sp, err := dst.Import(ctx, &archive, 0, func(m spaces.ArchiveManifest) (spaces.ContainerSpec, error) {
 		manifest = m
 		return spaces.ContainerSpec{Name: copyName, Image: m.Image, MemoryBytes: m.Memory, CPUs: m.CPUs,
 			NetworkMode: m.NetworkMode, Template: m.Template}, nil
@@ -317,7 +317,7 @@ func TestExportImportIsByteIdentical(t *testing.T) {
 	_ = tw.Close()
 	evil := uniqueName("ckx-evil")
 	cleanup(t, evil, dst)
-	_, err = dst.Import(ctx, &bad, func(m spaces.ArchiveManifest) (spaces.ContainerSpec, error) {
+	_, err = dst.Import(ctx, &bad, 0, func(m spaces.ArchiveManifest) (spaces.ContainerSpec, error) {
 		return spaces.ContainerSpec{Name: evil, Image: m.Image, MemoryBytes: m.Memory, CPUs: m.CPUs, NetworkMode: m.NetworkMode}, nil
 	})
 	if !errors.Is(err, spaces.ErrInvalid) || !strings.Contains(err.Error(), "outside the workspace") {

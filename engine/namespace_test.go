@@ -124,7 +124,7 @@ func TestNamespacesShareOneEngine(t *testing.T) {
 		if err != nil {
 			t.Fatalf("namespace %q: inspecting %s: %v", ns, wantCont, err)
 		}
-		if got, ok := c.Container.Config.Labels[spaces.LabelNamespace]; got != ns || ok != (ns != "") {
+		if got, ok := c.Container.Config.Labels[spaces.LabelNamespace]; got != ns || !ok {
 			t.Errorf("container %s: namespace label %q (present %v), want %q", wantCont, got, ok, ns)
 		}
 		v, err := raw.VolumeInspect(ctx, wantVol, client.VolumeInspectOptions{})

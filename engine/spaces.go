@@ -149,13 +149,8 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		return sp, spaces.Errorf(spaces.ErrInvalid, "space name %q must not contain %q", spec.Name, nsSep)
 	}
 	cname, vname := e.ContainerName(spec.Name), e.VolumeName(spec.Name)
-	if spec.NetworkMode != spaces.NetworkNone && !e.egress && !e.allowUnenforced {
-		return sp, spaces.AboutField(spaces.ErrInvalid, spaces.FieldTemplate, "this node cannot enforce the network rules of spaces (egress block list, isolation from other spaces; "+
-			"it must run as root on the engine's host); use a template without network (offline) or start the node with --insecure-egress")
-	}
-	if spec.WorkspaceMaxBytes > 0 && e.quotaDir == "" && !e.allowAnySize {
-		return sp, spaces.Errorf(spaces.ErrInvalid, "this node cannot enforce the template's workspace.maxSize (%s); "+
-			"use a template without one, or start the node with --workspace-quota-dir (a folder on btrfs with quotas) or --insecure-workspace-size", workspaceSizeUnsupported)
+	if err := e.confinable(spec.NetworkMode, spec.WorkspaceMaxBytes); err != nil {
+		return sp, err
 	}
 
 	_, verr := e.c.VolumeInspect(ctx, vname, client.VolumeInspectOptions{})
@@ -170,11 +165,8 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 		}
 	}
 	cfg, host := e.ContainerConfig(spec)
-	// A kept volume keeps the limit (or none) it was made with.
-	if spec.WorkspaceMaxBytes > 0 && e.quotaDir != "" && !volumeExisted {
-		if host.Mounts[0], err = e.prepareQuotaVolume(ctx, host.Mounts[0], vname, spec.WorkspaceMaxBytes); err != nil {
-			return sp, err
-		}
+	if err := e.prepareWorkspace(ctx, host, spec, volumeExisted); err != nil {
+		return sp, err
 	}
 	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: host})
 	if err != nil {
@@ -214,6 +206,37 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 	sp = e.fromInspect(spec.Name, c)
 	sp.VolumeCreated = !volumeExisted
 	return sp, nil
+}
+
+// confinable refuses, before anything is made, a space this node cannot
+// confine as asked: one with network where the egress rules cannot be
+// enforced, one with a workspace size limit where no quota can hold it.
+// Create, Import and Fork all pass here.
+func (e *Engine) confinable(networkMode string, workspaceMax int64) error {
+	if networkMode != spaces.NetworkNone && !e.egress && !e.allowUnenforced {
+		return spaces.AboutField(spaces.ErrInvalid, spaces.FieldTemplate, "this node cannot enforce the network rules of spaces (egress block list, isolation from other spaces; "+
+			"it must run as root on the engine's host); use a template without network (offline) or start the node with --insecure-egress")
+	}
+	if workspaceMax > 0 && e.quotaDir == "" && !e.allowAnySize {
+		return spaces.Errorf(spaces.ErrInvalid, "this node cannot enforce the template's workspace.maxSize (%s); "+
+			"use a template without one, or start the node with --workspace-quota-dir (a folder on btrfs with quotas) or --insecure-workspace-size", workspaceSizeUnsupported)
+	}
+	return nil
+}
+
+// prepareWorkspace makes the limited subvolume of a new size-limited
+// workspace and mounts it in host; a kept volume keeps the limit (or none)
+// it was made with.
+func (e *Engine) prepareWorkspace(ctx context.Context, host *container.HostConfig, spec spaces.ContainerSpec, volumeExisted bool) error {
+	if spec.WorkspaceMaxBytes <= 0 || e.quotaDir == "" || volumeExisted {
+		return nil
+	}
+	m, err := e.prepareQuotaVolume(ctx, host.Mounts[0], e.VolumeName(spec.Name), spec.WorkspaceMaxBytes)
+	if err != nil {
+		return err
+	}
+	host.Mounts[0] = m
+	return nil
 }
 
 // checkRunning makes sure a new space runs its command. With an init process
@@ -588,6 +611,7 @@ func containerConfig(spec spaces.ContainerSpec, n names) (*container.Config, *co
 		labels[spaces.LabelNamespace] = n.ns
 		volLabels[spaces.LabelNamespace] = n.ns
 	}
+	setAllLabels(labels)
 	cfg := &container.Config{
 		Image:      spec.Image,
 		User:       fmt.Sprintf("%d:%d", spaces.SandboxUID, spaces.SandboxUID),
@@ -635,4 +659,26 @@ func containerConfig(spec spaces.ContainerSpec, n names) (*container.Config, *co
 	}
 
 	return cfg, host
+}
+
+// ownLabels are the labels of this node that a space's container may
+// carry.
+func ownLabels() []string {
+	return []string{spaces.LabelKind, spaces.LabelSpace, spaces.LabelVolume, spaces.LabelTemplate, spaces.LabelNetworkMode,
+		spaces.LabelMemory, spaces.LabelCPUs, spaces.LabelGPU, spaces.LabelNetworkBlock, spaces.LabelHostPorts,
+		spaces.LabelWorkspaceMax, spaces.LabelNamespace, LabelImage,
+		labelCheckpoint, labelCkptCreated, labelCkptImage, labelCkptWorkspace, labelCkptRootfs}
+}
+
+// setAllLabels sets every label of ownLabels that labels lacks to "" (which
+// every reader takes as absent). The engine copies an image's labels into
+// a container that does not set them, and an image (an imported archive's,
+// or a checkpoint's committed from a container) may carry any: a space's
+// container sets them all.
+func setAllLabels(labels map[string]string) {
+	for _, k := range ownLabels() {
+		if _, ok := labels[k]; !ok {
+			labels[k] = ""
+		}
+	}
 }

@@ -207,7 +207,7 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := &readWatch{r: http.MaxBytesReader(w, r.Body, limit)}
-	sp, err := s.cfg.Spaces.Import(r.Context(), callerOf(r), r.URL.Query().Get("name"), body)
+	sp, err := s.cfg.Spaces.Import(r.Context(), callerOf(r), r.URL.Query().Get("name"), body, limit)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(body.err, &mbe) {

@@ -13,7 +13,7 @@ import (
 func (s *Server) checkpointsPanel(r *http.Request, name string) views.Checkpoints {
 	c := callerOf(r)
 	vm := views.Checkpoints{Space: name, CanCheckpoint: c.Can(spaces.ActCheckpoint, name),
-		CanFork: c.Can(spaces.ActCheckpoint, name) && c.Can(spaces.ActCreate, "")}
+		CanFork: c.Can(spaces.ActCheckpoint, name) && c.Can(spaces.ActFiles, name) && c.Can(spaces.ActCreate, "")}
 	list, err := s.cfg.Spaces.Checkpoints(r.Context(), c, name)
 	if err != nil {
 		_, msg := s.classify(err)

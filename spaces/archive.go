@@ -50,14 +50,20 @@ type ArchiveEngine interface {
 	// manifest into the space's spec (and records the intent) before
 	// anything is made. On any failure nothing is left (ErrDiskFull on a
 	// full disk, ErrInvalid for an archive it cannot read).
-	Import(ctx context.Context, r io.Reader, resolve func(ArchiveManifest) (ContainerSpec, error)) (Space, error)
+	// Entries of the archive larger than maxBytes in all (when > 0) are
+	// refused with ErrTooLarge.
+	Import(ctx context.Context, r io.Reader, maxBytes int64, resolve func(ArchiveManifest) (ContainerSpec, error)) (Space, error)
 }
 
 // Export writes the archive of a space, or of one of its checkpoints, to
-// w. Of a space, it takes an implicit checkpoint (the space is frozen a
+// w. It needs checkpoint and files on the space. Of a space, it takes an implicit checkpoint (the space is frozen a
 // moment) and removes it after.
 func (s *Service) Export(ctx context.Context, c Caller, space, checkpoint string, w io.Writer) error {
+	// The archive holds every file of the space: checkpoint and files.
 	if err := s.authorize(ctx, c, space, ActCheckpoint); err != nil {
+		return err
+	}
+	if err := s.authorize(ctx, c, space, ActFiles); err != nil {
 		return err
 	}
 	if ValidateName(space) != nil {
@@ -108,7 +114,7 @@ func (s *Service) Export(ctx context.Context, c Caller, space, checkpoint string
 // Import makes the space name from an archive (see Export), on this node,
 // with the settings of its manifest under this node's rules (its template
 // must exist here, its image too).
-func (s *Service) Import(ctx context.Context, c Caller, name string, r io.Reader) (Space, error) {
+func (s *Service) Import(ctx context.Context, c Caller, name string, r io.Reader, maxBytes int64) (Space, error) {
 	if err := s.authorize(ctx, c, name, ActCreate); err != nil {
 		return Space{}, err
 	}
@@ -146,7 +152,7 @@ func (s *Service) Import(ctx context.Context, c Caller, name string, r io.Reader
 		}
 		return spec, nil
 	}
-	sp, err := s.cfg.Engine.Import(ctx, r, resolve)
+	sp, err := s.cfg.Engine.Import(ctx, r, maxBytes, resolve)
 	if began {
 		s.endIntent(ctx, name)
 	}

@@ -1,6 +1,7 @@
 package spaces_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,14 @@ type authCase struct {
 	also  []spaces.Action
 	space string
 	call  func(ctx context.Context, s *spaces.Service, c spaces.Caller) error
+}
+
+// authThen are the actions some methods need besides their case's act,
+// each checked after it: a caller with every other action is refused for
+// each. Export and Fork hand over all the source's files: files too.
+var authThen = map[string][]spaces.Action{
+	"Export": {spaces.ActFiles},
+	"Fork":   {spaces.ActFiles},
 }
 
 // authCases lists every exported Service method that acts for a caller.
@@ -164,7 +173,7 @@ func authCases() map[string]authCase {
 			return s.Export(ctx, c, sp, "", io.Discard)
 		}},
 		"Import": {spaces.ActCreate, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
-			_, err := s.Import(ctx, c, sp, strings.NewReader(""))
+			_, err := s.Import(ctx, c, sp, strings.NewReader(""), 0)
 			return err
 		}},
 		"Templates": {spaces.ActRead, nil, "", func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
@@ -273,7 +282,14 @@ func TestEveryServiceMethodDecides(t *testing.T) {
 		if tc.space != "" {
 			callers["a person with the action on other spaces only"] = personWith(t, spaces.Grant{Actions: spaces.Actions(), Spaces: []string{"other-*"}})
 		}
+		wantAct := map[string]spaces.Action{}
+		for _, a := range authThen[name] {
+			who := "a person lacking only " + string(a)
+			callers[who] = personWith(t, spaces.Grant{Actions: without(a)})
+			wantAct[who] = a
+		}
 		for who, c := range callers {
+			act := cmp.Or(wantAct[who], tc.act)
 			t.Run(name+"/"+who, func(t *testing.T) {
 				svc, st, _ := newAuthService(t)
 				before, err := st.Events(t.Context(), spaces.AuditQuery{Limit: 1000})
@@ -296,10 +312,10 @@ func TestEveryServiceMethodDecides(t *testing.T) {
 				if wantActor == "" {
 					wantActor = "anonymous"
 				}
-				if ev.Type != spaces.EventDenied || ev.Space != tc.space || ev.Actor != wantActor || ev.Meta["action"] != string(tc.act) {
-					t.Fatalf("audit row = %+v, want %s by %s on %q for %s", ev, spaces.EventDenied, wantActor, tc.space, tc.act)
+				if ev.Type != spaces.EventDenied || ev.Space != tc.space || ev.Actor != wantActor || ev.Meta["action"] != string(act) {
+					t.Fatalf("audit row = %+v, want %s by %s on %q for %s", ev, spaces.EventDenied, wantActor, tc.space, act)
 				}
-				if reason, _ := ev.Meta["reason"].(string); !strings.Contains(reason, "may not "+string(tc.act)) {
+				if reason, _ := ev.Meta["reason"].(string); !strings.Contains(reason, "may not "+string(act)) {
 					t.Fatalf("reason %q does not say what was refused", reason)
 				}
 				if c.Via != "" && ev.Meta["via"] != c.Via {

@@ -324,8 +324,8 @@ func ParseFrom(from string) (space, checkpoint string, err error) {
 }
 
 // Fork makes the space dst from the space src or one of its checkpoints
-// (from is "NAME" or "NAME@CHECKPOINT"). It needs create on dst and
-// checkpoint on the source. The fork has the source's settings and is
+// (from is "NAME" or "NAME@CHECKPOINT"). It needs create on dst, and
+// checkpoint and files on the source. The fork has the source's settings and is
 // independent of it.
 func (s *Service) Fork(ctx context.Context, c Caller, from, dst string) (Space, error) {
 	if err := s.authorize(ctx, c, dst, ActCreate); err != nil {
@@ -335,7 +335,11 @@ func (s *Service) Fork(ctx context.Context, c Caller, from, dst string) (Space, 
 	if err != nil {
 		return Space{}, err
 	}
+	// The fork gets every file of the source: checkpoint and files.
 	if err := s.authorize(ctx, c, src, ActCheckpoint); err != nil {
+		return Space{}, err
+	}
+	if err := s.authorize(ctx, c, src, ActFiles); err != nil {
 		return Space{}, err
 	}
 	if err := ValidateName(dst); err != nil {

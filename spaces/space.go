@@ -44,7 +44,8 @@ const (
 	// LabelWorkspaceMax holds the template's workspace size limit in bytes.
 	LabelWorkspaceMax = "clawdspace.workspace.maxbytes"
 	// LabelNamespace names the engine namespace of a space's container and
-	// volume when nodes share one engine; the default namespace has none.
+	// volume when nodes share one engine; empty (or absent, on containers
+	// and volumes of older nodes) in the default namespace.
 	LabelNamespace = "clawdspace.namespace"
 )
 
