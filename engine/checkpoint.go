@@ -291,6 +291,10 @@ func (e *Engine) Checkpoints(ctx context.Context, space string) (_ []spaces.Chec
 	if err != nil {
 		return nil, mapErr(err, "listing checkpoints")
 	}
+	vols, err := e.checkpointVolumes(ctx, space)
+	if err != nil {
+		return nil, err
+	}
 	var out []spaces.Checkpoint
 	for _, img := range res.Items {
 		if !e.ownsCheckpoint(img.Labels) || img.Labels[spaces.LabelSpace] != space {
@@ -299,7 +303,10 @@ func (e *Engine) Checkpoints(ctx context.Context, space string) (_ []spaces.Chec
 		cp := checkpointFrom(img.Labels)
 		// The image of a space's base tag carries the labels of the
 		// checkpoint it came from; only the checkpoint's own tag counts.
-		if slices.Contains(img.RepoTags, e.checkpointRef(space, cp.Name)) {
+		// A checkpoint is whole with its volume: a commit the engine
+		// finished for a node that died, after start-up swept the
+		// volume, leaves an image alone (swept at the next start).
+		if slices.Contains(img.RepoTags, e.checkpointRef(space, cp.Name)) && vols[e.checkpointVolume(space, cp.Name)] {
 			out = append(out, cp)
 		}
 	}
@@ -652,10 +659,37 @@ func (e *Engine) SweepCheckpoints(ctx context.Context) (removed []string, err er
 			if _, err := e.c.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{}); err == nil {
 				removed = append(removed, "image "+shortID(strings.TrimPrefix(img.ID, "sha256:")))
 			}
+			continue
+		}
+		// A checkpoint's tag without its volume: a commit the engine
+		// finished after an earlier sweep removed the volume.
+		ref := e.checkpointRef(cp.Space, cp.Name)
+		if slices.Contains(img.RepoTags, ref) {
+			if _, err := e.c.VolumeInspect(ctx, e.checkpointVolume(cp.Space, cp.Name), client.VolumeInspectOptions{}); cerrdefs.IsNotFound(err) {
+				if err := e.untag(ctx, ref); err == nil {
+					removed = append(removed, "image "+ref)
+				}
+			}
 		}
 	}
 	errs = append(errs, e.sweepVolumes(ctx, "", &removed))
 	return removed, errors.Join(errs...)
+}
+
+// checkpointVolumes returns the names of the checkpoint volumes of space
+// (every space when it is "").
+func (e *Engine) checkpointVolumes(ctx context.Context, space string) (map[string]bool, error) {
+	vols, err := e.c.VolumeList(ctx, client.VolumeListOptions{Filters: e.checkpointFilters(space)})
+	if err != nil {
+		return nil, mapErr(err, "listing checkpoint volumes")
+	}
+	out := make(map[string]bool, len(vols.Items))
+	for _, v := range vols.Items {
+		if e.ownsCheckpoint(v.Labels) {
+			out[v.Name] = true
+		}
+	}
+	return out, nil
 }
 
 // sweepVolumes removes checkpoint volumes (of space, or of every space

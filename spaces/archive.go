@@ -147,7 +147,10 @@ func (s *Service) Import(ctx context.Context, c Caller, name string, r io.Reader
 			return ContainerSpec{}, err
 		}
 		began = true
-		if err := s.beginIntent(ctx, Intent{Space: name, Kind: IntentCreate}); err != nil {
+		// The image lets recovery hold the name (SettleCreate) against a
+		// create the engine finishes after the node died; any image
+		// that exists does, the archive's own base is not tagged yet.
+		if err := s.beginIntent(ctx, Intent{Space: name, Kind: IntentCreate, Image: spec.Image}); err != nil {
 			return ContainerSpec{}, fmt.Errorf("importing: %w", err)
 		}
 		return spec, nil

@@ -388,7 +388,9 @@ func (s *Service) Fork(ctx context.Context, c Caller, from, dst string) (Space, 
 	began := false
 	before := func() error {
 		began = true
-		return s.beginIntent(ctx, Intent{Space: dst, Kind: IntentCreate})
+		// An image that exists lets recovery hold the name against a
+		// create the engine finishes after the node died (SettleCreate).
+		return s.beginIntent(ctx, Intent{Space: dst, Kind: IntentCreate, Image: s.cfg.DefaultImage})
 	}
 	fork, err := ce.Fork(ctx, src, cpName, dst, before)
 	if began {
