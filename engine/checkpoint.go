@@ -448,6 +448,13 @@ func (e *Engine) setAside(ctx context.Context, space string) (container.InspectR
 	res, err := e.c.ContainerInspect(ctx, aside, client.ContainerInspectOptions{})
 	switch {
 	case err == nil && e.isSpace(res.Container.Config) && res.Container.Config.Labels[spaces.LabelSpace] == space:
+		// The interrupted restore's create of the new container may
+		// still be under way in the engine: wait it out (holding the
+		// name), so that it is found and removed below instead of
+		// taking the name from this restore's create later.
+		if err := e.SettleCreate(ctx, space, res.Container.Config.Image); err != nil {
+			return res.Container, err
+		}
 		cur, err := e.c.ContainerInspect(ctx, cname, client.ContainerInspectOptions{})
 		if err == nil && e.isSpace(cur.Container.Config) {
 			if _, err := e.c.ContainerRemove(ctx, cur.Container.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
