@@ -384,9 +384,7 @@ func refuseConn(c net.Conn, status int, msg string) {
 		status, http.StatusText(status), len(body), body)
 	// Half-close and drain what the client still sends, so the answer is
 	// not lost to a reset.
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-	}
+	_ = asHalfConn(c).CloseWrite()
 	drain := make([]byte, 4096)
 	for i := 0; i < 64; i++ {
 		if _, err := c.Read(drain); err != nil {

@@ -288,20 +288,11 @@ func (s *Server) servePortTCP(w http.ResponseWriter, r *http.Request, port uint1
 	moved := make(chan int64, 1)
 	go func() {
 		n, _ := io.Copy(space, client)
-		closeWrite(space)
+		_ = asHalfConn(space).CloseWrite()
 		moved <- n
 	}()
 	out, _ := io.Copy(conn, space)
-	closeWrite(conn)
+	_ = asHalfConn(conn).CloseWrite()
 	in := <-moved
 	pc.Moved(in, out)
-}
-
-// closeWrite half-closes c where it can, and closes it where it cannot.
-func closeWrite(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-		return
-	}
-	_ = c.Close()
 }
