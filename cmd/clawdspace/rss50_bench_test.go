@@ -84,7 +84,7 @@ func BenchmarkIdleRSS50Spaces(b *testing.B) {
 	}
 	defer func() {
 		for _, n := range names {
-			call(http.MethodDelete, "/api/spaces/"+n, "")
+			call(http.MethodDelete, "/api/spaces/"+n+"?removeVolume=true", "")
 		}
 	}()
 	// Two at a time: this is a measure of memory, not of create speed.
