@@ -423,6 +423,7 @@ func (e *Engine) Restore(ctx context.Context, space, name string, state spaces.S
 	}
 	cfg := *src.Config
 	cfg.Image = e.baseRef(space)
+	cfg.Hostname = space // a new container: no pool's host name (pool.go)
 	cfg.Labels = spaceLabels(src.Config.Labels, cp.Image)
 	host := *src.HostConfig
 	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: e.ContainerName(space), Config: &cfg, HostConfig: &host})

@@ -113,6 +113,14 @@ type Engine struct {
 	noNetNS string
 	// targets caches how to reach each space's ports (ports.go).
 	targets sync.Map
+	// selfUTS is the node's own UTS namespace, where threads go back to
+	// after setting a claimed pool member's host name (hostname.go); nil
+	// where the node cannot, and noUTS then says why.
+	selfUTS *os.File
+	noUTS   string
+	// claims holds the IDs of pool members a claim, an add or a prune is
+	// working on (pool.go), so that each is taken at most once.
+	claims sync.Map
 }
 
 var _ spaces.Engine = (*Engine)(nil)
@@ -157,6 +165,16 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			e.noNetNS = "it cannot open its own network namespace"
 		}
 	}
+	switch {
+	case !strings.HasPrefix(c.DaemonHost(), "unix://"):
+		e.noUTS = "the engine is not on the node's host"
+	case os.Geteuid() != 0:
+		e.noUTS = "the node is not running as root"
+	default:
+		if e.selfUTS, err = selfUTS(); err != nil {
+			e.noUTS = "it cannot open its own UTS namespace"
+		}
+	}
 	return e, nil
 }
 
@@ -173,6 +191,9 @@ func (e *Engine) Close() error {
 	})
 	if e.selfNS != nil {
 		e.selfNS.Close()
+	}
+	if e.selfUTS != nil {
+		e.selfUTS.Close()
 	}
 	return e.c.Close()
 }

@@ -75,6 +75,10 @@ type Options struct {
 	// Namespace prefixes the node's container and volume names, so several
 	// test nodes share the engine without seeing each other's spaces.
 	Namespace string
+	// WarmPool keeps spaces made in advance per template (--warm-pool);
+	// give such a node a Namespace of its own: a node removes the pool
+	// members of its namespace that it does not want.
+	WarmPool map[string]int
 
 	// Tailnet joins the node to a test tailnet as Hostname.
 	Tailnet  *Control
@@ -169,7 +173,7 @@ func Start(tb testing.TB, opt Options) *Node {
 		Engine:   engineConfig(opt),
 		NoEgress: opt.NoEgress,
 		Spaces: spaces.Config{DefaultImage: TestImage, GPUImage: TestImage, HostCPUs: 2, HasGPU: opt.HasGPU,
-			GitTokenHosts: opt.GitTokenHosts, MaxCheckpoints: opt.MaxCheckpoints},
+			GitTokenHosts: opt.GitTokenHosts, MaxCheckpoints: opt.MaxCheckpoints, WarmPool: opt.WarmPool},
 		Server: node.Config{
 			APIKey: key, AuthDisabled: opt.AuthDisabled, Version: "test", MaxBodyBytes: opt.MaxBodyBytes,
 			MaxFileBytes: opt.MaxFileBytes, MaxExecOutput: opt.MaxExecOutput, BodyReadTimeout: opt.BodyReadTimeout,
