@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -173,8 +172,8 @@ func (e *Engine) poolMembers(ctx context.Context, key string) ([]container.Summa
 }
 
 // PoolPrune removes the members whose key keep refuses and those that are
-// not ready (not paused: stopped by an engine restart, or being made by a
-// dead node), and returns how many ready members each key has. Members a
+// not ready (not paused: stopped by an engine restart, or left half made
+// by a dead node; PoolAdd holds its own member until paused), and returns how many ready members each key has. Members a
 // claim holds are neither removed nor counted.
 func (e *Engine) PoolPrune(ctx context.Context, keep func(key string) bool) (_ map[string]int, err error) {
 	lctx, end := e.short(ctx)
@@ -192,9 +191,6 @@ func (e *Engine) PoolPrune(ctx context.Context, keep func(key string) bool) (_ m
 		if c.State == container.StatePaused && keep(key) {
 			counts[key]++
 			continue
-		}
-		if c.State == container.StateCreated && time.Since(time.Unix(c.Created, 0)) < e.longTimeout {
-			continue // PoolAdd starts it in a moment
 		}
 		// Take it as a claim would, so no claim takes it meanwhile.
 		if _, held := e.claims.LoadOrStore(c.ID, true); held {
