@@ -67,6 +67,10 @@ type Config struct {
 	// DefaultLongCallTimeout.
 	CallTimeout     time.Duration
 	LongCallTimeout time.Duration
+	// NoHostnameSet makes the node act as one that cannot set a claimed
+	// warm pool member's host name (not root, or a remote engine), so
+	// every create is a cold one; for tests of that path.
+	NoHostnameSet bool
 }
 
 // Default deadlines of engine calls (see Config).
@@ -166,6 +170,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 	}
 	switch {
+	case cfg.NoHostnameSet:
+		e.noUTS = "it is configured not to set host names"
 	case !strings.HasPrefix(c.DaemonHost(), "unix://"):
 		e.noUTS = "the engine is not on the node's host"
 	case os.Geteuid() != 0:

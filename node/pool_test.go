@@ -158,6 +158,13 @@ func TestPoolCreate(t *testing.T) {
 		t.Errorf("no create audit row: %s", res.Body)
 	}
 	waitPoolFull(t, n) // refilled
+	var sys struct {
+		WarmPool []map[string]any `json:"warmPool"`
+	}
+	n.Do(t, http.MethodGet, "/api/system", nil).JSON(t, &sys)
+	if len(sys.WarmPool) != 1 || sys.WarmPool[0]["template"] != "offline" || sys.WarmPool[0]["size"] != 2.0 || sys.WarmPool[0]["ready"] != 2.0 {
+		t.Errorf("system warmPool: %v", sys.WarmPool)
+	}
 
 	// Destroy keeping the workspace, create again: the file is back (a
 	// cold create, as the volume exists).
@@ -216,13 +223,13 @@ func TestPoolFallsBack(t *testing.T) {
 	}
 }
 
-// TestPoolRace: 40 creates at once with a pool of 3: each space is its own
+// TestPoolRace: 100 creates at once with a pool of 3: each space is its own
 // (name, host name, workspace), each member is claimed once, and nothing
 // leaks.
 func TestPoolRace(t *testing.T) {
 	t.Parallel()
 	n := poolNode(t, 3)
-	const count = 40
+	const count = 100
 	names := make([]string, count)
 	for i := range names {
 		names[i] = nodetest.Name(t, n.Engine, fmt.Sprintf("race%d", i))
@@ -337,5 +344,23 @@ func TestPoolCheckpointForkExport(t *testing.T) {
 	waitPoolFull(t, n)
 	if v := poolVolumes(t, n); len(v) != 1 {
 		t.Errorf("pool volumes: %v, want the member's only", v)
+	}
+}
+
+// TestPoolHostnameNotSettable: a node that cannot set a claimed member's
+// host name keeps no pool, and its creates are cold ones.
+func TestPoolHostnameNotSettable(t *testing.T) {
+	t.Parallel()
+	n := nodetest.Start(t, nodetest.Options{Namespace: randomNamespace("pl"), WarmPool: map[string]int{"offline": 1}, NoHostnameSet: true})
+	name := nodetest.Name(t, n.Engine, "nohost")
+	createSpace(t, n, name, map[string]any{"template": "offline"})
+	if pooled(t, n, name) {
+		t.Error("used the pool")
+	}
+	if got := strings.TrimSpace(execIn(t, n, name, "hostname").Stdout); got != name {
+		t.Errorf("hostname %q", got)
+	}
+	if m := poolMembers(t, n); len(m) != 0 {
+		t.Errorf("pool members made: %v", m)
 	}
 }

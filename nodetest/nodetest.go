@@ -79,6 +79,9 @@ type Options struct {
 	// give such a node a Namespace of its own: a node removes the pool
 	// members of its namespace that it does not want.
 	WarmPool map[string]int
+	// NoHostnameSet makes the node one that cannot set a pooled space's
+	// host name (engine.Config.NoHostnameSet).
+	NoHostnameSet bool
 
 	// Tailnet joins the node to a test tailnet as Hostname.
 	Tailnet  *Control
@@ -240,7 +243,7 @@ func engineConfig(opt Options) engine.Config {
 	return engine.Config{Host: opt.DockerHost, Namespace: opt.Namespace,
 		CallTimeout: opt.CallTimeout, LongCallTimeout: opt.LongCallTimeout,
 		AllowUnenforcedWorkspaceSize: opt.InsecureWorkspaceSize, WorkspaceQuotaDir: opt.WorkspaceQuotaDir,
-		HostAddrInterval: 500 * time.Millisecond, FilesInSpace: opt.FilesInSpace}
+		HostAddrInterval: 500 * time.Millisecond, FilesInSpace: opt.FilesInSpace, NoHostnameSet: opt.NoHostnameSet}
 }
 
 // Stop stops the node (its spaces keep running) and closes its store.

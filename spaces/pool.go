@@ -44,9 +44,9 @@ type PoolEngine interface {
 
 // PoolStatus is one template's pool as the system endpoint reports it.
 type PoolStatus struct {
-	Template string `json:"template"`
-	Size     int    `json:"size"`
-	Ready    int    `json:"ready"`
+	Template string
+	Size     int
+	Ready    int
 }
 
 // Pool keeps the warm pool of a Service full: a background loop that
