@@ -92,7 +92,7 @@ func newServeCmd(getenv func(string) string) *cobra.Command {
 Settings come from flags, else from the environment: PORT, API_KEY, CLAWDSPACE_DATA_DIR,
 CLAWDSPACE_IMAGE, CLAWDSPACE_GPU_IMAGE, CLAWDSPACE_AUTH_DISABLED, CLAWDSPACE_ALLOW_WEAK_KEY, CLAWDSPACE_TEMPLATES_DIR,
 IDLE_TIMEOUT_MS, HISTORY_INGEST_MS, CLAWDSPACE_MAX_FILE_BYTES, CLAWDSPACE_GIT_TOKEN_HOSTS
-("none" for no host), CLAWDSPACE_NAMESPACE and DOCKER_HOST.
+("none" for no host), CLAWDSPACE_NAMESPACE, CLAWDSPACE_WARM_POOL and DOCKER_HOST.
 Without an API key a strong one is generated on first start and kept in the data folder.
 
 Tailnet mode (an auth key in TS_AUTHKEY or --ts-authkey, or --tailnet with a saved login)
