@@ -274,6 +274,9 @@ func (e *Engine) PoolClaim(ctx context.Context, spec spaces.ContainerSpec, key s
 		if cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "already in use") {
 			return sp, false, spaces.SpaceExists()
 		}
+		// The engine may have renamed it all the same (an answer lost
+		// to a deadline): the member goes, whatever its name now.
+		e.removePoolMember(m.ID, e.volumeOf(m.Labels, ""))
 		return sp, false, mapErr(err, "renaming a pool member")
 	}
 	defer func() {
