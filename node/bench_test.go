@@ -233,7 +233,7 @@ func BenchmarkCreateFromPool(b *testing.B) {
 	var p pair
 	poolFull := func() {
 		for {
-			st, err := n.Service.Pool().Status(ctx)
+			st, err := n.Service.PoolStatus(ctx, spaces.CallerAPIKey())
 			if err == nil && len(st) == 1 && st[0].Ready == st[0].Size {
 				return
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/adam91holt/clawdspace/nodetest"
+	"github.com/adam91holt/clawdspace/spaces"
 )
 
 // poolNode starts a node with a warm pool of size members of the offline
@@ -30,7 +31,7 @@ func waitPoolFull(t testing.TB, n *nodetest.Node) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		st, err := n.Service.Pool().Status(context.Background())
+		st, err := n.Service.PoolStatus(context.Background(), spaces.CallerAPIKey())
 		full := err == nil && len(st) > 0
 		for _, s := range st {
 			full = full && s.Ready >= s.Size

@@ -66,11 +66,9 @@ func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
 		},
 		Capabilities: api.CapabilitiesFrom(s.capabilities(snap, false)),
 	}
-	if p := s.cfg.Spaces.Pool(); p != nil {
-		if st, err := p.Status(r.Context()); err == nil {
-			for _, w := range st {
-				out.WarmPool = append(out.WarmPool, api.WarmPool{Template: w.Template, Size: w.Size, Ready: w.Ready})
-			}
+	if st, err := s.cfg.Spaces.PoolStatus(r.Context(), callerOf(r)); err == nil {
+		for _, w := range st {
+			out.WarmPool = append(out.WarmPool, api.WarmPool{Template: w.Template, Size: w.Size, Ready: w.Ready})
 		}
 	}
 	if d := snap.Disk; d != nil {

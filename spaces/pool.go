@@ -90,7 +90,8 @@ func newPool(s *Service, eng PoolEngine, sizes map[string]int) *Pool {
 	return &Pool{svc: s, eng: eng, sizes: sizes, log: s.log, kick: make(chan struct{}, 1), keys: map[string]string{}}
 }
 
-// Pool returns the service's warm pool, nil when none is configured.
+// Pool returns the service's warm pool, nil when none is configured: the
+// node runs it with its other background loops.
 func (s *Service) Pool() *Pool { return s.pool }
 
 // Start runs the refill loop until Close or until ctx ends.
@@ -242,8 +243,20 @@ func (p *Pool) refill() {
 	}
 }
 
-// Status returns the configured size and ready members of each template.
-func (p *Pool) Status(ctx context.Context) ([]PoolStatus, error) {
+// PoolStatus returns each template's warm pool (none when the node keeps
+// none), for those who may read the node.
+func (s *Service) PoolStatus(ctx context.Context, c Caller) ([]PoolStatus, error) {
+	if err := s.authorize(ctx, c, "", ActRead, ActNode); err != nil {
+		return nil, err
+	}
+	if s.pool == nil {
+		return nil, nil
+	}
+	return s.pool.status(ctx)
+}
+
+// status returns the configured size and ready members of each template.
+func (p *Pool) status(ctx context.Context) ([]PoolStatus, error) {
 	counts, err := p.eng.PoolCounts(ctx)
 	if err != nil {
 		return nil, err
