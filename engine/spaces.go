@@ -307,7 +307,7 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 	missing := cerrdefs.IsNotFound(err)
 	// The volume is the one the container's label names: a space claimed
 	// from the warm pool keeps its pool volume (pool.go).
-	vname := e.VolumeName(name)
+	vname, pooled := e.VolumeName(name), false
 	switch {
 	case err != nil && !missing:
 		return mapErr(err, "inspecting space")
@@ -315,7 +315,7 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 		return spaces.SpaceNotFound()
 	case err == nil:
 		vname = e.volumeOf(res.Container.Config.Labels, name)
-		if vname != e.VolumeName(name) && !removeVolume {
+		if pooled = e.pooledVolume(res.Container.Config.Labels, name); pooled && !removeVolume {
 			// A kept workspace goes under the space's own volume name,
 			// where a create of the name takes it up again.
 			if err := e.keepPooledWorkspace(ctx, res.Container, name); err != nil {
@@ -337,7 +337,7 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 		if missing {
 			return spaces.SpaceNotFound()
 		}
-		if vname != e.VolumeName(name) {
+		if pooled {
 			// Copied by keepPooledWorkspace; a failure here leaves a
 			// pool volume no container uses, which the start-up sweep
 			// removes.

@@ -294,7 +294,11 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Spac
 			return s.beginIntent(ctx, Intent{Space: spec.Name, Kind: IntentCreate, Image: spec.Image, PoolMember: member})
 		})
 	}
-	if !pooled && err == nil {
+	switch {
+	case err != nil:
+	case pooled:
+		s.log.Debug("created a space from the warm pool", "space", spec.Name, "template", spec.Template)
+	default:
 		sp, err = s.cfg.Engine.Create(ctx, spec)
 	}
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -90,6 +91,13 @@ func poolCreateBody(name string) string {
 // and the pool is full again. A graceful stop drains the pool.
 func TestChaosPoolClaim(t *testing.T) {
 	n := nodetest.StartChildNode(t, nodetest.ChildConfig{Args: []string{"--warm-pool", "offline=1"}})
+	t.Cleanup(func() {
+		// A test that fails leaves the node killed, its pool undrained.
+		n.Kill()
+		if _, err := n.Engine.PoolSweep(context.Background()); err != nil {
+			t.Errorf("removing the pool: %v", err)
+		}
+	})
 	waitPoolReady(t, n, 1)
 	warm := nodetest.Name(t, n.Engine, "warm")
 	d := timeIt(func() {
