@@ -173,8 +173,9 @@ func (e *Engine) poolMembers(ctx context.Context, key string) ([]container.Summa
 
 // PoolPrune removes the members whose key keep refuses and those that are
 // not ready (not paused: stopped by an engine restart, or left half made
-// by a dead node; PoolAdd holds its own member until paused), and returns how many ready members each key has. Members a
-// claim holds are neither removed nor counted.
+// by a dead node; PoolAdd holds its own member until paused), and returns
+// how many ready members each key has. Members a claim holds are neither
+// removed nor counted.
 func (e *Engine) PoolPrune(ctx context.Context, keep func(key string) bool) (_ map[string]int, err error) {
 	lctx, end := e.short(ctx)
 	list, err := e.poolMembers(lctx, "")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/adam91holt/clawdspace/engine"
 	"github.com/adam91holt/clawdspace/nodetest"
 	"github.com/adam91holt/clawdspace/spaces"
 )
@@ -364,4 +365,32 @@ func TestPoolHostnameNotSettable(t *testing.T) {
 	if m := poolMembers(t, n); len(m) != 0 {
 		t.Errorf("pool members made: %v", m)
 	}
+}
+
+// TestPoolEngineGone: with the engine gone, a create on a node with a
+// warm pool answers 503 (no 500, no hang), and the node still stops.
+func TestPoolEngineGone(t *testing.T) {
+	t.Parallel()
+	proxy := nodetest.StartEngineProxy(t)
+	ns := randomNamespace("pl")
+	n := nodetest.Start(t, nodetest.Options{Namespace: ns, DockerHost: proxy.Host, CallTimeout: 2 * time.Second,
+		WarmPool: map[string]int{"offline": 1}})
+	// Cleaned up with an engine of its own: the node's is cut.
+	t.Cleanup(func() {
+		eng, err := engine.New(context.Background(), engine.Config{Namespace: ns})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer eng.Close()
+		if _, err := eng.PoolSweep(context.Background()); err != nil {
+			t.Errorf("removing the pool: %v", err)
+		}
+	})
+	waitPoolFull(t, n)
+	proxy.Stop()
+	name := "t-gone-" + ns // nothing to clean up: the create cannot make anything
+	wantError(t, n.Do(t, http.MethodPost, "/api/spaces", map[string]any{"name": name, "template": "offline"}),
+		http.StatusServiceUnavailable, "Docker engine unavailable")
+	n.Stop()
 }
