@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -151,8 +152,10 @@ func TestPoolCreate(t *testing.T) {
 	if res := n.Do(t, http.MethodGet, "/api/spaces/_pool.x", nil); res.Status != http.StatusNotFound {
 		t.Errorf("GET of a pool name: %d", res.Status)
 	}
-	if res := n.Do(t, http.MethodGet, "/", nil, "Accept", "text/html"); strings.Contains(string(res.Body), "_pool") {
-		t.Error("the dashboard shows a pool member")
+	dash := page(t, n, http.MethodGet, "/", nil)
+	body, _ := io.ReadAll(dash.Body)
+	if dash.StatusCode != http.StatusOK || !strings.Contains(string(body), name) || strings.Contains(string(body), "_pool") {
+		t.Errorf("dashboard: %d, shows the space: %t, shows a pool member: %t", dash.StatusCode, strings.Contains(string(body), name), strings.Contains(string(body), "_pool"))
 	}
 	// The audit row of the create.
 	res := n.Do(t, http.MethodGet, "/api/audit?space="+name, nil)
