@@ -125,6 +125,9 @@ type Engine struct {
 	// claims holds the IDs of pool members a claim, an add or a prune is
 	// working on (pool.go), so that each is taken at most once.
 	claims sync.Map
+	// poolRules holds, per unclaimed pool member, the host addresses its
+	// egress rules were written with (pool.go).
+	poolRules sync.Map
 }
 
 var _ spaces.Engine = (*Engine)(nil)

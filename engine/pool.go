@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -127,9 +128,11 @@ func (e *Engine) PoolAdd(ctx context.Context, spec spaces.ContainerSpec, key str
 	if err != nil {
 		return err
 	}
+	hosts := e.hosts.Current() // read before the rules: see PoolClaim
 	if err := e.applyEgress(c); err != nil {
 		return fmt.Errorf("enforcing the egress block list of a pool member: %w", err)
 	}
+	e.poolRules.Store(created.ID, hosts)
 	if err := e.pauseFrozen(ctx, created.ID); err != nil {
 		return mapErr(err, "pausing a pool member")
 	}
@@ -147,6 +150,7 @@ func (e *Engine) removePoolMember(id, vname string) {
 		return // its volume is in use: the start-up sweep removes both
 	}
 	e.procsFiles.Delete(id)
+	e.poolRules.Delete(id)
 	e.removeVolume(false, vname)
 }
 
@@ -300,11 +304,18 @@ func (e *Engine) PoolClaim(ctx context.Context, spec spaces.ContainerSpec, key s
 	if err != nil {
 		return sp, true, mapErr(err, "inspecting a claimed pool member")
 	}
-	// The member's rules went in when it started; the host's addresses
-	// may have changed while it was paused.
-	if err := e.applyEgress(res.Container); err != nil {
-		return sp, true, fmt.Errorf("enforcing the egress block list: %w", err)
+	// The member's rules went in when it started, in its own network
+	// namespace, where they stay. Only the host's addresses (which the
+	// block list holds) can have changed while it was paused (the egress
+	// guard passes over paused containers): then they are written again.
+	// Every member was made by this run of the node (the start-up sweep
+	// removes older ones), so poolRules knows each.
+	if v, ok := e.poolRules.Load(m.ID); !ok || !slices.Equal(v.([]netip.Addr), e.hosts.Current()) {
+		if err := e.applyEgress(res.Container); err != nil {
+			return sp, true, fmt.Errorf("enforcing the egress block list: %w", err)
+		}
 	}
+	e.poolRules.Delete(m.ID)
 	e.ids.Store(spec.Name, m.ID)
 	e.forgetTarget(spec.Name)
 	sp = e.fromInspect(spec.Name, res.Container)

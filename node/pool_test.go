@@ -397,3 +397,34 @@ func TestPoolEngineGone(t *testing.T) {
 		http.StatusServiceUnavailable, "Docker engine unavailable")
 	n.Stop()
 }
+
+// TestPoolEgress: a space made from the pool of a template with a block
+// list is held by it (the rules written when the member started), and a
+// lan space beside it reaches the target.
+func TestPoolEgress(t *testing.T) {
+	t.Parallel()
+	dir, ns := t.TempDir(), randomNamespace("pl")
+	first := nodetest.Start(t, nodetest.Options{DataDir: dir, Namespace: ns})
+	ip := startTarget(t, first)
+	tpl := "name: poolblock\nnetwork:\n  mode: internet\n  blockCidrs: [\"" + ip + "/32\"]\n"
+	if r := first.Do(t, "PUT", "/api/templates", map[string]string{"yaml": tpl}); r.Status != http.StatusOK {
+		t.Fatalf("template = %d %s", r.Status, r.Body)
+	}
+	first.Stop()
+	n := nodetest.Start(t, nodetest.Options{DataDir: dir, Namespace: ns, WarmPool: map[string]int{"poolblock": 1}})
+	t.Cleanup(func() { assertNoPool(t, n) })
+	waitPoolFull(t, n)
+	blocked := nodetest.Name(t, n.Engine, "pblk")
+	createSpace(t, n, blocked, map[string]any{"template": "poolblock"})
+	if !pooled(t, n, blocked) {
+		t.Fatal("not from the pool")
+	}
+	open := nodetest.Name(t, n.Engine, "popen")
+	createSpace(t, n, open, map[string]any{"template": "lan", "memory": "128m"})
+	if !reach(t, n, open, ip) {
+		t.Fatal("a lan space cannot reach the target: the test itself is broken")
+	}
+	if reach(t, n, blocked, ip) {
+		t.Fatal("the pooled space reached a blocked address")
+	}
+}
