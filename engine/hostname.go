@@ -29,8 +29,8 @@ func selfUTS() (*os.File, error) {
 // setHostname gives the running (or paused) container c the host name
 // name, when it was made with the pool's.
 func (e *Engine) setHostname(c container.InspectResponse, name string) error {
-	if c.Config == nil || c.Config.Hostname != poolHostname {
-		return nil
+	if c.Config == nil || c.Config.Hostname != poolHostname || name == poolHostname {
+		return nil // not a pooled space's container (or one named like the pool's)
 	}
 	if e.selfUTS == nil {
 		return fmt.Errorf("setting the space's host name: %s", e.noUTS)
