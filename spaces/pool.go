@@ -224,7 +224,7 @@ func (p *Pool) claim(ctx context.Context, spec ContainerSpec, before func(member
 		return Space{}, false, nil
 	}
 	key, ok, err := p.eng.PoolKey(ctx, spec)
-	if err != nil || !ok {
+	if err != nil || !ok || !p.pooled(key) {
 		return Space{}, false, nil // a cold create reports the engine's error
 	}
 	spec.BeforeClaim = before
@@ -233,6 +233,18 @@ func (p *Pool) claim(ctx context.Context, spec ContainerSpec, before func(member
 		p.refill()
 	}
 	return sp, ok, err
+}
+
+// pooled reports whether the last refill made members of key.
+func (p *Pool) pooled(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range p.keys {
+		if k == key {
+			return true
+		}
+	}
+	return false
 }
 
 // refill wakes the loop.
