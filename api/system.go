@@ -40,6 +40,17 @@ type System struct {
 	Uptime       float64      `json:"uptime"`
 	Docker       Docker       `json:"docker"`
 	Capabilities Capabilities `json:"capabilities"`
+	// WarmPool is each template's warm pool (docs/POOL.md); absent when
+	// the node keeps none.
+	WarmPool []WarmPool `json:"warmPool,omitempty"`
+}
+
+// WarmPool is one template's warm pool: its configured size and how many
+// members are ready to be claimed.
+type WarmPool struct {
+	Template string `json:"template"`
+	Size     int    `json:"size"`
+	Ready    int    `json:"ready"`
 }
 
 // Memory is the machine's memory.

@@ -423,7 +423,9 @@ func (e *Engine) Restore(ctx context.Context, space, name string, state spaces.S
 	}
 	cfg := *src.Config
 	cfg.Image = e.baseRef(space)
+	cfg.Hostname = space // a new container: no pool's host name (pool.go)
 	cfg.Labels = spaceLabels(src.Config.Labels, cp.Image)
+	cfg.Labels[spaces.LabelSpace] = space // a claimed pool member's is empty
 	host := *src.HostConfig
 	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: e.ContainerName(space), Config: &cfg, HostConfig: &host})
 	if err != nil {
@@ -447,7 +449,9 @@ func (e *Engine) setAside(ctx context.Context, space string) (container.InspectR
 	aside := cname + restoreSuffix
 	res, err := e.c.ContainerInspect(ctx, aside, client.ContainerInspectOptions{})
 	switch {
-	case err == nil && e.isSpace(res.Container.Config) && res.Container.Config.Labels[spaces.LabelSpace] == space:
+	case err == nil && e.isSpace(res.Container.Config) && cmp.Or(res.Container.Config.Labels[spaces.LabelSpace], space) == space:
+		// (A space claimed from the warm pool has no name label: its
+		// container's aside name is its own all the same.)
 		// The interrupted restore's create of the new container may
 		// still be under way in the engine: wait it out (holding the
 		// name), so that it is found and removed below instead of

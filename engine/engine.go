@@ -67,6 +67,10 @@ type Config struct {
 	// DefaultLongCallTimeout.
 	CallTimeout     time.Duration
 	LongCallTimeout time.Duration
+	// NoHostnameSet makes the node act as one that cannot set a claimed
+	// warm pool member's host name (not root, or a remote engine), so
+	// every create is a cold one; for tests of that path.
+	NoHostnameSet bool
 }
 
 // Default deadlines of engine calls (see Config).
@@ -113,6 +117,17 @@ type Engine struct {
 	noNetNS string
 	// targets caches how to reach each space's ports (ports.go).
 	targets sync.Map
+	// selfUTS is the node's own UTS namespace, where threads go back to
+	// after setting a claimed pool member's host name (hostname.go); nil
+	// where the node cannot, and noUTS then says why.
+	selfUTS *os.File
+	noUTS   string
+	// claims holds the IDs of pool members a claim, an add or a prune is
+	// working on (pool.go), so that each is taken at most once.
+	claims sync.Map
+	// poolRules holds, per unclaimed pool member, the host addresses its
+	// egress rules were written with (pool.go).
+	poolRules sync.Map
 }
 
 var _ spaces.Engine = (*Engine)(nil)
@@ -157,6 +172,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			e.noNetNS = "it cannot open its own network namespace"
 		}
 	}
+	switch {
+	case cfg.NoHostnameSet:
+		e.noUTS = "it is configured not to set host names"
+	case !strings.HasPrefix(c.DaemonHost(), "unix://"):
+		e.noUTS = "the engine is not on the node's host"
+	case os.Geteuid() != 0:
+		e.noUTS = "the node is not running as root"
+	default:
+		if e.selfUTS, err = selfUTS(); err != nil {
+			e.noUTS = "it cannot open its own UTS namespace"
+		}
+	}
 	return e, nil
 }
 
@@ -173,6 +200,9 @@ func (e *Engine) Close() error {
 	})
 	if e.selfNS != nil {
 		e.selfNS.Close()
+	}
+	if e.selfUTS != nil {
+		e.selfUTS.Close()
 	}
 	return e.c.Close()
 }

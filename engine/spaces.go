@@ -47,6 +47,9 @@ func (e *Engine) List(ctx context.Context) (_ []spaces.Space, err error) {
 		if !e.owns(c.Labels) {
 			continue // another namespace's
 		}
+		if e.isPoolName(c.Names) {
+			continue // a warm pool member, not a space (pool.go)
+		}
 		sp, ok := e.fromSummary(c)
 		if !slices.Contains(c.Names, "/"+e.ContainerName(sp.Name)) {
 			continue // a container a restore set aside
@@ -302,12 +305,23 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 	defer e.forgetTarget(name)
 	res, err := e.c.ContainerInspect(ctx, e.ContainerName(name), client.ContainerInspectOptions{})
 	missing := cerrdefs.IsNotFound(err)
+	// The volume is the one the container's label names: a space claimed
+	// from the warm pool keeps its pool volume (pool.go).
+	vname, pooled := e.VolumeName(name), false
 	switch {
 	case err != nil && !missing:
 		return mapErr(err, "inspecting space")
 	case err == nil && !e.isSpace(res.Container.Config):
 		return spaces.SpaceNotFound()
 	case err == nil:
+		vname = e.volumeOf(res.Container.Config.Labels, name)
+		if pooled = e.pooledVolume(res.Container.Config.Labels, name); pooled && !removeVolume {
+			// A kept workspace goes under the space's own volume name,
+			// where a create of the name takes it up again.
+			if err := e.keepPooledWorkspace(ctx, res.Container, name); err != nil {
+				return err
+			}
+		}
 		e.procsFiles.Delete(res.Container.ID)
 		_, err := e.c.ContainerRemove(ctx, res.Container.ID, client.ContainerRemoveOptions{Force: true})
 		if err != nil && strings.Contains(err.Error(), "already in progress") {
@@ -323,6 +337,14 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 		if missing {
 			return spaces.SpaceNotFound()
 		}
+		if pooled {
+			// Copied by keepPooledWorkspace; a failure here leaves a
+			// pool volume no container uses, which the start-up sweep
+			// removes.
+			if _, err := e.c.VolumeRemove(ctx, vname, client.VolumeRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+				e.log.Error("removing the pool volume of a destroyed space", "volume", vname, "err", err)
+			}
+		}
 		return nil
 	}
 	// The space's data goes, and its checkpoints with it.
@@ -330,10 +352,10 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 		return err
 	}
 	// No Force: a forced remove reports success for a missing volume.
-	_, verr := e.c.VolumeRemove(ctx, e.VolumeName(name), client.VolumeRemoveOptions{})
+	_, verr := e.c.VolumeRemove(ctx, vname, client.VolumeRemoveOptions{})
 	switch {
 	case verr == nil:
-		e.deleteQuotaVolume(e.VolumeName(name))
+		e.deleteQuotaVolume(vname)
 		return nil
 	case cerrdefs.IsNotFound(verr):
 		if missing {
@@ -565,6 +587,11 @@ func (e *Engine) Resume(ctx context.Context, name string) (err error) {
 		if err != nil {
 			return mapErr(err, "inspecting space")
 		}
+		// The start brought back the host name of a space claimed from
+		// the warm pool (hostname.go).
+		if err := e.setHostname(res.Container, name); err != nil {
+			e.log.Error("setting the host name of a space made from the warm pool", "space", name, "err", err)
+		}
 		return e.enforceOrStop(ctx, res.Container)
 	})
 }
@@ -667,7 +694,7 @@ func ownLabels() []string {
 	return []string{spaces.LabelKind, spaces.LabelSpace, spaces.LabelVolume, spaces.LabelTemplate, spaces.LabelNetworkMode,
 		spaces.LabelMemory, spaces.LabelCPUs, spaces.LabelGPU, spaces.LabelNetworkBlock, spaces.LabelHostPorts,
 		spaces.LabelWorkspaceMax, spaces.LabelNamespace, LabelImage,
-		labelCheckpoint, labelCkptCreated, labelCkptImage, labelCkptWorkspace, labelCkptRootfs}
+		labelCheckpoint, labelCkptCreated, labelCkptImage, labelCkptWorkspace, labelCkptRootfs, labelPool}
 }
 
 // setAllLabels sets every label of ownLabels that labels lacks to "" (which

@@ -222,3 +222,60 @@ func BenchmarkList20(b *testing.B) {
 	}
 	p.report(b)
 }
+
+// BenchmarkCreateFromPool: POST /api/spaces until running with a warm
+// pool of the default template vs the raw volume create, container create
+// and start of BenchmarkCreate. The refill is not timed: each iteration
+// waits, with the timer stopped, until the pool is full again.
+func BenchmarkCreateFromPool(b *testing.B) {
+	n := nodetest.Start(b, nodetest.Options{Namespace: "bpool", WarmPool: map[string]int{spaces.DefaultTemplate: 1}})
+	raw, ctx := n.Raw(), context.Background()
+	var p pair
+	poolFull := func() {
+		for {
+			st, err := n.Service.PoolStatus(ctx, spaces.CallerAPIKey())
+			if err == nil && len(st) == 1 && st[0].Ready == st[0].Size {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		poolFull()
+		name := nodetest.Name(b, n.Engine, fmt.Sprintf("bpool%d", i))
+		b.StartTimer()
+		p.nodes = append(p.nodes, timed(&p.node, func() { post(b, n, "POST", "/api/spaces", `{"name":"`+name+`"}`) }))
+		b.StopTimer()
+		if err := n.Engine.Remove(ctx, name, true); err != nil {
+			b.Fatal(err)
+		}
+		rname := nodetest.Name(b, n.Engine, fmt.Sprintf("bpoolraw%d", i))
+		spec := spaces.ContainerSpec{Name: rname, Image: nodetest.TestImage, MemoryBytes: 2 << 30, CPUs: 1,
+			NetworkMode: spaces.NetworkInternet, Template: "default"}
+		cfg, hostCfg := engine.ContainerConfig(spec)
+		b.StartTimer()
+		p.raws = append(p.raws, timed(&p.raw, func() {
+			if _, err := raw.VolumeCreate(ctx, client.VolumeCreateOptions{Name: spaces.VolumePrefix + rname}); err != nil {
+				b.Fatal(err)
+			}
+			cr, err := raw.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spaces.ContainerPrefix + rname, Config: cfg, HostConfig: hostCfg})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := raw.ContainerStart(ctx, cr.ID, client.ContainerStartOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}))
+		b.StopTimer()
+		if _, err := raw.ContainerRemove(ctx, spaces.ContainerPrefix+rname, client.ContainerRemoveOptions{Force: true}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := raw.VolumeRemove(ctx, spaces.VolumePrefix+rname, client.VolumeRemoveOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	p.report(b)
+}

@@ -66,6 +66,11 @@ func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
 		},
 		Capabilities: api.CapabilitiesFrom(s.capabilities(snap, false)),
 	}
+	if st, err := s.cfg.Spaces.PoolStatus(r.Context(), callerOf(r)); err == nil {
+		for _, w := range st {
+			out.WarmPool = append(out.WarmPool, api.WarmPool{Template: w.Template, Size: w.Size, Ready: w.Ready})
+		}
+	}
 	if d := snap.Disk; d != nil {
 		out.Disk = &api.Disk{
 			Total: humanBytes(d.Total), Used: humanBytes(d.Used), Available: humanBytes(d.Available),

@@ -453,6 +453,10 @@ func (n *Node) backgroundLoops(cfg Config) []starter {
 	if cfg.AuditMaxAge > 0 || cfg.AuditMaxRows > 0 {
 		loops = append(loops, spaces.NewAuditRetention(spaces.AuditRetentionConfig{Service: n.Service, MaxAge: cfg.AuditMaxAge, MaxRows: cfg.AuditMaxRows, Logger: n.log}))
 	}
+	if p := n.Service.Pool(); p != nil {
+		// Closed first of the loops: the pool is drained on shutdown.
+		loops = append(loops, p)
+	}
 	if cfg.HistoryInterval > 0 {
 		loops = append(loops, spaces.NewIngester(spaces.IngesterConfig{Service: n.Service, Interval: cfg.HistoryInterval, Logger: n.log, Only: cfg.LoopsOnly}))
 	}

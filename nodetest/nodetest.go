@@ -75,6 +75,13 @@ type Options struct {
 	// Namespace prefixes the node's container and volume names, so several
 	// test nodes share the engine without seeing each other's spaces.
 	Namespace string
+	// WarmPool keeps spaces made in advance per template (--warm-pool);
+	// give such a node a Namespace of its own: a node removes the pool
+	// members of its namespace that it does not want.
+	WarmPool map[string]int
+	// NoHostnameSet makes the node one that cannot set a pooled space's
+	// host name (engine.Config.NoHostnameSet).
+	NoHostnameSet bool
 
 	// Tailnet joins the node to a test tailnet as Hostname.
 	Tailnet  *Control
@@ -169,7 +176,7 @@ func Start(tb testing.TB, opt Options) *Node {
 		Engine:   engineConfig(opt),
 		NoEgress: opt.NoEgress,
 		Spaces: spaces.Config{DefaultImage: TestImage, GPUImage: TestImage, HostCPUs: 2, HasGPU: opt.HasGPU,
-			GitTokenHosts: opt.GitTokenHosts, MaxCheckpoints: opt.MaxCheckpoints},
+			GitTokenHosts: opt.GitTokenHosts, MaxCheckpoints: opt.MaxCheckpoints, WarmPool: opt.WarmPool},
 		Server: node.Config{
 			APIKey: key, AuthDisabled: opt.AuthDisabled, Version: "test", MaxBodyBytes: opt.MaxBodyBytes,
 			MaxFileBytes: opt.MaxFileBytes, MaxExecOutput: opt.MaxExecOutput, BodyReadTimeout: opt.BodyReadTimeout,
@@ -236,7 +243,7 @@ func engineConfig(opt Options) engine.Config {
 	return engine.Config{Host: opt.DockerHost, Namespace: opt.Namespace,
 		CallTimeout: opt.CallTimeout, LongCallTimeout: opt.LongCallTimeout,
 		AllowUnenforcedWorkspaceSize: opt.InsecureWorkspaceSize, WorkspaceQuotaDir: opt.WorkspaceQuotaDir,
-		HostAddrInterval: 500 * time.Millisecond, FilesInSpace: opt.FilesInSpace}
+		HostAddrInterval: 500 * time.Millisecond, FilesInSpace: opt.FilesInSpace, NoHostnameSet: opt.NoHostnameSet}
 }
 
 // Stop stops the node (its spaces keep running) and closes its store.

@@ -68,6 +68,10 @@ func authCases() map[string]authCase {
 			_, err := s.EngineInfo(ctx, c)
 			return err
 		}},
+		"PoolStatus": {spaces.ActRead, []spaces.Action{spaces.ActNode}, "", func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
+			_, err := s.PoolStatus(ctx, c)
+			return err
+		}},
 		"Create": {spaces.ActCreate, nil, sp, func(ctx context.Context, s *spaces.Service, c spaces.Caller) error {
 			_, err := s.Create(ctx, c, spaces.CreateRequest{Name: sp})
 			return err
@@ -204,6 +208,7 @@ var authExempt = map[string]string{
 	"RecordRefusal":   "is the audit log itself (doors record refusals that came before a caller)",
 	"Recover":         "is the node's own start-up work, before anything is served",
 	"HasGPU":          "is a fixed fact of the node's configuration",
+	"Pool":            "gives the node's assembly the warm pool's background loop (PoolStatus is the read)",
 	"Hold":            "marks a space busy for work already authorized (an open terminal)",
 	"Busy":            "is a test hook (export_test.go)",
 	"ForwardsChanged": "only says that the forward table changed",

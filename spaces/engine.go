@@ -208,6 +208,10 @@ type ContainerSpec struct {
 	// workspace volume exists and before it makes anything; an error stops
 	// the create. The service records its create intent here.
 	BeforeCreate func(volumeExisted bool) error
+	// BeforeClaim, when set, is called before a claim of a warm pool
+	// member (pool.go) changes anything, with the member's container ID;
+	// an error stops the claim. The service records its create intent here.
+	BeforeClaim func(containerID string) error
 }
 
 // ExecSpec describes one process to run in a space. When ctx ends before

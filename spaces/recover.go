@@ -39,6 +39,9 @@ type Intent struct {
 	VolumeExisted bool
 	// Image (create) is the space's image.
 	Image string
+	// PoolMember (create) is the container ID of the warm pool member
+	// the create claims (pool.go); empty for a cold create.
+	PoolMember string
 	// RemoveVolume (destroy) is what the destroy was asked.
 	RemoveVolume bool
 	// Checkpoint (checkpoint, restore) names the checkpoint.
@@ -111,6 +114,7 @@ func (s *Service) Recover(ctx context.Context) error {
 		s.recoverIntent(ctx, in)
 	}
 	s.sweepCheckpoints(ctx)
+	s.sweepPool(ctx)
 	s.killStrays(ctx)
 	s.reportOrphanVolumes(ctx)
 	s.sweepUploads(ctx)
@@ -187,6 +191,12 @@ func (s *Service) undoCreate(ctx context.Context, in Intent) (string, error) {
 	case errors.Is(err, ErrNotFound):
 	case err != nil:
 		return "", err
+	case in.PoolMember != "":
+		// A claimed member was made before the intent: the space is the
+		// create's only when it is that very container.
+		if !strings.HasPrefix(in.PoolMember, sp.ID) || sp.ID == "" {
+			return "nothing: the space is not the pool member the interrupted create claimed", nil
+		}
 	case sp.Created.Before(in.Created.Add(-creationSlack)):
 		return "nothing: the space is older than the interrupted create", nil
 	}

@@ -48,6 +48,10 @@ type Config struct {
 	// MaxCheckpoints bounds the checkpoints of one space
 	// (DefaultMaxCheckpoints when 0).
 	MaxCheckpoints int
+	// WarmPool is the number of spaces kept made in advance per template
+	// (docs/POOL.md); none by default. The Engine must implement
+	// PoolEngine.
+	WarmPool map[string]int
 }
 
 // Service applies the rules of Clawdspace to an Engine and a Store.
@@ -63,6 +67,8 @@ type Service struct {
 	fwd forwards
 	// conns counts the open port connections of each space.
 	conns connCounter
+	// pool is the warm pool (pool.go); nil when off.
+	pool *Pool
 }
 
 // New returns a Service and makes sure the built-in templates exist.
@@ -96,6 +102,18 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, clock: cfg.Clock}
 	s.fwd.changed = make(chan struct{})
+	if len(cfg.WarmPool) > 0 {
+		pe, ok := cfg.Engine.(PoolEngine)
+		if !ok {
+			return nil, errors.New("spaces: a warm pool needs an Engine that implements PoolEngine")
+		}
+		for tpl := range cfg.WarmPool {
+			if err := ValidateTemplateName(tpl); err != nil {
+				return nil, fmt.Errorf("warm pool: %w", err)
+			}
+		}
+		s.pool = newPool(s, pe, cfg.WarmPool)
+	}
 	for _, t := range cfg.SeedTemplates {
 		if err := cfg.Store.EnsureTemplate(ctx, t); err != nil {
 			return nil, fmt.Errorf("adding template %s: %w", t.Name, err)
@@ -269,7 +287,20 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Spac
 		began = true
 		return s.beginIntent(ctx, Intent{Space: spec.Name, Kind: IntentCreate, Image: spec.Image, VolumeExisted: volumeExisted})
 	}
-	sp, err := s.cfg.Engine.Create(ctx, spec)
+	sp, pooled, err := Space{}, false, error(nil)
+	if s.pool != nil {
+		sp, pooled, err = s.pool.claim(ctx, spec, func(member string) error {
+			began = true
+			return s.beginIntent(ctx, Intent{Space: spec.Name, Kind: IntentCreate, Image: spec.Image, PoolMember: member})
+		})
+	}
+	switch {
+	case err != nil:
+	case pooled:
+		s.log.Debug("created a space from the warm pool", "space", spec.Name, "template", spec.Template)
+	default:
+		sp, err = s.cfg.Engine.Create(ctx, spec)
+	}
 	if err != nil {
 		if began {
 			s.endIntent(ctx, spec.Name)

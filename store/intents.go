@@ -24,6 +24,7 @@ type intentDetail struct {
 	RemoveVolume  bool   `json:"removeVolume,omitempty"`
 	Checkpoint    string `json:"checkpoint,omitempty"`
 	State         string `json:"state,omitempty"`
+	PoolMember    string `json:"poolMember,omitempty"`
 }
 
 // BeginIntent records in, replacing an earlier intent of the same space.
@@ -33,7 +34,7 @@ func (s *Store) BeginIntent(ctx context.Context, in spaces.Intent) (err error) {
 		return spaces.Errorf(spaces.ErrInvalid, "space and kind are required")
 	}
 	detail, err := json.Marshal(intentDetail{VolumeExisted: in.VolumeExisted, Image: in.Image, RemoveVolume: in.RemoveVolume,
-		Checkpoint: in.Checkpoint, State: string(in.State)})
+		Checkpoint: in.Checkpoint, State: string(in.State), PoolMember: in.PoolMember})
 	if err != nil {
 		return fmt.Errorf("encoding intent: %w", err)
 	}
@@ -74,7 +75,7 @@ func (s *Store) Intents(ctx context.Context) ([]spaces.Intent, error) {
 			return nil, fmt.Errorf("decoding intent of %q: %w", in.Space, err)
 		}
 		in.VolumeExisted, in.Image, in.RemoveVolume, in.Created = d.VolumeExisted, d.Image, d.RemoveVolume, fromMillis(created)
-		in.Checkpoint, in.State = d.Checkpoint, spaces.Status(d.State)
+		in.Checkpoint, in.State, in.PoolMember = d.Checkpoint, spaces.Status(d.State), d.PoolMember
 		out = append(out, in)
 	}
 	if err := rows.Err(); err != nil {

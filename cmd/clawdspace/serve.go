@@ -31,6 +31,7 @@ import (
 // serveOptions is everything `serve` reads from flags and the environment.
 type serveOptions struct {
 	Listen       string
+	WarmPool     []string
 	APIKey       string
 	DataDir      string
 	DockerHost   string
@@ -91,7 +92,7 @@ func newServeCmd(getenv func(string) string) *cobra.Command {
 Settings come from flags, else from the environment: PORT, API_KEY, CLAWDSPACE_DATA_DIR,
 CLAWDSPACE_IMAGE, CLAWDSPACE_GPU_IMAGE, CLAWDSPACE_AUTH_DISABLED, CLAWDSPACE_ALLOW_WEAK_KEY, CLAWDSPACE_TEMPLATES_DIR,
 IDLE_TIMEOUT_MS, HISTORY_INGEST_MS, CLAWDSPACE_MAX_FILE_BYTES, CLAWDSPACE_GIT_TOKEN_HOSTS
-("none" for no host), CLAWDSPACE_NAMESPACE and DOCKER_HOST.
+("none" for no host), CLAWDSPACE_NAMESPACE, CLAWDSPACE_WARM_POOL and DOCKER_HOST.
 Without an API key a strong one is generated on first start and kept in the data folder.
 
 Tailnet mode (an auth key in TS_AUTHKEY or --ts-authkey, or --tailnet with a saved login)
@@ -141,6 +142,9 @@ DATA_DIR/ssh/authorized_keys. --no-ssh (CLAWDSPACE_NO_SSH) turns it off.`,
 		if _, err := parseNodes(o.Nodes); err != nil {
 			errs = append(errs, err)
 		}
+		if _, err := parseWarmPool(o.WarmPool); err != nil {
+			errs = append(errs, err)
+		}
 		return errors.Join(errs...)
 	}
 	port := getenv("PORT")
@@ -176,6 +180,8 @@ DATA_DIR/ssh/authorized_keys. --no-ssh (CLAWDSPACE_NO_SSH) turns it off.`,
 	f.IntVar(&o.MaxCheckpoints, "max-checkpoints", spaces.DefaultMaxCheckpoints, "checkpoints kept per space; one more is refused with 409")
 	f.StringSliceVar(&o.GitTokenHosts, "git-token-hosts", splitList(getenv("CLAWDSPACE_GIT_TOKEN_HOSTS"), "github.com"),
 		"hosts that get env.GITHUB_TOKEN when a create clones over https ($CLAWDSPACE_GIT_TOKEN_HOSTS)")
+	f.StringArrayVar(&o.WarmPool, "warm-pool", splitList(getenv("CLAWDSPACE_WARM_POOL"), ""),
+		"keep N spaces of TEMPLATE made in advance, paused, for creates under 100 ms: TEMPLATE=N, repeatable (docs/POOL.md; $CLAWDSPACE_WARM_POOL, comma-separated)")
 	f.StringVar(&o.Namespace, "namespace", getenv("CLAWDSPACE_NAMESPACE"), "prefix of this node's container and volume names, for several nodes on one engine ($CLAWDSPACE_NAMESPACE)")
 	f.BoolVar(&o.Tailnet, "tailnet", false, "join the tailnet with the login saved in the data folder (implied by an auth key)")
 	f.StringVar(&o.TSAuthKey, "ts-authkey", getenv("TS_AUTHKEY"), "tailnet auth key for the first start ($TS_AUTHKEY)")
@@ -190,6 +196,25 @@ DATA_DIR/ssh/authorized_keys. --no-ssh (CLAWDSPACE_NO_SSH) turns it off.`,
 	f.Uint16Var(&o.SSHPort, "ssh-port", sshPort, "SSH port on the tailnet ($CLAWDSPACE_SSH_PORT)")
 	return cmd
 }
+
+// parseWarmPool reads --warm-pool values TEMPLATE=N (a later one of the
+// same template wins).
+func parseWarmPool(vals []string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, v := range vals {
+		tpl, n, ok := strings.Cut(strings.TrimSpace(v), "=")
+		size, err := strconv.Atoi(strings.TrimSpace(n))
+		tpl = strings.ToLower(strings.TrimSpace(tpl))
+		if !ok || err != nil || size < 0 || size > maxWarmPool || spaces.ValidateTemplateName(tpl) != nil {
+			return nil, fmt.Errorf("--warm-pool %q: want TEMPLATE=N with N from 0 to %d", v, maxWarmPool)
+		}
+		out[tpl] = size
+	}
+	return out, nil
+}
+
+// maxWarmPool bounds one template's pool: each member is a container.
+const maxWarmPool = 100
 
 // parseNodes reads CLAWDSPACE_NODES: name=http://host:7777,other=http://host2:7777.
 func parseNodes(v string) ([]fleet.StaticNode, error) {
@@ -304,13 +329,17 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	if err != nil {
 		return err
 	}
+	pool, err := parseWarmPool(o.WarmPool)
+	if err != nil {
+		return err
+	}
 	var generated bool
 	cfg := nodeapp.Config{
 		DataDir: o.DataDir, Listen: o.Listen, Name: cmp.Or(o.Hostname, o.Name), Logger: log,
 		Engine: engine.Config{Host: o.DockerHost, AllowUnenforcedEgress: o.InsecureEgress,
 			AllowUnenforcedWorkspaceSize: o.InsecureWorkspaceSize, WorkspaceQuotaDir: o.WorkspaceQuotaDir, Namespace: o.Namespace, FilesInSpace: o.FilesInSpace},
 		Spaces: spaces.Config{DefaultImage: o.Image, GPUImage: o.GPUImage, GitTokenHosts: tokenHosts(o.GitTokenHosts), SeedTemplates: seeds,
-			MaxCheckpoints: o.MaxCheckpoints},
+			MaxCheckpoints: o.MaxCheckpoints, WarmPool: pool},
 		Server: node.Config{AllowWeakKey: o.AllowWeakKey, AuthDisabled: o.AuthDisabled, Version: version,
 			MaxFileBytes: o.MaxFileBytes, MaxExecOutput: o.MaxExecOutput, AllowedHosts: o.AllowedHosts, TrustTailnet: o.TrustTailnet},
 		ResolveKey: func() (key string, err error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -347,4 +348,27 @@ func TestServeOnFullDisk(t *testing.T) {
 		t.Fatalf("start on a full disk: %v, want the node's disk is full", err)
 	}
 	t.Log(err)
+}
+
+func TestParseWarmPool(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []string
+		want map[string]int
+		bad  bool
+	}{
+		{name: "none", in: nil, want: map[string]int{}},
+		{name: "two", in: []string{"default=3", " Offline = 1 "}, want: map[string]int{"default": 3, "offline": 1}},
+		{name: "later wins", in: []string{"default=3", "default=0"}, want: map[string]int{"default": 0}},
+		{name: "no size", in: []string{"default"}, bad: true},
+		{name: "negative", in: []string{"default=-1"}, bad: true},
+		{name: "too many", in: []string{"default=101"}, bad: true},
+		{name: "bad template", in: []string{"../x=1"}, bad: true},
+	}
+	for _, tt := range tests {
+		got, err := parseWarmPool(tt.in)
+		if (err != nil) != tt.bad || (!tt.bad && !maps.Equal(got, tt.want)) {
+			t.Errorf("%s: parseWarmPool(%q) = %v, %v", tt.name, tt.in, got, err)
+		}
+	}
 }

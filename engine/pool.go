@@ -1,0 +1,397 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
+
+	"github.com/adam91holt/clawdspace/spaces"
+)
+
+// The warm pool (docs/POOL.md): containers made in advance exactly as a
+// cold create of a template's defaults makes them, started and paused,
+// which a create claims and finishes instead of making a space from
+// nothing. A member is told from a space by its name alone, never by a
+// label (labels cannot change, and a claimed member keeps its labels):
+// its container is clawdspace-[NS.]_pool.ID and its volume
+// clawdspace-vol-[NS.]_pool.ID. Space names never start with '_' and
+// namespaces never hold one, so no space of any namespace has such a name.
+// A claim renames the container to the space's, sets its host name and
+// unpauses it; the volume keeps its pool name (the container's
+// clawdspace.volume label says which it is).
+const (
+	poolTag = "_pool" + nsSep
+	// labelPool holds the pool key of what a member was made for
+	// (PoolKey); a claimed space keeps it.
+	labelPool = "clawdspace.pool"
+	// poolHostname is a member's host name until a claim sets the space's.
+	poolHostname = "clawdspace-pool"
+)
+
+// poolName is the container name of the member id, poolVolume its volume's.
+func (e *Engine) poolName(id string) string   { return e.names.container + poolTag + id }
+func (e *Engine) poolVolume(id string) string { return e.names.vol + poolTag + id }
+
+// isPoolName reports whether a container's names (as listed, with '/')
+// are those of an unclaimed member of this namespace.
+func (e *Engine) isPoolName(names []string) bool {
+	return slices.ContainsFunc(names, func(n string) bool {
+		return strings.HasPrefix(strings.TrimPrefix(n, "/"), e.names.container+poolTag)
+	})
+}
+
+// isPoolVolume reports whether a volume name is a pool volume of this
+// namespace (a member's, or a claimed space's).
+func (e *Engine) isPoolVolume(vname string) bool {
+	return strings.HasPrefix(vname, e.names.vol+poolTag)
+}
+
+// PoolUnsupported says why this node cannot finish pooled spaces: it must
+// set a claimed member's host name in its UTS namespace and its
+// hostname and hosts files, which needs root on the engine's host. ""
+// when it can.
+func (e *Engine) PoolUnsupported() string { return e.noUTS }
+
+// PoolKey identifies what a member made for spec is: two specs with the
+// same key differ in nothing that is fixed when Docker creates a
+// container (the image, by its ID, resources, network and block list,
+// root filesystem, template). ok is false for a spec that is never
+// pooled: GPU spaces and size-limited workspaces, and a spec with env
+// (Docker cannot add env to a container).
+func (e *Engine) PoolKey(ctx context.Context, spec spaces.ContainerSpec) (key string, ok bool, err error) {
+	if spec.GPU || spec.WorkspaceMaxBytes > 0 || len(spec.Env) > 0 {
+		return "", false, nil
+	}
+	ctx, end := e.short(ctx)
+	defer end(&err)
+	img, err := e.c.ImageInspect(ctx, spec.Image)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return "", false, nil // a cold create says so
+		}
+		return "", false, mapErr(err, "inspecting image")
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%s\x00%s\x00%s\x00%s\x00%t",
+		img.ID, spec.Image, spec.Template, spec.MemoryBytes, formatCPUs(spec.CPUs), spec.NetworkMode,
+		blockLabel(spec.BlockCIDRs), portsLabel(spec.HostPorts), spec.ReadOnlyRootfs)
+	return hex.EncodeToString(h.Sum(nil))[:24], true, nil
+}
+
+// PoolAdd makes one member of key for spec (whose name is ignored):
+// created as a cold create would make it, started, then paused, so it
+// costs no CPU. On failure it leaves nothing behind.
+func (e *Engine) PoolAdd(ctx context.Context, spec spaces.ContainerSpec, key string) (err error) {
+	ctx, end := e.long(ctx)
+	defer end(&err)
+	if err := e.confinable(spec.NetworkMode, spec.WorkspaceMaxBytes); err != nil {
+		return err
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	spec.Name, spec.Env = poolTag+id, nil
+	cfg, host := e.ContainerConfig(spec)
+	cfg.Hostname = poolHostname
+	cfg.Labels[spaces.LabelSpace] = ""
+	cfg.Labels[labelPool] = key
+	host.Mounts[0].VolumeOptions.Labels[spaces.LabelSpace] = ""
+	vname := host.Mounts[0].Source
+	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: e.poolName(id), Config: cfg, HostConfig: host})
+	if err != nil {
+		e.removeVolume(false, vname)
+		return mapErr(err, "creating a pool member")
+	}
+	// Held as a claim until paused, so a prune never takes it for a
+	// member a dead node left running.
+	e.claims.Store(created.ID, true)
+	defer e.claims.Delete(created.ID)
+	defer func() {
+		if err != nil {
+			e.removePoolMember(created.ID, vname)
+		}
+	}()
+	if _, err := e.c.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		return mapErr(err, "starting a pool member")
+	}
+	c, err := e.checkRunning(ctx, created.ID, spec.Image)
+	if err != nil {
+		return err
+	}
+	hosts := e.hosts.Current() // read before the rules: see PoolClaim
+	if err := e.applyEgress(c); err != nil {
+		return fmt.Errorf("enforcing the egress block list of a pool member: %w", err)
+	}
+	e.poolRules.Store(created.ID, hosts)
+	if err := e.pauseFrozen(ctx, created.ID); err != nil {
+		return mapErr(err, "pausing a pool member")
+	}
+	e.settlePaused(ctx, created.ID, true)
+	return nil
+}
+
+// removePoolMember removes a member's container and volume, with a fresh
+// context: the caller's may be gone.
+func (e *Engine) removePoolMember(id, vname string) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.longTimeout)
+	defer cancel()
+	if _, err := e.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		e.log.Error("removing a pool member", "container", shortID(id), "err", err)
+		return // its volume is in use: the start-up sweep removes both
+	}
+	e.procsFiles.Delete(id)
+	e.poolRules.Delete(id)
+	e.removeVolume(false, vname)
+}
+
+// poolMembers lists the unclaimed members of this namespace.
+func (e *Engine) poolMembers(ctx context.Context, key string) ([]container.Summary, error) {
+	f := e.spaceFilters()
+	if key != "" {
+		f.Add("label", labelPool+"="+key)
+	} else {
+		f.Add("label", labelPool)
+	}
+	res, err := e.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, mapErr(err, "listing pool members")
+	}
+	out := res.Items[:0]
+	for _, c := range res.Items {
+		if e.owns(c.Labels) && e.isPoolName(c.Names) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// PoolPrune removes the members whose key keep refuses and those that are
+// not ready (not paused: stopped by an engine restart, or left half made
+// by a dead node; PoolAdd holds its own member until paused), and returns
+// how many ready members each key has. Members a claim holds are neither
+// removed nor counted.
+func (e *Engine) PoolPrune(ctx context.Context, keep func(key string) bool) (_ map[string]int, err error) {
+	lctx, end := e.short(ctx)
+	list, err := e.poolMembers(lctx, "")
+	end(&err)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	for _, c := range list {
+		if _, held := e.claims.Load(c.ID); held {
+			continue
+		}
+		key := c.Labels[labelPool]
+		if c.State == container.StatePaused && keep(key) {
+			counts[key]++
+			continue
+		}
+		// Take it as a claim would, so no claim takes it meanwhile.
+		if _, held := e.claims.LoadOrStore(c.ID, true); held {
+			continue
+		}
+		e.removePoolMember(c.ID, e.volumeOf(c.Labels, ""))
+		e.claims.Delete(c.ID)
+	}
+	return counts, nil
+}
+
+// PoolSweep removes every unclaimed member and every pool volume that no
+// container uses: what a dead node left. It runs at start-up, before any
+// pool work.
+func (e *Engine) PoolSweep(ctx context.Context) (removed int, err error) {
+	if _, err := e.PoolPrune(ctx, func(string) bool { return false }); err != nil {
+		return 0, err
+	}
+	ctx, end := e.short(ctx)
+	defer end(&err)
+	f := make(client.Filters).Add("label", spaces.LabelKind+"=volume")
+	if e.names.ns != "" {
+		f.Add("label", spaces.LabelNamespace+"="+e.names.ns)
+	}
+	vols, err := e.c.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return 0, mapErr(err, "listing volumes")
+	}
+	for _, v := range vols.Items {
+		if v.Labels[spaces.LabelNamespace] != e.names.ns || !e.isPoolVolume(v.Name) {
+			continue
+		}
+		// No Force: a volume a container uses stays.
+		if _, err := e.c.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err == nil {
+			removed++
+		}
+	}
+	return removed, nil
+}
+
+// PoolClaim turns a ready member of key into the space spec.Name: it
+// calls spec.BeforeClaim with the member's container ID (the create
+// intent), renames the container to the space's, sets its host name and
+// unpauses it. ok is false, with nothing done, when no member is ready or
+// a volume of the space's name exists (a create must take that one up).
+// A failure after the rename removes the member.
+func (e *Engine) PoolClaim(ctx context.Context, spec spaces.ContainerSpec, key string) (sp spaces.Space, ok bool, err error) {
+	ctx, end := e.long(ctx)
+	defer end(&err)
+	if e.noUTS != "" || crossesNamespace(spec.Name) {
+		return sp, false, nil
+	}
+	if _, err := e.c.VolumeInspect(ctx, e.VolumeName(spec.Name), client.VolumeInspectOptions{}); !cerrdefs.IsNotFound(err) {
+		return sp, false, nil
+	}
+	list, err := e.poolMembers(ctx, key)
+	if err != nil {
+		return sp, false, err
+	}
+	var m container.Summary
+	for _, c := range list {
+		if c.State != container.StatePaused {
+			continue
+		}
+		if _, held := e.claims.LoadOrStore(c.ID, true); !held {
+			m, ok = c, true
+			break
+		}
+	}
+	if !ok {
+		return sp, false, nil
+	}
+	defer e.claims.Delete(m.ID)
+	if spec.BeforeClaim != nil {
+		if err := spec.BeforeClaim(m.ID); err != nil {
+			return sp, false, err
+		}
+	}
+	cname := e.ContainerName(spec.Name)
+	if _, err := e.c.ContainerRename(ctx, m.ID, client.ContainerRenameOptions{NewName: cname}); err != nil {
+		if cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "already in use") {
+			return sp, false, spaces.SpaceExists()
+		}
+		// The engine may have renamed it all the same (an answer lost
+		// to a deadline): the member goes, whatever its name now.
+		e.removePoolMember(m.ID, e.volumeOf(m.Labels, ""))
+		return sp, false, mapErr(err, "renaming a pool member")
+	}
+	defer func() {
+		if err != nil {
+			e.removePoolMember(m.ID, e.volumeOf(m.Labels, ""))
+		}
+	}()
+	res, err := e.c.ContainerInspect(ctx, m.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return sp, true, mapErr(err, "inspecting a claimed pool member")
+	}
+	if err := e.setHostname(res.Container, spec.Name); err != nil {
+		return sp, true, err
+	}
+	if _, err := e.c.ContainerUnpause(ctx, m.ID, client.ContainerUnpauseOptions{}); err != nil {
+		return sp, true, mapErr(err, "unpausing a claimed pool member")
+	}
+	e.settlePaused(ctx, m.ID, false)
+	res, err = e.c.ContainerInspect(ctx, m.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return sp, true, mapErr(err, "inspecting a claimed pool member")
+	}
+	// The member's rules went in when it started, in its own network
+	// namespace, where they stay. Only the host's addresses (which the
+	// block list holds) can have changed while it was paused (the egress
+	// guard passes over paused containers): then they are written again.
+	// Every member was made by this run of the node (the start-up sweep
+	// removes older ones), so poolRules knows each.
+	if v, ok := e.poolRules.Load(m.ID); !ok || !slices.Equal(v.([]netip.Addr), e.hosts.Current()) {
+		if err := e.applyEgress(res.Container); err != nil {
+			return sp, true, fmt.Errorf("enforcing the egress block list: %w", err)
+		}
+	}
+	e.poolRules.Delete(m.ID)
+	e.ids.Store(spec.Name, m.ID)
+	e.forgetTarget(spec.Name)
+	sp = e.fromInspect(spec.Name, res.Container)
+	sp.VolumeCreated = true
+	return sp, true, nil
+}
+
+// PoolCounts returns how many ready (paused, unclaimed) members each key
+// has, without removing any.
+func (e *Engine) PoolCounts(ctx context.Context) (_ map[string]int, err error) {
+	ctx, end := e.short(ctx)
+	defer end(&err)
+	list, err := e.poolMembers(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	for _, c := range list {
+		if _, held := e.claims.Load(c.ID); !held && c.State == container.StatePaused {
+			counts[c.Labels[labelPool]]++
+		}
+	}
+	return counts, nil
+}
+
+// pooledVolume reports whether a space's container (by its labels) uses a
+// pool volume rather than the volume of its own name.
+func (e *Engine) pooledVolume(labels map[string]string, name string) bool {
+	v := e.volumeOf(labels, name)
+	return v != e.VolumeName(name) && e.isPoolVolume(v)
+}
+
+// keepPooledWorkspace copies the workspace of a space claimed from the
+// pool, whose container c is being removed with its volume kept, into a
+// volume of the space's own name, so that a create of the name takes it
+// up as it takes up any kept workspace. The container is stopped first so
+// the copy is whole. An interrupted copy is done again from the start.
+func (e *Engine) keepPooledWorkspace(ctx context.Context, c container.InspectResponse, name string) error {
+	if st := c.State; st != nil && st.Running {
+		if st.Paused {
+			if _, err := e.c.ContainerUnpause(ctx, c.ID, client.ContainerUnpauseOptions{}); err != nil && !strings.Contains(err.Error(), "not paused") {
+				return mapErr(err, "unpausing the space to stop it")
+			}
+		}
+		timeout := 0
+		if _, err := e.c.ContainerStop(ctx, c.ID, client.ContainerStopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotModified(err) {
+			return mapErr(err, "stopping the space")
+		}
+	}
+	wm, ok := workspaceMount(c)
+	if !ok {
+		return nil // nothing to keep
+	}
+	src, err := e.hostDir(wm.Source)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(src)
+	labels := map[string]string{spaces.LabelKind: "volume", spaces.LabelSpace: name}
+	if e.names.ns != "" {
+		labels[spaces.LabelNamespace] = e.names.ns
+	}
+	vol, err := e.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: e.VolumeName(name), Labels: labels})
+	if err != nil {
+		return mapErr(err, "creating the kept workspace's volume")
+	}
+	dst, err := e.hostDir(vol.Volume.Mountpoint)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dst)
+	if err := emptyTree(dst); err != nil {
+		return fmt.Errorf("emptying the kept workspace's volume: %w", err)
+	}
+	if _, _, err := copyTree(ctx, src, dst); err != nil {
+		return fmt.Errorf("copying the kept workspace: %w", err)
+	}
+	return nil
+}
