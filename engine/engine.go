@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -125,6 +126,14 @@ type Engine struct {
 	// claims holds the IDs of pool members a claim, an add or a prune is
 	// working on (pool.go), so that each is taken at most once.
 	claims sync.Map
+	// poolGone marks the IDs of pool members that were claimed or removed
+	// (ID → the poolGen of the mark), so that no claim or prune acts on
+	// one from a list taken before (pool.go).
+	poolGone sync.Map
+	poolGen  atomic.Uint64
+	// poolListed, when set (tests), is called after each list of pool
+	// members with its key, before the list is acted on.
+	poolListed func(key string)
 	// poolRules holds, per unclaimed pool member, the host addresses its
 	// egress rules were written with (pool.go).
 	poolRules sync.Map

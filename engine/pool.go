@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -118,7 +119,7 @@ func (e *Engine) PoolAdd(ctx context.Context, spec spaces.ContainerSpec, key str
 	defer e.claims.Delete(created.ID)
 	defer func() {
 		if err != nil {
-			e.removePoolMember(created.ID, vname)
+			e.removePoolMember(context.WithoutCancel(ctx), created.ID, vname)
 		}
 	}()
 	if _, err := e.c.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
@@ -140,22 +141,34 @@ func (e *Engine) PoolAdd(ctx context.Context, spec spaces.ContainerSpec, key str
 	return nil
 }
 
-// removePoolMember removes a member's container and volume, with a fresh
-// context: the caller's may be gone.
-func (e *Engine) removePoolMember(id, vname string) {
-	ctx, cancel := context.WithTimeout(context.Background(), e.longTimeout)
+// removePoolMember removes a member's container and volume, each call
+// bounded by ctx and the long timeout (callers whose request may be gone
+// pass a context without its cancel), and marks the ID gone (poolGone).
+// It reports whether the container is gone.
+func (e *Engine) removePoolMember(ctx context.Context, id, vname string) bool {
+	ctx, cancel := context.WithTimeout(ctx, e.longTimeout)
 	defer cancel()
+	e.poolTombstone(id)
 	if _, err := e.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		e.log.Error("removing a pool member", "container", shortID(id), "err", err)
-		return // its volume is in use: the start-up sweep removes both
+		return false // its volume is in use: the start-up sweep removes both
 	}
 	e.procsFiles.Delete(id)
 	e.poolRules.Delete(id)
 	e.removeVolume(false, vname)
+	return true
 }
 
-// poolMembers lists the unclaimed members of this namespace.
+// poolTombstone marks the container id as no longer a member this node may
+// act on (claimed, or removed): a member list taken before that, which
+// still shows it, is never acted on for it. The mark goes once a list
+// taken after it no longer shows the ID (poolMembers).
+func (e *Engine) poolTombstone(id string) { e.poolGone.Store(id, e.poolGen.Add(1)) }
+
+// poolMembers lists the unclaimed members of this namespace, less those
+// marked gone.
 func (e *Engine) poolMembers(ctx context.Context, key string) ([]container.Summary, error) {
+	gen := e.poolGen.Add(1)
 	f := e.spaceFilters()
 	if key != "" {
 		f.Add("label", labelPool+"="+key)
@@ -166,20 +179,72 @@ func (e *Engine) poolMembers(ctx context.Context, key string) ([]container.Summa
 	if err != nil {
 		return nil, mapErr(err, "listing pool members")
 	}
+	listed := map[string]bool{}
 	out := res.Items[:0]
 	for _, c := range res.Items {
-		if e.owns(c.Labels) && e.isPoolName(c.Names) {
+		if !e.owns(c.Labels) || !e.isPoolName(c.Names) {
+			continue
+		}
+		listed[c.ID] = true
+		if _, gone := e.poolGone.Load(c.ID); !gone {
 			out = append(out, c)
 		}
 	}
+	if key == "" {
+		// A mark made before this list began, for an ID the list no
+		// longer shows as a member, has done its work: no later list
+		// shows it (a claimed or removed member never gets a pool name
+		// back). A list of one key does not see the others'.
+		e.poolGone.Range(func(id, marked any) bool {
+			if marked.(uint64) < gen && !listed[id.(string)] {
+				e.poolGone.Delete(id)
+			}
+			return true
+		})
+	}
+	if e.poolListed != nil {
+		e.poolListed(key)
+	}
 	return out, nil
+}
+
+// takeMember holds the member id (e.claims) for a claim or a prune and
+// checks, by ID and right before the caller acts, that it still is an
+// unclaimed member of this node: a list can be stale, and the engine
+// renames and removes by ID whatever name the container has now. ok is
+// false, with nothing held, when another holds it or it is no longer a
+// member (renamed into a space, or gone: then it is marked gone). The
+// caller releases a held member with e.claims.Delete.
+func (e *Engine) takeMember(ctx context.Context, id string) (c container.InspectResponse, ok bool) {
+	if _, gone := e.poolGone.Load(id); gone {
+		return c, false
+	}
+	if _, held := e.claims.LoadOrStore(id, true); held {
+		return c, false
+	}
+	if _, gone := e.poolGone.Load(id); gone {
+		e.claims.Delete(id) // marked between the two looks
+		return c, false
+	}
+	res, err := e.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	switch {
+	case cerrdefs.IsNotFound(err):
+		e.poolTombstone(id)
+	case err != nil:
+	case res.Container.Config == nil || !e.owns(res.Container.Config.Labels) || !e.isPoolName([]string{res.Container.Name}):
+		e.poolTombstone(id)
+	default:
+		return res.Container, true
+	}
+	e.claims.Delete(id)
+	return c, false
 }
 
 // PoolPrune removes the members whose key keep refuses and those that are
 // not ready (not paused: stopped by an engine restart, or left half made
 // by a dead node; PoolAdd holds its own member until paused), and returns
 // how many ready members each key has. Members a claim holds are neither
-// removed nor counted.
+// removed nor counted. It stops, leaving the rest, when ctx ends.
 func (e *Engine) PoolPrune(ctx context.Context, keep func(key string) bool) (_ map[string]int, err error) {
 	lctx, end := e.short(ctx)
 	list, err := e.poolMembers(lctx, "")
@@ -197,11 +262,20 @@ func (e *Engine) PoolPrune(ctx context.Context, keep func(key string) bool) (_ m
 			counts[key]++
 			continue
 		}
-		// Take it as a claim would, so no claim takes it meanwhile.
-		if _, held := e.claims.LoadOrStore(c.ID, true); held {
+		if err := ctx.Err(); err != nil {
+			return counts, fmt.Errorf("pruning the warm pool: %w", err)
+		}
+		// Take it as a claim would, so no claim takes it meanwhile, and
+		// look again: the list may be stale.
+		cur, ok := e.takeMember(ctx, c.ID)
+		if !ok {
 			continue
 		}
-		e.removePoolMember(c.ID, e.volumeOf(c.Labels, ""))
+		if cur.State != nil && cur.State.Paused && keep(key) {
+			counts[key]++ // made ready since the list
+		} else {
+			e.removePoolMember(ctx, c.ID, e.volumeOf(c.Labels, ""))
+		}
 		e.claims.Delete(c.ID)
 	}
 	return counts, nil
@@ -239,9 +313,14 @@ func (e *Engine) PoolSweep(ctx context.Context) (removed int, err error) {
 // PoolClaim turns a ready member of key into the space spec.Name: it
 // calls spec.BeforeClaim with the member's container ID (the create
 // intent), renames the container to the space's, sets its host name and
-// unpauses it. ok is false, with nothing done, when no member is ready or
-// a volume of the space's name exists (a create must take that one up).
-// A failure after the rename removes the member.
+// unpauses it. ok is false when the create must be a cold one: no member
+// is ready, a volume of the space's name exists (a create must take that
+// one up), or the claim failed and the member is gone (a member lost
+// before its rename makes the claim try the next one; one whose finish
+// failed is removed, and the create goes cold rather than use up the
+// pool). A member that could not be removed after its rename leaves an
+// error that carries spaces.ErrLeftForRecovery: the create intent must
+// stay, so that recovery removes it.
 func (e *Engine) PoolClaim(ctx context.Context, spec spaces.ContainerSpec, key string) (sp spaces.Space, ok bool, err error) {
 	ctx, end := e.long(ctx)
 	defer end(&err)
@@ -253,56 +332,88 @@ func (e *Engine) PoolClaim(ctx context.Context, spec spaces.ContainerSpec, key s
 	}
 	list, err := e.poolMembers(ctx, key)
 	if err != nil {
-		return sp, false, err
+		return sp, false, nil // a cold create reports the engine's error
 	}
-	var m container.Summary
 	for _, c := range list {
 		if c.State != container.StatePaused {
 			continue
 		}
-		if _, held := e.claims.LoadOrStore(c.ID, true); !held {
-			m, ok = c, true
-			break
+		m, held := e.takeMember(ctx, c.ID)
+		if !held {
+			continue
 		}
+		sp, res, err := e.claimMember(ctx, spec, m)
+		e.claims.Delete(m.ID)
+		switch res {
+		case claimed:
+			return sp, true, nil
+		case claimLost:
+			continue
+		case claimCold:
+			return sp, false, nil
+		}
+		return sp, false, err
 	}
-	if !ok {
-		return sp, false, nil
+	return sp, false, nil
+}
+
+// What claimMember did.
+const (
+	claimed   = iota
+	claimLost // the member was not touched, or is gone: try the next
+	claimCold // the member failed and was removed: a cold create
+	claimErr  // the error is the create's answer
+)
+
+// claimMember is PoolClaim of the member m, which the caller holds and
+// found paused, with the pool's name and of this node.
+func (e *Engine) claimMember(ctx context.Context, spec spaces.ContainerSpec, m container.InspectResponse) (sp spaces.Space, _ int, err error) {
+	if m.State == nil || !m.State.Paused {
+		return sp, claimLost, nil
 	}
-	defer e.claims.Delete(m.ID)
+	vname := e.volumeOf(m.Config.Labels, "")
 	if spec.BeforeClaim != nil {
 		if err := spec.BeforeClaim(m.ID); err != nil {
-			return sp, false, err
+			return sp, claimErr, err
 		}
 	}
 	cname := e.ContainerName(spec.Name)
+	// From here on no other list acts on the member: it is this space's.
+	e.poolTombstone(m.ID)
 	if _, err := e.c.ContainerRename(ctx, m.ID, client.ContainerRenameOptions{NewName: cname}); err != nil {
-		if cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "already in use") {
-			return sp, false, spaces.SpaceExists()
+		switch {
+		case cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "already in use"):
+			e.poolGone.Delete(m.ID) // still a member, back in the pool
+			return sp, claimErr, spaces.SpaceExists()
+		case cerrdefs.IsNotFound(err):
+			return sp, claimLost, nil
 		}
 		// The engine may have renamed it all the same (an answer lost
-		// to a deadline): the member goes, whatever its name now.
-		e.removePoolMember(m.ID, e.volumeOf(m.Labels, ""))
-		return sp, false, mapErr(err, "renaming a pool member")
+		// to a deadline): the member goes, whatever of its two names
+		// it has now.
+		e.log.Warn("renaming a pool member", "container", shortID(m.ID), "err", err)
+		res, err := e.dropClaimed(ctx, m.ID, vname, cname, strings.TrimPrefix(m.Name, "/"))
+		return sp, res, err
 	}
-	defer func() {
-		if err != nil {
-			e.removePoolMember(m.ID, e.volumeOf(m.Labels, ""))
-		}
-	}()
+	fail := func(what string, err error) (spaces.Space, int, error) {
+		e.log.Warn("finishing a claimed pool member: a cold create instead", "space", spec.Name, "container", shortID(m.ID), "step", what, "err", err)
+		res, derr := e.dropClaimed(ctx, m.ID, vname, cname)
+		return sp, res, derr
+	}
 	res, err := e.c.ContainerInspect(ctx, m.ID, client.ContainerInspectOptions{})
 	if err != nil {
-		return sp, true, mapErr(err, "inspecting a claimed pool member")
+		return fail("inspecting a claimed pool member", mapErr(err, "inspecting"))
 	}
 	if err := e.setHostname(res.Container, spec.Name); err != nil {
-		return sp, true, err
+		return fail("setting the host name", err)
 	}
 	if _, err := e.c.ContainerUnpause(ctx, m.ID, client.ContainerUnpauseOptions{}); err != nil {
-		return sp, true, mapErr(err, "unpausing a claimed pool member")
+		return fail("unpausing a claimed pool member", err)
 	}
 	e.settlePaused(ctx, m.ID, false)
 	res, err = e.c.ContainerInspect(ctx, m.ID, client.ContainerInspectOptions{})
 	if err != nil {
-		return sp, true, mapErr(err, "inspecting a claimed pool member")
+		return fail("inspecting a claimed pool member", err)
 	}
 	// The member's rules went in when it started, in its own network
 	// namespace, where they stay. Only the host's addresses (which the
@@ -312,7 +423,7 @@ func (e *Engine) PoolClaim(ctx context.Context, spec spaces.ContainerSpec, key s
 	// removes older ones), so poolRules knows each.
 	if v, ok := e.poolRules.Load(m.ID); !ok || !slices.Equal(v.([]netip.Addr), e.hosts.Current()) {
 		if err := e.applyEgress(res.Container); err != nil {
-			return sp, true, fmt.Errorf("enforcing the egress block list: %w", err)
+			return fail("enforcing the egress block list", err)
 		}
 	}
 	e.poolRules.Delete(m.ID)
@@ -320,8 +431,42 @@ func (e *Engine) PoolClaim(ctx context.Context, spec spaces.ContainerSpec, key s
 	e.forgetTarget(spec.Name)
 	sp = e.fromInspect(spec.Name, res.Container)
 	sp.VolumeCreated = true
-	return sp, true, nil
+	return sp, claimed, nil
 }
+
+// dropClaimed removes a member whose claim failed after (or maybe after)
+// its rename, only while its container still has one of names (the
+// space's, which the claim gave it, or its pool name): never a container
+// that some other operation has made another space's. claimCold when it
+// is gone; claimErr, with an error carrying spaces.ErrLeftForRecovery,
+// when it could not be removed and may hold the space's name.
+func (e *Engine) dropClaimed(ctx context.Context, id, vname string, names ...string) (int, error) {
+	rctx := context.WithoutCancel(ctx)
+	ictx, cancel := context.WithTimeout(rctx, e.callTimeout)
+	res, err := e.c.ContainerInspect(ictx, id, client.ContainerInspectOptions{})
+	cancel()
+	switch {
+	case cerrdefs.IsNotFound(err):
+		e.removeVolume(false, vname)
+		return claimCold, nil
+	case err != nil:
+		e.log.Error("inspecting a claimed pool member to remove it", "container", shortID(id), "err", err)
+		return claimErr, errMemberLeft
+	case !slices.Contains(names, strings.TrimPrefix(res.Container.Name, "/")):
+		e.log.Error("a claimed pool member now holds another name: left alone", "container", shortID(id), "name", res.Container.Name)
+		return claimCold, nil
+	}
+	if !e.removePoolMember(rctx, id, vname) {
+		return claimErr, errMemberLeft
+	}
+	return claimCold, nil
+}
+
+// errMemberLeft is a create's answer when the pool member it claimed
+// failed and could not be removed: the create intent stays, and the next
+// start of the node removes it.
+var errMemberLeft = fmt.Errorf("%w: %w", spaces.ErrLeftForRecovery,
+	spaces.Errorf(spaces.ErrUnavailable, "Docker engine unavailable: the half-made space is removed when the node next starts"))
 
 // PoolCounts returns how many ready (paused, unclaimed) members each key
 // has, without removing any.
@@ -348,12 +493,31 @@ func (e *Engine) pooledVolume(labels map[string]string, name string) bool {
 	return v != e.VolumeName(name) && e.isPoolVolume(v)
 }
 
+// keepTimeout bounds the copy of a destroy that keeps a pooled space's
+// workspace (keepPooledWorkspace): it is not bound by the request nor by
+// the long-call timeout, as a large workspace takes longer to copy.
+const keepTimeout = 30 * time.Minute
+
 // keepPooledWorkspace copies the workspace of a space claimed from the
 // pool, whose container c is being removed with its volume kept, into a
 // volume of the space's own name, so that a create of the name takes it
-// up as it takes up any kept workspace. The container is stopped first so
-// the copy is whole. An interrupted copy is done again from the start.
-func (e *Engine) keepPooledWorkspace(ctx context.Context, c container.InspectResponse, name string) error {
+// up as it takes up any kept workspace. It first checks that the node can
+// reach both volumes' folders, then stops the container so the copy is
+// whole. The copy runs detached from the request (a client that goes away
+// does not cut it short), bounded by keepTimeout. A failed copy removes
+// the volume it was copying into: no partial workspace is ever kept.
+func (e *Engine) keepPooledWorkspace(ctx context.Context, c container.InspectResponse, name string) (err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keepTimeout)
+	defer cancel()
+	wm, ok := workspaceMount(c)
+	if !ok {
+		return nil // nothing to keep
+	}
+	src, err := e.hostDir(wm.Source)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(src)
 	if st := c.State; st != nil && st.Running {
 		if st.Paused {
 			if _, err := e.c.ContainerUnpause(ctx, c.ID, client.ContainerUnpauseOptions{}); err != nil && !strings.Contains(err.Error(), "not paused") {
@@ -365,15 +529,6 @@ func (e *Engine) keepPooledWorkspace(ctx context.Context, c container.InspectRes
 			return mapErr(err, "stopping the space")
 		}
 	}
-	wm, ok := workspaceMount(c)
-	if !ok {
-		return nil // nothing to keep
-	}
-	src, err := e.hostDir(wm.Source)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(src)
 	labels := map[string]string{spaces.LabelKind: "volume", spaces.LabelSpace: name}
 	if e.names.ns != "" {
 		labels[spaces.LabelNamespace] = e.names.ns
@@ -382,6 +537,14 @@ func (e *Engine) keepPooledWorkspace(ctx context.Context, c container.InspectRes
 	if err != nil {
 		return mapErr(err, "creating the kept workspace's volume")
 	}
+	done := false
+	defer func() {
+		if !done {
+			if rerr := e.removeKeptCopy(context.WithoutCancel(ctx), name); rerr != nil {
+				e.log.Error("removing the partial copy of a kept workspace", "volume", e.VolumeName(name), "err", rerr)
+			}
+		}
+	}()
 	dst, err := e.hostDir(vol.Volume.Mountpoint)
 	if err != nil {
 		return err
@@ -393,5 +556,31 @@ func (e *Engine) keepPooledWorkspace(ctx context.Context, c container.InspectRes
 	if _, _, err := copyTree(ctx, src, dst); err != nil {
 		return fmt.Errorf("copying the kept workspace: %w", err)
 	}
+	done = true
+	return nil
+}
+
+// removeKeptCopy removes the volume of the space's own name when it
+// carries this space's labels (a copy keepPooledWorkspace made): never
+// another's volume that happens to have the name.
+func (e *Engine) removeKeptCopy(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, e.longTimeout)
+	defer cancel()
+	vname := e.VolumeName(name)
+	res, err := e.c.VolumeInspect(ctx, vname, client.VolumeInspectOptions{})
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return nil
+	case err != nil:
+		return mapErr(err, "inspecting the kept workspace's volume")
+	}
+	l := res.Volume.Labels
+	if l[spaces.LabelKind] != "volume" || l[spaces.LabelSpace] != name || l[spaces.LabelNamespace] != e.names.ns {
+		return nil
+	}
+	if _, err := e.c.VolumeRemove(ctx, vname, client.VolumeRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		return mapErr(err, "removing the kept workspace's volume")
+	}
+	e.deleteQuotaVolume(vname)
 	return nil
 }

@@ -51,7 +51,7 @@ func (e *Engine) List(ctx context.Context) (_ []spaces.Space, err error) {
 			continue // a warm pool member, not a space (pool.go)
 		}
 		sp, ok := e.fromSummary(c)
-		if !slices.Contains(c.Names, "/"+e.ContainerName(sp.Name)) {
+		if sp.Name == "" || !slices.Contains(c.Names, "/"+e.ContainerName(sp.Name)) {
 			continue // a container a restore set aside
 		}
 		e.ids.Store(sp.Name, c.ID)
@@ -90,14 +90,24 @@ func (e *Engine) fromSummary(c container.Summary) (spaces.Space, bool) {
 	return sp, true
 }
 
-// spaceName is the space's label, else (older node) its container name
-// less the prefix.
+// spaceName is the space's label, else (older node, or a space claimed
+// from the warm pool) its container name less the prefix. A container
+// name that, less the prefix, holds nsSep is no space's (space names
+// never do): a container a restore set aside (restoreSuffix), or another
+// namespace's; then "".
 func (e *Engine) spaceName(labels map[string]string, names []string) string {
 	if n := labels[spaces.LabelSpace]; n != "" {
 		return n
 	}
 	for _, n := range names {
-		return strings.TrimPrefix(strings.TrimPrefix(n, "/"), e.names.container)
+		n = strings.TrimPrefix(n, "/")
+		if !strings.HasPrefix(n, e.names.container) {
+			return ""
+		}
+		if n = strings.TrimPrefix(n, e.names.container); crossesNamespace(n) || strings.Contains(n, restoreSuffix) {
+			return ""
+		}
+		return n
 	}
 	return ""
 }
@@ -293,6 +303,7 @@ func (e *Engine) removeVolume(existed bool, vname string) {
 // inspects first, so it never removes a container that is not a space; a
 // missing container with a volume left behind still has its volume removed.
 func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (err error) {
+	reqCtx := ctx
 	ctx, end := e.long(ctx)
 	defer end(&err)
 	if crossesNamespace(name) {
@@ -318,9 +329,15 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 		if pooled = e.pooledVolume(res.Container.Config.Labels, name); pooled && !removeVolume {
 			// A kept workspace goes under the space's own volume name,
 			// where a create of the name takes it up again.
-			if err := e.keepPooledWorkspace(ctx, res.Container, name); err != nil {
+			if err := e.keepPooledWorkspace(reqCtx, res.Container, name); err != nil {
 				return err
 			}
+			// The copy has its own bound (keepTimeout) and may outlast
+			// ctx's: the rest of the destroy gets a bound of its own, and
+			// is no longer cut short by the request (the copy is done).
+			var endRest func(*error)
+			ctx, endRest = e.long(context.WithoutCancel(reqCtx))
+			defer endRest(&err)
 		}
 		e.procsFiles.Delete(res.Container.ID)
 		_, err := e.c.ContainerRemove(ctx, res.Container.ID, client.ContainerRemoveOptions{Force: true})
@@ -350,6 +367,14 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 	// The space's data goes, and its checkpoints with it.
 	if err := e.removeCheckpoints(ctx, name); err != nil {
 		return err
+	}
+	if pooled {
+		// A copy of its workspace under the space's own volume name, left
+		// by a destroy that kept it and failed, goes too: a later create
+		// of the name must not take it up.
+		if err := e.removeKeptCopy(ctx, name); err != nil {
+			return err
+		}
 	}
 	// No Force: a forced remove reports success for a missing volume.
 	_, verr := e.c.VolumeRemove(ctx, vname, client.VolumeRemoveOptions{})

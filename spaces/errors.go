@@ -24,6 +24,13 @@ var (
 	// container and the space is paused or stopped. The service resumes the
 	// space and retries; callers never see it.
 	ErrNotRunning = errors.New("space is not running")
+
+	// ErrLeftForRecovery marks an error of an Engine after which part of
+	// what the operation made may be left (a claimed pool member it could
+	// not remove): the service keeps the operation's intent, so that the
+	// next start's recovery undoes it. It is no status of its own: the
+	// error carries its kind besides.
+	ErrLeftForRecovery = errors.New("left for recovery")
 )
 
 // Field names an input of the domain that an error is about, in the

@@ -302,7 +302,7 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Spac
 		sp, err = s.cfg.Engine.Create(ctx, spec)
 	}
 	if err != nil {
-		if began {
+		if began && !errors.Is(err, ErrLeftForRecovery) {
 			s.endIntent(ctx, spec.Name)
 		}
 		return Space{}, err
