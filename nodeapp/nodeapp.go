@@ -454,7 +454,8 @@ func (n *Node) backgroundLoops(cfg Config) []starter {
 		loops = append(loops, spaces.NewAuditRetention(spaces.AuditRetentionConfig{Service: n.Service, MaxAge: cfg.AuditMaxAge, MaxRows: cfg.AuditMaxRows, Logger: n.log}))
 	}
 	if p := n.Service.Pool(); p != nil {
-		// Closed first of the loops: the pool is drained on shutdown.
+		// Its Close drains the pool. Loops close in reverse order: this
+		// one after those appended below, before those above.
 		loops = append(loops, p)
 	}
 	if cfg.HistoryInterval > 0 {

@@ -2,6 +2,7 @@ package spaces
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -62,6 +63,9 @@ type Pool struct {
 	mu   sync.Mutex
 	keys map[string]string // template → key of its last pass
 
+	// tpls is each template's refill state; only the loop uses it.
+	tpls map[string]*poolTemplate
+
 	loopMu sync.Mutex
 	cancel context.CancelFunc
 	closed bool
@@ -77,6 +81,8 @@ const (
 	poolInterval   = 30 * time.Second
 	poolBackoff    = time.Second
 	poolMaxBackoff = time.Minute
+	// poolDrainTimeout bounds Close's removal of the members.
+	poolDrainTimeout = 2 * time.Minute
 )
 
 // newPool returns the pool of s for sizes (template → members), nil when
@@ -87,7 +93,25 @@ func newPool(s *Service, eng PoolEngine, sizes map[string]int) *Pool {
 	if len(sizes) == 0 {
 		return nil
 	}
-	return &Pool{svc: s, eng: eng, sizes: sizes, log: s.log, kick: make(chan struct{}, 1), keys: map[string]string{}}
+	return &Pool{svc: s, eng: eng, sizes: sizes, log: s.log, kick: make(chan struct{}, 1), keys: map[string]string{},
+		tpls: map[string]*poolTemplate{}}
+}
+
+// poolTemplate is the refill state of one template: what its last good
+// pass resolved, and its own back-off, so that a template that fails does
+// not hold the others up.
+type poolTemplate struct {
+	key     string
+	spec    ContainerSpec
+	backoff time.Duration
+	retry   time.Time // no member is made for it before
+}
+
+// failed starts or doubles t's back-off after err.
+func (p *Pool) failed(tpl string, t *poolTemplate, err error) {
+	t.backoff = min(max(2*t.backoff, poolBackoff), poolMaxBackoff)
+	t.retry = time.Now().Add(t.backoff)
+	p.log.Warn("refilling the warm pool", "template", tpl, "err", err, "retry in", t.backoff)
 }
 
 // Pool returns the service's warm pool, nil when none is configured: the
@@ -128,7 +152,9 @@ func (p *Pool) Close() {
 	if !started {
 		return
 	}
-	ctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
+	// The drain as a whole is bounded, however many members a hung
+	// engine leaves: what it does not remove, the next start's sweep does.
+	ctx, stop := context.WithTimeout(context.Background(), poolDrainTimeout)
 	defer stop()
 	if _, err := p.eng.PoolPrune(ctx, func(string) bool { return false }); err != nil {
 		p.log.Error("draining the warm pool", "err", err)
@@ -138,8 +164,8 @@ func (p *Pool) Close() {
 func (p *Pool) run(ctx context.Context) {
 	backoff := time.Duration(0)
 	for {
-		wait := poolInterval
-		if err := p.fill(ctx); err != nil {
+		wait, err := p.fill(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -157,7 +183,8 @@ func (p *Pool) run(ctx context.Context) {
 		case <-p.kick:
 			if backoff > 0 {
 				// No refill storm while the engine fails: a claim does
-				// not cut the wait short.
+				// not cut the wait short. (A template in its own
+				// back-off is passed over by the pass a claim wakes.)
 				select {
 				case <-ctx.Done():
 				case <-t.C:
@@ -170,25 +197,47 @@ func (p *Pool) run(ctx context.Context) {
 }
 
 // fill removes the members no template wants any more and makes the
-// missing ones, one at a time.
-func (p *Pool) fill(ctx context.Context) error {
+// missing ones, one at a time. Each template fails on its own: one that
+// cannot be resolved or whose members cannot be made backs off while the
+// others are refilled; one whose resolve failed for a passing reason (the
+// store, the engine) keeps its last key, so its members stay. It returns
+// how long to wait for the next pass (sooner than poolInterval when a
+// template's back-off ends first), and an error when the engine failed as
+// a whole (the prune).
+func (p *Pool) fill(ctx context.Context) (time.Duration, error) {
 	keys := map[string]string{}
-	specs := map[string]ContainerSpec{}
 	for _, tpl := range slices.Sorted(maps.Keys(p.sizes)) {
+		t := p.tpls[tpl]
+		if t == nil {
+			t = &poolTemplate{}
+			p.tpls[tpl] = t
+		}
 		spec, _, err := p.svc.resolve(ctx, CreateRequest{Name: "pool", Template: tpl})
-		if err != nil {
+		key, ok := "", false
+		if err == nil {
+			key, ok, err = p.eng.PoolKey(ctx, spec)
+		}
+		switch {
+		case err != nil && (errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid)):
 			p.log.Warn("warm pool template cannot be used", "template", tpl, "err", err)
+			t.key = ""
 			continue
-		}
-		key, ok, err := p.eng.PoolKey(ctx, spec)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		case err != nil:
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			if t.key != "" {
+				keys[tpl] = t.key // its members stay until it resolves again
+			}
+			p.failed(tpl, t, err)
+			continue
+		case !ok:
 			p.log.Warn("warm pool template is never pooled (GPU, workspace size limit, or image missing)", "template", tpl)
+			t.key = ""
 			continue
 		}
-		keys[tpl], specs[tpl] = key, spec
+		t.key, t.spec = key, spec
+		keys[tpl] = key
 	}
 	p.mu.Lock()
 	p.keys = keys
@@ -199,18 +248,37 @@ func (p *Pool) fill(ctx context.Context) error {
 	}
 	counts, err := p.eng.PoolPrune(ctx, func(key string) bool { return wanted[key] > 0 })
 	if err != nil {
-		return err
+		return 0, err
 	}
+	now := time.Now()
 	for _, tpl := range slices.Sorted(maps.Keys(keys)) {
-		key := keys[tpl]
-		for counts[key] < wanted[key] {
-			if err := p.eng.PoolAdd(ctx, specs[tpl], key); err != nil {
-				return err
+		t := p.tpls[tpl]
+		if now.Before(t.retry) {
+			continue // in its back-off
+		}
+		ok := true
+		for counts[t.key] < wanted[t.key] {
+			if err := p.eng.PoolAdd(ctx, t.spec, t.key); err != nil {
+				if ctx.Err() != nil {
+					return 0, ctx.Err()
+				}
+				p.failed(tpl, t, err)
+				ok = false
+				break
 			}
-			counts[key]++
+			counts[t.key]++
+		}
+		if ok {
+			t.backoff = 0
 		}
 	}
-	return nil
+	wait := poolInterval
+	for _, t := range p.tpls {
+		if d := time.Until(t.retry); d > 0 {
+			wait = min(wait, d)
+		}
+	}
+	return wait, nil
 }
 
 // claim makes the space of spec from a ready member, calling before (the

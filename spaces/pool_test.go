@@ -1,0 +1,122 @@
+package spaces_test
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/adam91holt/clawdspace/spaces"
+	"github.com/adam91holt/clawdspace/store"
+)
+
+// fakePool is a PoolEngine whose members are counts, and whose PoolKey and
+// PoolAdd fail for the templates a test says. The real engine's pool runs
+// in the node package's tests (node/pool_test.go); this one makes the
+// refill's per-template failures happen at will.
+type fakePool struct {
+	*fakeEngine
+	mu       sync.Mutex
+	members  map[string]int  // key → ready members
+	addFails map[string]bool // template → PoolAdd fails
+	keyFails map[string]bool // template → PoolKey fails (a passing error)
+	prunes   int
+}
+
+func (f *fakePool) PoolUnsupported() string { return "" }
+
+func (f *fakePool) PoolKey(_ context.Context, spec spaces.ContainerSpec) (string, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.keyFails[spec.Template] {
+		return "", false, errors.New("the engine did not answer")
+	}
+	return "k-" + spec.Template, true, nil
+}
+
+func (f *fakePool) PoolAdd(_ context.Context, spec spaces.ContainerSpec, key string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.addFails[spec.Template] {
+		return errors.New("cannot make a member")
+	}
+	f.members[key]++
+	return nil
+}
+
+func (f *fakePool) PoolPrune(_ context.Context, keep func(string) bool) (map[string]int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.prunes++
+	maps.DeleteFunc(f.members, func(k string, _ int) bool { return !keep(k) })
+	return maps.Clone(f.members), nil
+}
+
+func (f *fakePool) PoolCounts(context.Context) (map[string]int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.members), nil
+}
+
+func (f *fakePool) PoolClaim(context.Context, spaces.ContainerSpec, string) (spaces.Space, bool, error) {
+	return spaces.Space{}, false, nil
+}
+
+func (f *fakePool) PoolSweep(context.Context) (int, error) { return 0, nil }
+
+// waitFor polls cond until it holds, failing after a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s", what)
+		}
+	}
+}
+
+// TestPoolRefillPerTemplate: a template whose members cannot be made does
+// not stop the refill of the others, and a template whose key cannot be
+// had for a while (a passing engine error) keeps its members.
+func TestPoolRefillPerTemplate(t *testing.T) {
+	st, err := store.New(t.Context(), store.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	eng := &fakePool{fakeEngine: &fakeEngine{paused: map[string]bool{}}, members: map[string]int{},
+		addFails: map[string]bool{"default": true}, keyFails: map[string]bool{}}
+	svc, err := spaces.New(t.Context(), spaces.Config{Engine: eng, Store: st, DefaultImage: "def:img",
+		HostCPUs: 8, HostMemory: 8 << 30, WarmPool: map[string]int{"default": 2, "offline": 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := svc.Pool()
+	pool.Start(t.Context())
+	t.Cleanup(pool.Close)
+	count := func(key string) int {
+		eng.mu.Lock()
+		defer eng.mu.Unlock()
+		return eng.members[key]
+	}
+	waitFor(t, "the offline pool to fill while the default one fails", func() bool { return count("k-offline") == 2 })
+
+	eng.mu.Lock()
+	eng.keyFails["offline"] = true
+	passes := eng.prunes
+	eng.mu.Unlock()
+	waitFor(t, "two more refill passes", func() bool {
+		eng.mu.Lock()
+		defer eng.mu.Unlock()
+		return eng.prunes >= passes+2
+	})
+	if n := count("k-offline"); n != 2 {
+		t.Errorf("offline members after its key failed: %d, want 2 (kept)", n)
+	}
+	pool.Close()
+	if n := count("k-offline"); n != 0 {
+		t.Errorf("members after Close: %d", n)
+	}
+}
