@@ -189,6 +189,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	case os.Geteuid() != 0:
 		e.noUTS = "the node is not running as root"
 	default:
+		var root string
+		if info, err := c.Info(pctx, client.InfoOptions{}); err == nil {
+			root = info.Info.DockerRootDir
+		}
+		if e.noUTS = hostnameUnsupported(strings.TrimPrefix(c.DaemonHost(), "unix://"), root); e.noUTS != "" {
+			break
+		}
 		if e.selfUTS, err = selfUTS(); err != nil {
 			e.noUTS = "it cannot open its own UTS namespace"
 		}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -101,13 +102,15 @@ func setNS(f *os.File, nstype int) error {
 }
 
 // rewriteFile rewrites a file of the engine's folder in place (the
-// container sees it through a bind mount of this very inode), never
-// through a symlink.
+// container sees it through a bind mount of this very inode). The path
+// comes from the engine, and the node writes as root: it is opened with no
+// symlink anywhere along it (openat2 RESOLVE_NO_SYMLINKS), and must be a
+// regular file that root owns, as the engine's own files are.
 func rewriteFile(path string, edit func([]byte) []byte) error {
 	if path == "" {
 		return nil // the engine keeps none (network of another container)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	f, err := openEngineFile(path)
 	if err != nil {
 		return err
 	}
@@ -124,6 +127,64 @@ func rewriteFile(path string, edit func([]byte) []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// openEngineFile opens a file of the engine's folder to rewrite it: no
+// symlink along the path, a regular file, owned by root.
+func openEngineFile(path string) (*os.File, error) {
+	fd, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{
+		Flags:   unix.O_RDWR | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "openat2", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	case st.Uid != 0:
+		f.Close()
+		return nil, fmt.Errorf("%s is not root's (owner %d)", path, st.Uid)
+	}
+	return f, nil
+}
+
+// hostnameUnsupported says why the node cannot set host names for the
+// engine at the unix socket path with data folder root (pool.go), "" when
+// it can: it writes files of the engine's folder as root, so it trusts
+// them only from an engine that runs as root (whose socket root owns: a
+// rootless engine's files are its user's), in a folder it reaches with no
+// symlink, on a kernel that has openat2.
+func hostnameUnsupported(socket, root string) string {
+	var st unix.Stat_t
+	if err := unix.Stat(socket, &st); err != nil {
+		return "it cannot look at the engine's socket"
+	}
+	if st.Uid != 0 {
+		return "the engine's socket is not root's (a rootless engine)"
+	}
+	if root == "" {
+		return "the engine does not say where its folder is"
+	}
+	fd, err := unix.Openat2(unix.AT_FDCWD, root, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_DIRECTORY,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	switch {
+	case errors.Is(err, unix.ENOSYS):
+		return "the kernel has no openat2"
+	case err != nil:
+		return "the engine's folder cannot be reached without a symlink"
+	}
+	unix.Close(fd)
+	return ""
 }
 
 // readSmall reads a whole file of at most max bytes.
