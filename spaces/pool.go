@@ -297,9 +297,10 @@ func (p *Pool) claim(ctx context.Context, spec ContainerSpec, before func(member
 	}
 	spec.BeforeClaim = before
 	sp, ok, err := p.eng.PoolClaim(ctx, spec, key)
-	if ok || err != nil {
-		p.refill()
-	}
+	// Also when it went cold: a claim that failed may have removed a
+	// member, or found none ready. (The loop's back-off keeps a failing
+	// engine from a refill storm.)
+	p.refill()
 	return sp, ok, err
 }
 
