@@ -3,6 +3,7 @@ package spaces_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"path/filepath"
 	"sync"
@@ -24,6 +25,8 @@ type fakePool struct {
 	addFails map[string]bool // template → PoolAdd fails
 	keyFails map[string]bool // template → PoolKey fails (a passing error)
 	prunes   int
+	// claim, when set, is PoolClaim.
+	claim func(spaces.ContainerSpec) (spaces.Space, bool, error)
 }
 
 func (f *fakePool) PoolUnsupported() string { return "" }
@@ -61,7 +64,10 @@ func (f *fakePool) PoolCounts(context.Context) (map[string]int, error) {
 	return maps.Clone(f.members), nil
 }
 
-func (f *fakePool) PoolClaim(context.Context, spaces.ContainerSpec, string) (spaces.Space, bool, error) {
+func (f *fakePool) PoolClaim(_ context.Context, spec spaces.ContainerSpec, _ string) (spaces.Space, bool, error) {
+	if f.claim != nil {
+		return f.claim(spec)
+	}
 	return spaces.Space{}, false, nil
 }
 
@@ -118,5 +124,73 @@ func TestPoolRefillPerTemplate(t *testing.T) {
 	pool.Close()
 	if n := count("k-offline"); n != 0 {
 		t.Errorf("members after Close: %d", n)
+	}
+}
+
+// TestPoolClaimFailure: a claim that went cold (its member lost) makes a
+// cold create under a create intent of its own, which ends with the
+// create; a claim whose member is left behind answers its error (503)
+// and keeps the intent, so recovery removes the member.
+func TestPoolClaimFailure(t *testing.T) {
+	st, err := store.New(t.Context(), store.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fe := &fakeEngine{paused: map[string]bool{}}
+	eng := &fakePool{fakeEngine: fe, members: map[string]int{}, addFails: map[string]bool{}, keyFails: map[string]bool{}}
+	svc, err := spaces.New(t.Context(), spaces.Config{Engine: eng, Store: st, DefaultImage: "def:img",
+		HostCPUs: 8, HostMemory: 8 << 30, WarmPool: map[string]int{"offline": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Pool().Start(t.Context())
+	t.Cleanup(svc.Pool().Close)
+	waitFor(t, "the pool to fill", func() bool {
+		eng.mu.Lock()
+		defer eng.mu.Unlock()
+		return eng.members["k-offline"] == 1
+	})
+	intents := func() []spaces.Intent {
+		in, err := st.Intents(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+
+	// Lost: the create is cold, and answers.
+	eng.claim = func(spec spaces.ContainerSpec) (spaces.Space, bool, error) {
+		if err := spec.BeforeClaim("member1"); err != nil {
+			return spaces.Space{}, false, err
+		}
+		return spaces.Space{}, false, nil
+	}
+	if _, err := svc.Create(t.Context(), spaces.CallerAPIKey(), spaces.CreateRequest{Name: "cold", Template: "offline"}); err != nil {
+		t.Fatalf("create after a lost member: %v", err)
+	}
+	fe.mu.Lock()
+	cold := len(fe.created)
+	fe.mu.Unlock()
+	if cold != 1 {
+		t.Errorf("cold creates: %d, want 1", cold)
+	}
+	if in := intents(); len(in) != 0 {
+		t.Errorf("intents after the create: %+v", in)
+	}
+
+	// Left behind: the error, and the intent stays.
+	eng.claim = func(spec spaces.ContainerSpec) (spaces.Space, bool, error) {
+		if err := spec.BeforeClaim("member2"); err != nil {
+			return spaces.Space{}, false, err
+		}
+		return spaces.Space{}, false, fmt.Errorf("%w: %w", spaces.ErrLeftForRecovery, spaces.Errorf(spaces.ErrUnavailable, "engine gone"))
+	}
+	_, err = svc.Create(t.Context(), spaces.CallerAPIKey(), spaces.CreateRequest{Name: "left", Template: "offline"})
+	if !errors.Is(err, spaces.ErrUnavailable) {
+		t.Errorf("create whose member was left: %v, want unavailable", err)
+	}
+	if in := intents(); len(in) != 1 || in[0].Space != "left" || in[0].PoolMember != "member2" {
+		t.Errorf("intents: %+v, want the create of left with its member", in)
 	}
 }
