@@ -502,8 +502,8 @@ const keepTimeout = 30 * time.Minute
 // pool, whose container c is being removed with its volume kept, into a
 // volume of the space's own name, so that a create of the name takes it
 // up as it takes up any kept workspace. It first checks that the node can
-// reach both volumes' folders, then stops the container so the copy is
-// whole. The copy runs detached from the request (a client that goes away
+// reach the workspace's folder (the new volume's is beside it), then stops
+// the container so the copy is whole. The copy runs detached from the request (a client that goes away
 // does not cut it short), bounded by keepTimeout. A failed copy removes
 // the volume it was copying into: no partial workspace is ever kept.
 func (e *Engine) keepPooledWorkspace(ctx context.Context, c container.InspectResponse, name string) (err error) {
