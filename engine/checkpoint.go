@@ -44,6 +44,10 @@ const (
 	labelCkptImage      = "clawdspace.checkpoint.image"
 	labelCkptWorkspace  = "clawdspace.checkpoint.workspace"
 	labelCkptRootfs     = "clawdspace.checkpoint.rootfs"
+	// labelCkptRun, on a checkpoint's volume only, names the node run
+	// (RunID) that made it, so a start-up sweep leaves alone what a live
+	// node sharing the namespace is still making.
+	labelCkptRun = "clawdspace.checkpoint.run"
 	// LabelImage is the image a restored or forked space was first made
 	// with: its container runs a checkpoint's image, and the space's
 	// image is still this one.
@@ -161,7 +165,9 @@ func (e *Engine) Checkpoint(ctx context.Context, space, name string) (taken spac
 	if e.names.ns != "" {
 		labels[spaces.LabelNamespace] = e.names.ns
 	}
-	vol, err := e.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: vname, Labels: labels})
+	volLabels := maps.Clone(labels)
+	volLabels[labelCkptRun] = e.run
+	vol, err := e.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: vname, Labels: volLabels})
 	if err != nil {
 		return taken, mapErr(err, "creating the checkpoint's volume")
 	}
@@ -660,7 +666,7 @@ func (e *Engine) SweepCheckpoints(ctx context.Context) (removed []string, err er
 			continue
 		}
 		cp := checkpointFrom(img.Labels)
-		if strings.HasPrefix(cp.Name, "_") {
+		if strings.HasPrefix(cp.Name, "_") && !e.makingElsewhere(ctx, cp.Space, cp.Name) {
 			if err := e.DeleteCheckpoint(ctx, cp.Space, cp.Name); err == nil {
 				removed = append(removed, "checkpoint "+cp.Space+"@"+cp.Name)
 			}
@@ -685,6 +691,20 @@ func (e *Engine) SweepCheckpoints(ctx context.Context) (removed []string, err er
 	}
 	errs = append(errs, e.sweepVolumes(ctx, "", &removed))
 	return removed, errors.Join(errs...)
+}
+
+// makingElsewhere reports whether the checkpoint's volume says another
+// node run that still lives is making it: two nodes sharing a namespace
+// (docs/SETUP.md says they must not), or test packages running side by
+// side in the default namespace.
+func (e *Engine) makingElsewhere(ctx context.Context, space, name string) bool {
+	v, err := e.c.VolumeInspect(ctx, e.checkpointVolume(space, name), client.VolumeInspectOptions{})
+	return err == nil && liveElsewhere(v.Volume.Labels[labelCkptRun], e.run)
+}
+
+// liveElsewhere reports whether run names a live node run other than own.
+func liveElsewhere(run, own string) bool {
+	return run != "" && run != own && runAlive("/proc", run)
 }
 
 // checkpointVolumes returns the names of the checkpoint volumes of space
@@ -721,6 +741,9 @@ func (e *Engine) sweepVolumes(ctx context.Context, space string, removed *[]stri
 		}
 		if _, err := e.c.ImageInspect(ctx, e.checkpointRef(sp, name)); !cerrdefs.IsNotFound(err) {
 			continue
+		}
+		if removed != nil && liveElsewhere(v.Labels[labelCkptRun], e.run) {
+			continue // another node of this namespace is making it now
 		}
 		if _, err := e.c.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, mapErr(err, "removing volume "+v.Name))
