@@ -125,6 +125,10 @@ func (e *Engine) execAgent(ctx context.Context, s *agentSlot, cc *http2.ClientCo
 		case agent.FrameStderr:
 			_, werr = stderr.Write(p)
 		case agent.FrameExit:
+			if ctx.Err() != nil {
+				// Killed for the caller: the code is the kill's.
+				return 0, true, ctx.Err()
+			}
 			s.succeeded()
 			return agent.ExitCode(p), true, nil
 		}

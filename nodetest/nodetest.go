@@ -107,6 +107,8 @@ type Options struct {
 	// API path); by default test nodes use the agent built from this
 	// checkout (AgentBinary).
 	NoAgent bool
+	// AgentPath replaces the agent's binary (a hostile agent's tests).
+	AgentPath string
 	// NoSSH turns the SSH door off; SSH sets its bounds, SSHTailnetPort
 	// its port on the tailnet (default 22).
 	NoSSH          bool
@@ -200,7 +202,7 @@ func Start(tb testing.TB, opt Options) *Node {
 		cfg.IdleTimeout = 0
 	}
 	if !opt.NoAgent {
-		cfg.Engine.AgentPath = AgentBinary(tb)
+		cfg.Engine.AgentPath = cmp.Or(opt.AgentPath, AgentBinary(tb))
 	}
 	if opt.Tailnet != nil {
 		tc := opt.Tailnet.deviceConfig(tb)
