@@ -104,7 +104,11 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 
 SSH (docs/SSH.md): on the tailnet on port 22 (--ssh-port, CLAWDSPACE_SSH_PORT), callers known
 by WhoIs; in local mode on 127.0.0.1:2222 (--ssh-listen, CLAWDSPACE_SSH_LISTEN) with the keys of
-DATA_DIR/ssh/authorized_keys. --no-ssh (CLAWDSPACE_NO_SSH) turns it off.`,
+DATA_DIR/ssh/authorized_keys. --no-ssh (CLAWDSPACE_NO_SSH) turns it off.
+
+The in-space agent (--agent, default clawdspace-agent beside this binary, built by
+make build) is mounted read-only into every space; execs go through it instead of the
+Engine API. Without it every call takes the Engine API path.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return diskFullAtStart(o.DataDir, runServe(cmd.Context(), o, cmd.ErrOrStderr()))
