@@ -50,6 +50,17 @@ type ExecRequest struct {
 	Stdin bool     `json:"stdin,omitempty"`
 }
 
+// TerminalRequest starts a POST /terminal body, framed as ExecRequest's;
+// what follows are FrameInput and FrameResize frames. Its answer is
+// FrameStdout frames (the TTY's one stream), then FrameExit.
+type TerminalRequest struct {
+	Cmd  []string `json:"cmd"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir,omitempty"`
+	Cols uint16   `json:"cols"`
+	Rows uint16   `json:"rows"`
+}
+
 // MaxRequest bounds an ExecRequest (the agent's own bound; the node's
 // requests are smaller than the engine's exec create would take).
 const MaxRequest = 1 << 20
@@ -66,6 +77,10 @@ const (
 	FrameStdout byte = 'o'
 	FrameStderr byte = 'e'
 	FrameExit   byte = 'x'
+	// FrameInput (keystrokes) and FrameResize (2-byte columns, 2-byte
+	// rows) go from the node to a terminal.
+	FrameInput  byte = 'i'
+	FrameResize byte = 'r'
 	// MaxFrame bounds a frame's payload.
 	MaxFrame = 32 << 10
 )
@@ -97,10 +112,10 @@ func ReadFrame(r io.Reader, buf []byte) (byte, []byte, error) {
 	switch {
 	case n > MaxFrame || n > len(buf):
 		return 0, nil, fmt.Errorf("%w: %d bytes", ErrBadFrame, n)
-	case h[0] != FrameStdout && h[0] != FrameStderr && h[0] != FrameExit:
+	case h[0] != FrameStdout && h[0] != FrameStderr && h[0] != FrameExit && h[0] != FrameInput && h[0] != FrameResize:
 		return 0, nil, fmt.Errorf("%w: kind %q", ErrBadFrame, h[0])
-	case h[0] == FrameExit && n != 4:
-		return 0, nil, fmt.Errorf("%w: exit frame of %d bytes", ErrBadFrame, n)
+	case (h[0] == FrameExit || h[0] == FrameResize) && n != 4:
+		return 0, nil, fmt.Errorf("%w: %q frame of %d bytes", ErrBadFrame, h[0], n)
 	}
 	if _, err := io.ReadFull(r, buf[:n]); err != nil {
 		return 0, nil, fmt.Errorf("%w: %w", ErrBadFrame, io.ErrUnexpectedEOF)

@@ -35,6 +35,7 @@ func Serve(ctx context.Context, socket string) error {
 		_ = json.NewEncoder(w).Encode(Hello{Version: Version})
 	})
 	mux.HandleFunc("POST /exec", serveExec)
+	mux.HandleFunc("POST /terminal", serveTerminal)
 	srv := &http2.Server{MaxConcurrentStreams: 1024}
 	srv.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: mux})
 	return nil
@@ -43,18 +44,8 @@ func Serve(ctx context.Context, socket string) error {
 // serveExec runs one process (see ExecRequest and the frames) in a session
 // of its own, and kills that session when the node resets the stream.
 func serveExec(w http.ResponseWriter, r *http.Request) {
-	var n [4]byte
-	if _, err := io.ReadFull(r.Body, n[:]); err != nil {
-		http.Error(w, "reading the request: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	size := binary.BigEndian.Uint32(n[:])
-	if size > MaxRequest {
-		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
-		return
-	}
 	var req ExecRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, int64(size))).Decode(&req); err != nil || len(req.Cmd) == 0 {
+	if err := readRequest(r.Body, &req); err != nil || len(req.Cmd) == 0 {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
@@ -82,7 +73,7 @@ func serveExec(w http.ResponseWriter, r *http.Request) {
 	pid := cmd.Process.Pid
 	w.WriteHeader(http.StatusOK)
 	fw.flush()
-	stop := context.AfterFunc(r.Context(), func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	stop := contextAfter(r, func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
 	defer stop()
 	if stdin != nil {
 		go func() {
@@ -90,18 +81,35 @@ func serveExec(w http.ResponseWriter, r *http.Request) {
 			stdin.Close()
 		}()
 	}
-	err = cmd.Wait()
-	code := 0
+	fw.write(FrameExit, ExitFrame(exitCode(cmd.Wait())))
+}
+
+// readRequest reads the length-prefixed JSON that starts a request body.
+func readRequest(r io.Reader, v any) error {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return err
+	}
+	size := binary.BigEndian.Uint32(n[:])
+	if size > MaxRequest {
+		return errors.New("request too large")
+	}
+	return json.NewDecoder(io.LimitReader(r, int64(size))).Decode(v)
+}
+
+// exitCode is the code a shell would report for what Wait returned.
+func exitCode(err error) int {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		code = ee.ExitCode()
 		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
-			code = 128 + int(st.Signal())
+			return 128 + int(st.Signal())
 		}
-	} else if err != nil {
-		code = 126
+		return ee.ExitCode()
 	}
-	fw.write(FrameExit, ExitFrame(code))
+	if err != nil {
+		return 126
+	}
+	return 0
 }
 
 // frames writes the frames of one answer, flushing each so output reaches
@@ -197,4 +205,9 @@ func lookPath(name string, env []string) (string, error) {
 		}
 	}
 	return "", errors.New("executable file not found in $PATH: " + name)
+}
+
+// contextAfter calls f when the node resets the request's stream.
+func contextAfter(r *http.Request, f func()) func() bool {
+	return context.AfterFunc(r.Context(), f)
 }

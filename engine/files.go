@@ -8,6 +8,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
+	"github.com/adam91holt/clawdspace/agent"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -44,7 +45,7 @@ func (e *Engine) Top(ctx context.Context, name string) ([]spaces.Process, error)
 	if err != nil {
 		return nil, mapErr(err, "listing processes")
 	}
-	procs := parseTop(res.Titles, res.Processes)
+	procs := hideAgent(parseTop(res.Titles, res.Processes))
 	// The engine reports host PIDs; show the ones the space itself sees
 	// where the node can tell (it runs on the engine's host).
 	for i, p := range procs {
@@ -76,6 +77,19 @@ func parseTop(titles []string, rows [][]string) []spaces.Process {
 		cpu, _ := strconv.ParseFloat(get(r, "%CPU"), 64)
 		mem, _ := strconv.ParseFloat(get(r, "%MEM"), 64)
 		out = append(out, spaces.Process{PID: pid, CPU: cpu, Mem: mem, Etime: get(r, "ELAPSED", "ETIME"), Command: get(r, "COMMAND", "CMD")})
+	}
+	return out
+}
+
+// hideAgent drops the in-space agent from a process list: it is the
+// node's, not the space's (a process that names itself so hides only from
+// its own space's list).
+func hideAgent(procs []spaces.Process) []spaces.Process {
+	out := procs[:0]
+	for _, p := range procs {
+		if !strings.HasPrefix(p.Command, agent.BinPath) {
+			out = append(out, p)
+		}
 	}
 	return out
 }

@@ -107,6 +107,21 @@ func TestAgentExec(t *testing.T) {
 		t.Fatalf("agent status = %q, want connected", got)
 	}
 
+	t.Run("the agent is not one of the space's processes", func(t *testing.T) {
+		procs, err := n.Engine.Top(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range procs {
+			if strings.Contains(p.Command, "clawdspace-agent") {
+				t.Fatalf("Top lists the agent: %+v", p)
+			}
+		}
+		if len(running(t, n, name, "/.clawdspace/bin/clawdspace-agent")) != 1 {
+			t.Fatalf("no agent runs in the space")
+		}
+	})
+
 	t.Run("env cwd stdin exit code", func(t *testing.T) {
 		res := n.Do(t, http.MethodPost, "/api/spaces/"+name+"/exec", map[string]any{
 			"command": `mkdir -p sub && cd sub && echo "$FOO $(pwd) $(id -u)" && cat && echo err >&2 && exit 7`,
@@ -407,5 +422,72 @@ func TestAgentOff(t *testing.T) {
 	}
 	if got := execIn(t, on, name, "echo hi"); got.Stdout != "hi\n" {
 		t.Fatalf("exec: %+v", got)
+	}
+}
+
+// TestAgentTerminal: a terminal through the agent: a TTY of the asked
+// size, keystrokes, resize, the exit code, and Close kills what it started.
+func TestAgentTerminal(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{})
+	name := newSpace(t, n, "agterm")
+	waitAgent(t, n, name, "connected")
+	readUntil := func(tp spaces.TerminalProcess, want string) string {
+		t.Helper()
+		var got []byte
+		buf := make([]byte, 4096)
+		for !strings.Contains(string(got), want) {
+			k, err := tp.Read(buf)
+			got = append(got, buf[:k]...)
+			if err != nil {
+				t.Fatalf("read %v before %q; got %q", err, want, got)
+			}
+		}
+		return string(got)
+	}
+	tp, err := n.Engine.Terminal(t.Context(), name, spaces.TerminalSpec{Cmd: []string{"sh"}, Cols: 90, Rows: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	io := func(s string) {
+		if _, err := tp.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	io("stty size; echo M=${CLAWDSPACE_EXEC:+agent}; tty\n")
+	out := readUntil(tp, "/dev/pts/")
+	if !strings.Contains(out, "30 90") || !strings.Contains(out, "M=agent") {
+		t.Fatalf("terminal output %q", out)
+	}
+	if err := tp.Resize(t.Context(), 120, 40); err != nil {
+		t.Fatal(err)
+	}
+	io("stty size\n")
+	readUntil(tp, "40 120")
+	io("exit 5\n")
+	// Wait follows the end of the output.
+	buf := make([]byte, 4096)
+	for {
+		if _, err := tp.Read(buf); err != nil {
+			break
+		}
+	}
+	if code, err := tp.Wait(t.Context()); code != 5 || err != nil {
+		t.Fatalf("exit code %d, %v", code, err)
+	}
+
+	// Close kills the shell and its background children.
+	tp2, err := n.Engine.Terminal(t.Context(), name, spaces.TerminalSpec{Cmd: []string{"sh"}, Cols: 80, Rows: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tp2.Write([]byte("sleep 1005 & echo bg-started\n")); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(tp2, "bg-started")
+	tp2.Close()
+	waitGone(t, n, name, "sleep 1005")
+	if got := agentOf(t, n, name); got != "connected" {
+		t.Fatalf("agent status after the terminals = %q", got)
 	}
 }

@@ -74,3 +74,13 @@ func buildAgent() (string, error) {
 	}
 	return out, os.Rename(tmp.Name(), out)
 }
+
+// agentDir is the agent's folder of a test node: outside its data folder
+// (which may be a small disk of a test's own), the same for every node
+// started on that data folder, removed when the test ends.
+func agentDir(tb testing.TB, dataDir string) string {
+	sum := sha256.Sum256([]byte(dataDir))
+	dir := filepath.Join(os.TempDir(), "clawdspace-test-agentdir", hex.EncodeToString(sum[:8]))
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

@@ -203,6 +203,7 @@ func Start(tb testing.TB, opt Options) *Node {
 	}
 	if !opt.NoAgent {
 		cfg.Engine.AgentPath = cmp.Or(opt.AgentPath, AgentBinary(tb))
+		cfg.Engine.AgentDir = agentDir(tb, n.DataDir)
 	}
 	if opt.Tailnet != nil {
 		tc := opt.Tailnet.deviceConfig(tb)
