@@ -344,7 +344,7 @@ func (e *Engine) handshake(s *agentSlot, c *net.UnixConn) {
 	cc, err := e.h2.NewClientConn(c)
 	if err != nil {
 		c.Close()
-		s.failed(e, "the agent's connection failed")
+		s.refused(e, "the agent's connection failed")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), agentCallTimeout)
@@ -354,11 +354,11 @@ func (e *Engine) handshake(s *agentSlot, c *net.UnixConn) {
 	switch {
 	case err != nil:
 		cc.Close()
-		s.failed(e, "the agent did not answer its hello")
+		s.refused(e, "the agent did not answer its hello")
 		return
 	case hello.Version != agent.Version:
 		cc.Close()
-		s.failed(e, "the agent speaks "+printable(hello.Version, 64)+", not "+agent.Version)
+		s.refused(e, "the agent speaks "+printable(hello.Version, 64)+", not "+agent.Version)
 		return
 	}
 	_ = c.SetDeadline(time.Time{})
@@ -410,6 +410,20 @@ func (s *agentSlot) failed(e *Engine, reason string) {
 		cc.Close()
 	}
 	e.log.Info("a space's agent fell back to the Engine API", "volume", s.vol, "reason", reason)
+}
+
+// refused records a connection that failed its handshake. A working
+// connection stays (another process of the space connected, and speaks
+// only for the space); without one, the agent has failed.
+func (s *agentSlot) refused(e *Engine, reason string) {
+	s.mu.Lock()
+	working := s.cc != nil && s.cc.CanTakeNewRequest()
+	s.mu.Unlock()
+	if working {
+		e.log.Info("refused a connection to a space's agent socket", "volume", s.vol, "reason", reason)
+		return
+	}
+	s.failed(e, reason)
 }
 
 // succeeded resets the backoff after an exec went through the agent.

@@ -86,7 +86,10 @@ func (e *Engine) execAgent(ctx context.Context, s *agentSlot, cc *http2.ClientCo
 		if errors.Is(context.Cause(rctx), errSlow) {
 			reason = errSlow.Error()
 		}
-		s.failed(e, reason)
+		if f, _ := frozen(e.procsFile(ctx, id)); !f {
+			// A space paused meanwhile froze its agent: not its fault.
+			s.failed(e, reason)
+		}
 		return 0, false, nil
 	}
 	defer resp.Body.Close()
