@@ -81,7 +81,11 @@ func serveExec(w http.ResponseWriter, r *http.Request) {
 			stdin.Close()
 		}()
 	}
-	fw.write(FrameExit, ExitFrame(exitCode(cmd.Wait())))
+	err = cmd.Wait()
+	// Ended on its own: what it left in the background lives on, as with
+	// the engine's exec, even when the node resets the stream now.
+	stop()
+	fw.write(FrameExit, ExitFrame(exitCode(err)))
 }
 
 // readRequest reads the length-prefixed JSON that starts a request body.

@@ -69,6 +69,7 @@ func serveTerminal(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	code := exitCode(cmd.Wait())
+	stop()
 	// What the process wrote last is still in the TTY; a child that keeps
 	// the TTY open does not hold the answer for long.
 	select {
