@@ -122,6 +122,13 @@ func TestAgentExec(t *testing.T) {
 		}
 	})
 
+	t.Run("the space page shows it", func(t *testing.T) {
+		body := bodyOf(t, page(t, n, http.MethodGet, "/spaces/"+name, nil))
+		if !strings.Contains(body, `data-testid="space-agent">connected<`) {
+			t.Fatalf("the space page lacks the agent's status")
+		}
+	})
+
 	t.Run("env cwd stdin exit code", func(t *testing.T) {
 		res := n.Do(t, http.MethodPost, "/api/spaces/"+name+"/exec", map[string]any{
 			"command": `mkdir -p sub && cd sub && echo "$FOO $(pwd) $(id -u)" && cat && echo err >&2 && exit 7`,
