@@ -44,16 +44,26 @@ func (e *Engine) execAgent(ctx context.Context, s *agentSlot, cc *http2.ClientCo
 	if err != nil || len(head) > agent.MaxRequest {
 		return 0, false, nil
 	}
-	body := io.Reader(bytes.NewReader(binary.BigEndian.AppendUint32(nil, uint32(len(head)))))
-	body = io.MultiReader(body, bytes.NewReader(head))
+	var body io.ReadCloser = io.NopCloser(io.MultiReader(bytes.NewReader(binary.BigEndian.AppendUint32(nil, uint32(len(head)))), bytes.NewReader(head)))
 	if spec.Stdin != nil {
-		body = io.MultiReader(body, spec.Stdin)
+		// The transport closes the body when the exec ends and waits for
+		// its reads to stop: stdin (an SSH channel, say) may block in a
+		// read for ever, so it is copied in through a pipe that the close
+		// ends. The copy ends at stdin's next read, as on the Engine API
+		// path.
+		pr, pw := io.Pipe()
+		src := io.MultiReader(body, spec.Stdin)
+		go func() {
+			_, err := io.Copy(pw, src)
+			pw.CloseWithError(err)
+		}()
+		body = pr
 	}
 	// The stream lives as long as the exec: it ends when the caller goes
 	// away or the agent does not answer in time.
 	rctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(nil)
-	req, _ := http.NewRequestWithContext(rctx, "POST", "http://agent/exec", io.NopCloser(body))
+	req, _ := http.NewRequestWithContext(rctx, "POST", "http://agent/exec", body)
 	req.ContentLength = -1
 
 	// When the caller goes away or the time is up, reset the stream (the

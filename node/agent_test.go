@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -136,7 +137,7 @@ func TestAgentExec(t *testing.T) {
 		})
 		var doc execDoc
 		res.JSON(t, &doc)
-		if doc.Stdout != "bar /workspace/sub 1001\nin put" || doc.Stderr != "err\n" || doc.ExitCode != 7 {
+		if doc.Stdout != "bar /workspace/sub 1001\nin put" || doc.Stderr != "err\n" || doc.ExitCode != 7 || agentOf(t, n, name) != "connected" {
 			t.Fatalf("got %+v", doc)
 		}
 		res = n.Do(t, http.MethodPost, "/api/spaces/"+name+"/exec", map[string]any{"command": "pwd", "cwd": "sub"})
@@ -496,5 +497,44 @@ func TestAgentTerminal(t *testing.T) {
 	waitGone(t, n, name, "sleep 1005")
 	if got := agentOf(t, n, name); got != "connected" {
 		t.Fatalf("agent status after the terminals = %q", got)
+	}
+}
+
+// TestAgentStdinFullDuplex: stdin and output interleave (an interactive
+// protocol such as scp's), and an exec ends when its process does, even
+// though its stdin (an SSH channel) never ends.
+func TestAgentStdinFullDuplex(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{})
+	name := newSpace(t, n, "agduplex")
+	waitAgent(t, n, name, "connected")
+	inR, inW := io.Pipe()
+	defer inW.Close()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		code, err := n.Engine.Exec(t.Context(), name, spaces.ExecSpec{Stdin: inR, Stdout: outW,
+			Cmd: []string{"sh", "-c", `read x; echo "got $x $CLAWDSPACE_EXEC"; read y; echo "got $y"; exit 3`}})
+		if err == nil && code != 3 {
+			err = fmt.Errorf("exit code %d", code)
+		}
+		outW.Close()
+		done <- err
+	}()
+	br := bufio.NewReader(outR)
+	for _, in := range []string{"a", "b"} {
+		if _, err := inW.Write([]byte(in + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		if l, _ := br.ReadString('\n'); !strings.HasPrefix(l, "got "+in) || (in == "a" && len(l) < 20) {
+			t.Fatalf("line %q (through the agent?)", l)
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the exec did not end with its process while its stdin stayed open")
 	}
 }
