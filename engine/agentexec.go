@@ -38,6 +38,19 @@ func (e *Engine) execAgent(ctx context.Context, s *agentSlot, cc *http2.ClientCo
 	default:
 		return 0, false, nil
 	}
+	// As on the Engine API path, no pause begins while the process starts
+	// (gate.go): a freeze between the agent's fork and its answer would
+	// leave the node unable to tell whether the command ran. The gate is
+	// held until the answer's headers, which the agent sends once the
+	// process runs.
+	unlock, err := e.gates.rlock(ctx, id)
+	if err != nil {
+		return 0, true, err
+	}
+	defer unlock()
+	if f, _ := frozen(e.procsFile(ctx, id)); f {
+		return 0, false, nil // the Engine API path says it is not running
+	}
 	marker := newMarker()
 	env := append(e.markEnv(spec.Env), agent.ExecMarkerEnv+"="+marker)
 	head, err := json.Marshal(agent.ExecRequest{Cmd: spec.Cmd, Env: env, Dir: spec.WorkDir, Stdin: spec.Stdin != nil})
@@ -85,6 +98,7 @@ func (e *Engine) execAgent(ctx context.Context, s *agentSlot, cc *http2.ClientCo
 	slow := time.AfterFunc(agentCallTimeout, func() { cancel(errSlow) })
 	resp, err := cc.RoundTrip(req)
 	slow.Stop()
+	unlock()
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, true, ctx.Err()

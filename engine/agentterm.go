@@ -26,6 +26,17 @@ func (e *Engine) agentTerminal(ctx context.Context, s *agentSlot, cc *http2.Clie
 		return nil, false
 	}
 	release := sync.OnceFunc(func() { <-s.streams })
+	// No pause while the process starts, as for an exec (agentexec.go).
+	unlock, err := e.gates.rlock(ctx, id)
+	if err != nil {
+		release()
+		return nil, false
+	}
+	defer unlock()
+	if f, _ := frozen(e.procsFile(ctx, id)); f {
+		release()
+		return nil, false
+	}
 	marker := newMarker()
 	env := append(e.markEnv(spec.Env), agent.ExecMarkerEnv+"="+marker)
 	head, err := json.Marshal(agent.TerminalRequest{Cmd: spec.Cmd, Env: env, Dir: spec.WorkDir,
@@ -45,6 +56,7 @@ func (e *Engine) agentTerminal(ctx context.Context, s *agentSlot, cc *http2.Clie
 	resp, err := cc.RoundTrip(req)
 	slow.Stop()
 	stopCtx()
+	unlock()
 	fail := func(reason string) (*agentTerm, bool) {
 		cancel()
 		pw.Close()

@@ -538,3 +538,48 @@ func TestAgentStdinFullDuplex(t *testing.T) {
 		t.Fatal("the exec did not end with its process while its stdin stayed open")
 	}
 }
+
+// TestAgentExecsAgainstPauses: execs through the agent while the space is
+// paused again and again: each runs once and answers (the service resumes
+// a paused space; no pause freezes a command between its start and the
+// agent's answer).
+func TestAgentExecsAgainstPauses(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{NoAutoSleep: true})
+	name := newSpace(t, n, "agprace")
+	waitAgent(t, n, name, "connected")
+	stop := make(chan struct{})
+	var pauses sync.WaitGroup
+	pauses.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := n.Service.Pause(t.Context(), spaces.CallerAPIKey(), name); err != nil {
+				t.Errorf("pause: %v", err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			for j := range 5 {
+				// Each run appends one line: a command run twice shows.
+				got := execIn(t, n, name, fmt.Sprintf("echo %d-%d >> /workspace/runs; echo ok", i, j))
+				if got.Stdout != "ok\n" || got.ExitCode != 0 {
+					t.Errorf("exec %d-%d: %+v", i, j, got)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	pauses.Wait()
+	runs := execIn(t, n, name, "sort /workspace/runs | uniq -d; wc -l < /workspace/runs")
+	if strings.TrimSpace(runs.Stdout) != "100" {
+		t.Fatalf("each command must run once (duplicates, then the count): %q", runs.Stdout)
+	}
+}
