@@ -79,3 +79,18 @@ func TestLookPath(t *testing.T) {
 		t.Fatalf("a path is taken as it is: %q", p)
 	}
 }
+
+func TestEtime(t *testing.T) {
+	for sec, want := range map[float64]string{0: "00:00", 61: "01:01", 3600: "01:00:00", 90061: "1-01:01:01", -5: "00:00"} {
+		if got := etime(sec); got != want {
+			t.Errorf("etime(%v) = %q, want %q", sec, got, want)
+		}
+	}
+}
+
+func TestTopReadsThisProcess(t *testing.T) {
+	procs, err := top("/proc")
+	if err != nil || len(procs) == 0 || len(procs) > MaxProcesses {
+		t.Fatalf("%d processes, %v", len(procs), err)
+	}
+}

@@ -36,6 +36,7 @@ func Serve(ctx context.Context, socket string) error {
 	})
 	mux.HandleFunc("POST /exec", serveExec)
 	mux.HandleFunc("POST /terminal", serveTerminal)
+	mux.HandleFunc("GET /top", serveTop)
 	srv := &http2.Server{MaxConcurrentStreams: 1024}
 	srv.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: mux})
 	return nil

@@ -113,10 +113,15 @@ func TestAgentExec(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		init := false
 		for _, p := range procs {
 			if strings.Contains(p.Command, "clawdspace-agent") {
 				t.Fatalf("Top lists the agent: %+v", p)
 			}
+			init = init || (p.PID == 1 && strings.Contains(p.Command, "sleep infinity") && p.Etime != "")
+		}
+		if !init {
+			t.Fatalf("Top lacks the space's PID 1 as the space sees it: %+v", procs)
 		}
 		if len(running(t, n, name, "/.clawdspace/bin/clawdspace-agent")) != 1 {
 			t.Fatalf("no agent runs in the space")
@@ -215,9 +220,10 @@ func TestAgentExec(t *testing.T) {
 		if !strings.Contains(line, "started") {
 			t.Fatalf("first line %q", line)
 		}
-		if len(running(t, n, name, "sleep 1003", "sleep 1004")) != 2 {
-			t.Fatalf("the command does not run")
-		}
+		// The second sleep starts after the line.
+		eventually(t, "both sleeps running", 10*time.Second, func() bool {
+			return len(running(t, n, name, "sleep 1003", "sleep 1004")) == 2
+		})
 		cancel()
 		resp.Body.Close()
 		waitGone(t, n, name, "sleep 1003", "sleep 1004")
