@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,6 +167,11 @@ func (e *Engine) agentMounts(vol string) []mount.Mount {
 		{Type: mount.TypeBind, Source: dir, Target: agent.RunDir, ReadOnly: true},
 		{Type: mount.TypeBind, Source: filepath.Join(e.agentDir, "bin"), Target: agent.BinDir, ReadOnly: true},
 	}
+}
+
+// withoutAgentMounts drops the agent's mounts from a container's mounts.
+func withoutAgentMounts(ms []mount.Mount) []mount.Mount {
+	return slices.DeleteFunc(ms, func(m mount.Mount) bool { return m.Target == agent.RunDir || m.Target == agent.BinDir })
 }
 
 // agentSpaceDir is the socket folder of a volume.
