@@ -5,6 +5,7 @@ SHELL := /bin/bash
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE   ?= clawdspace:latest
 BIN     := bin/clawdspace
+AGENT   := bin/clawdspace-agent
 GO      ?= go
 TEMPL   := github.com/a-h/templ/cmd/templ@v0.3.1118
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
@@ -34,8 +35,9 @@ assets: ## Refresh the vendored front-end files in static/vendor from npm (pinne
 	static/update-vendor.sh
 
 .PHONY: build
-build: ## Build bin/clawdspace
+build: ## Build bin/clawdspace and, beside it, the in-space agent bin/clawdspace-agent (static)
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/clawdspace
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(AGENT) ./cmd/clawdspace-agent
 
 .PHONY: run
 run: image build ## Set up this machine (engine, image) and run a node on 127.0.0.1:7777

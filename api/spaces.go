@@ -23,6 +23,8 @@ type Space struct {
 	NetworkMode  string  `json:"networkMode,omitempty"`
 	LastActivity string  `json:"lastActivity"`
 	Volume       Volume  `json:"volume"`
+	// Agent is how the node reaches the space (extra, see spaces.Space).
+	Agent string `json:"agent,omitempty"`
 }
 
 // Volume is a space's workspace volume.
@@ -47,6 +49,7 @@ func SpaceFrom(sp spaces.Space) Space {
 		NetworkMode:  sp.NetworkMode,
 		LastActivity: Time(sp.LastActivity),
 		Volume:       Volume{Name: sp.Volume, Mountpoint: spaces.WorkspacePath},
+		Agent:        sp.Agent,
 	}
 }
 

@@ -629,6 +629,8 @@ func (e *Engine) Fork(ctx context.Context, srcName, name, dst string, before fun
 	host.Mounts = slices.Clone(src.HostConfig.Mounts)
 	host.Mounts[wi].Source = dvname
 	host.Mounts[wi].VolumeOptions = &mount.VolumeOptions{Labels: volLabels}
+	// The fork gets an agent folder of its own, never the source's.
+	host.Mounts = append(withoutAgentMounts(host.Mounts), e.agentMounts(dvname)...)
 	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: &cfg, HostConfig: &host})
 	if err != nil {
 		if cerrdefs.IsConflict(err) {

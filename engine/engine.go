@@ -21,6 +21,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	"golang.org/x/net/http2"
 
 	"github.com/adam91holt/clawdspace/spaces"
 )
@@ -72,6 +73,12 @@ type Config struct {
 	// warm pool member's host name (not root, or a remote engine), so
 	// every create is a cold one; for tests of that path.
 	NoHostnameSet bool
+	// AgentPath is the in-space agent's binary (cmd/clawdspace-agent) and
+	// AgentDir the node's folder for it (a copy of the binary and one
+	// socket folder per space, see agent.go). Either empty turns the agent
+	// off: every call then takes the Engine API path.
+	AgentPath string
+	AgentDir  string
 }
 
 // Default deadlines of engine calls (see Config).
@@ -137,6 +144,16 @@ type Engine struct {
 	// poolRules holds, per unclaimed pool member, the host addresses its
 	// egress rules were written with (pool.go).
 	poolRules sync.Map
+	// agentDir is Config.AgentDir when the agent is on; agentOff says why
+	// it is off. agentSlots holds each volume's *agentSlot, agentInfos
+	// each container's agentInfo, agentMu serialises new slots; h2 is the
+	// transport of the agents' connections (agent.go).
+	agentDir   string
+	agentOff   string
+	agentSlots sync.Map
+	agentInfos sync.Map
+	agentMu    sync.Mutex
+	h2         *http2.Transport
 }
 
 var _ spaces.Engine = (*Engine)(nil)
@@ -168,6 +185,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		allowUnenforced: cfg.AllowUnenforcedEgress, allowAnySize: cfg.AllowUnenforcedWorkspaceSize, quotaDir: cfg.WorkspaceQuotaDir, run: RunID(),
 		filesInSpace: cfg.FilesInSpace,
 		callTimeout:  cmp.Or(cfg.CallTimeout, DefaultCallTimeout), longTimeout: cmp.Or(cfg.LongCallTimeout, DefaultLongCallTimeout)}
+	if e.agentOff = e.setUpAgent(cfg); e.agentOff != "" {
+		e.log.Info("the in-space agent is off: every call takes the Engine API path", "reason", e.agentOff)
+	}
 	e.hosts = NewHostAddrs(cfg.HostAddrInterval, cfg.Logger, e.reconcileEgress)
 	switch {
 	case cfg.PortsByAddress:
@@ -210,6 +230,7 @@ func (e *Engine) Client() *client.Client { return e.c }
 // Close releases the client and the files of the ports' targets. A dial
 // in flight keeps what it uses open until it is done, and then fails.
 func (e *Engine) Close() error {
+	e.closeAgents()
 	e.targets.Range(func(k, _ any) bool {
 		e.forgetTarget(k.(string))
 		return true

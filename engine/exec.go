@@ -17,11 +17,22 @@ import (
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
-// Exec runs a process in a space through the exec API: create, attach
-// (which starts it), copy the demultiplexed output, inspect for the exit
-// code. A paused or stopped space gives spaces.ErrNotRunning.
+// Exec runs a process in a space through its agent (agentexec.go) where
+// it can, else through the exec API: create, attach (which starts it),
+// copy the demultiplexed output, inspect for the exit code. A paused or
+// stopped space gives spaces.ErrNotRunning.
 func (e *Engine) Exec(ctx context.Context, name string, spec spaces.ExecSpec) (code int, err error) {
 	err = e.onSpace(ctx, name, func(id string) (err error) {
+		// Another user than the space's runs through the engine: the agent
+		// runs as the space's user and nothing more.
+		if spec.User == "" {
+			if s, cc := e.agentFor(ctx, id); cc != nil {
+				var done bool
+				if code, done, err = e.execAgent(ctx, s, cc, id, spec); done {
+					return err
+				}
+			}
+		}
 		code, err = e.execIn(ctx, id, spec)
 		return err
 	})

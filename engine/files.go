@@ -2,12 +2,16 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+	"golang.org/x/net/http2"
 
+	"github.com/adam91holt/clawdspace/agent"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -29,22 +33,36 @@ func unixType(mode uint32) spaces.FileType {
 }
 
 // Top lists a space's processes through the engine (ps runs on the host).
+//
+// A connected agent reads the table in the space itself (agentTop); the
+// engine's ps on the host otherwise.
 func (e *Engine) Top(ctx context.Context, name string) ([]spaces.Process, error) {
 	var (
-		res client.ContainerTopResult
-		cid string
+		res   client.ContainerTopResult
+		cid   string
+		procs []spaces.Process
 	)
 	tctx, end := e.short(ctx)
 	err := e.onSpace(tctx, name, func(id string) (err error) {
 		cid = id
+		if s, cc := e.agentFor(tctx, id); cc != nil {
+			if procs, err = e.agentTop(tctx, s, cc, id); err == nil {
+				return nil
+			}
+		}
+		procs = nil
 		res, err = e.c.ContainerTop(tctx, id, client.ContainerTopOptions{Arguments: []string{"-o", "pid,pcpu,pmem,etime,args"}})
 		return err
 	})
+	if procs != nil && err == nil {
+		end(&err)
+		return hideAgent(procs), nil
+	}
 	end(&err)
 	if err != nil {
 		return nil, mapErr(err, "listing processes")
 	}
-	procs := parseTop(res.Titles, res.Processes)
+	procs = hideAgent(parseTop(res.Titles, res.Processes))
 	// The engine reports host PIDs; show the ones the space itself sees
 	// where the node can tell (it runs on the engine's host).
 	for i, p := range procs {
@@ -76,6 +94,57 @@ func parseTop(titles []string, rows [][]string) []spaces.Process {
 		cpu, _ := strconv.ParseFloat(get(r, "%CPU"), 64)
 		mem, _ := strconv.ParseFloat(get(r, "%MEM"), 64)
 		out = append(out, spaces.Process{PID: pid, CPU: cpu, Mem: mem, Etime: get(r, "ELAPSED", "ETIME"), Command: get(r, "COMMAND", "CMD")})
+	}
+	return out
+}
+
+// agentTop lists a space's processes through its agent, within the call
+// timeout, bounded in count, size and field lengths; an error sends the
+// caller to the engine's ps.
+func (e *Engine) agentTop(ctx context.Context, s *agentSlot, cc *http2.ClientConn, id string) ([]spaces.Process, error) {
+	ctx, cancel := context.WithTimeout(ctx, agentCallTimeout)
+	defer cancel()
+	var rows []agent.Process
+	if err := agentCall(ctx, cc, "GET", "/top", agent.MaxTopBytes, &rows); err != nil {
+		if f, _ := frozen(e.procsFile(ctx, id)); !f && ctx.Err() == nil {
+			s.failed(e, "the agent's process list: "+printable(err.Error(), 80))
+		}
+		return nil, err
+	}
+	if len(rows) > agent.MaxProcesses {
+		s.failed(e, "the agent listed too many processes")
+		return nil, errors.New("too many processes")
+	}
+	out := make([]spaces.Process, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, spaces.Process{PID: r.PID, CPU: r.CPU, Mem: r.Mem,
+			Etime: printable(r.Etime, 32), Command: boundUTF8(r.Command, agent.MaxCommandLen)})
+	}
+	return out, nil
+}
+
+// boundUTF8 cuts s to at most n bytes of valid UTF-8.
+func boundUTF8(s string, n int) string {
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// hideAgent drops the in-space agent from a process list: it is the
+// node's, not the space's (a process that names itself so hides only from
+// its own space's list).
+func hideAgent(procs []spaces.Process) []spaces.Process {
+	out := procs[:0]
+	for _, p := range procs {
+		if !strings.HasPrefix(p.Command, agent.BinPath) {
+			out = append(out, p)
+		}
 	}
 	return out
 }

@@ -134,6 +134,11 @@ func (e *Engine) PoolAdd(ctx context.Context, spec spaces.ContainerSpec, key str
 		return fmt.Errorf("enforcing the egress block list of a pool member: %w", err)
 	}
 	e.poolRules.Store(created.ID, hosts)
+	// The agent starts before the pause, so a claimed member's first exec
+	// finds it connected (its connection outlives the pause); a member
+	// whose agent did not connect is still a member (the exec starts it).
+	e.agentInfos.Store(created.ID, agentInfo{vol: vname, mounted: len(host.Mounts) > 1})
+	e.agentFor(ctx, created.ID)
 	if err := e.pauseFrozen(ctx, created.ID); err != nil {
 		return mapErr(err, "pausing a pool member")
 	}
@@ -155,7 +160,9 @@ func (e *Engine) removePoolMember(ctx context.Context, id, vname string) bool {
 	}
 	e.procsFiles.Delete(id)
 	e.poolRules.Delete(id)
+	e.agentInfos.Delete(id)
 	e.removeVolume(false, vname)
+	e.forgetAgent(vname, true)
 	return true
 }
 
@@ -305,6 +312,7 @@ func (e *Engine) PoolSweep(ctx context.Context) (removed int, err error) {
 		// No Force: a volume a container uses stays.
 		if _, err := e.c.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err == nil {
 			removed++
+			e.forgetAgent(v.Name, true)
 		}
 	}
 	return removed, nil

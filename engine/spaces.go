@@ -80,6 +80,7 @@ func (e *Engine) fromSummary(c container.Summary) (spaces.Space, bool) {
 		NetworkMode: l[spaces.LabelNetworkMode],
 		Volume:      e.volumeOf(l, name),
 		GPU:         l[spaces.LabelGPU] == "true",
+		Agent:       e.agentStatus(l, c.Mounts),
 	}
 	mem, err1 := strconv.ParseInt(l[spaces.LabelMemory], 10, 64)
 	cpus, err2 := strconv.ParseFloat(l[spaces.LabelCPUs], 64)
@@ -139,6 +140,7 @@ func (e *Engine) fromInspect(name string, c container.InspectResponse) spaces.Sp
 		Template:    l[spaces.LabelTemplate],
 		NetworkMode: l[spaces.LabelNetworkMode],
 		Volume:      e.volumeOf(l, name),
+		Agent:       e.agentStatus(l, c.Mounts),
 	}
 	if c.State != nil {
 		sp.Status = statusOf(c.State.Status)
@@ -216,6 +218,9 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 	}
 	e.ids.Store(spec.Name, created.ID)
 	e.forgetTarget(spec.Name) // a target of an earlier container of the name
+	e.agentInfos.Store(created.ID, agentInfo{vol: vname, mounted: len(host.Mounts) > 1})
+	// The agent starts now, so the first exec finds it (or waits for it).
+	go e.agentFor(context.WithoutCancel(ctx), created.ID)
 	sp = e.fromInspect(spec.Name, c)
 	sp.VolumeCreated = !volumeExisted
 	return sp, nil
@@ -340,6 +345,8 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 			defer endRest(&err)
 		}
 		e.procsFiles.Delete(res.Container.ID)
+		e.agentInfos.Delete(res.Container.ID)
+		defer e.forgetAgent(e.volumeOf(res.Container.Config.Labels, name), false)
 		_, err := e.c.ContainerRemove(ctx, res.Container.ID, client.ContainerRemoveOptions{Force: true})
 		if err != nil && strings.Contains(err.Error(), "already in progress") {
 			// An earlier remove (of a node that was killed meanwhile)
@@ -381,6 +388,7 @@ func (e *Engine) Remove(ctx context.Context, name string, removeVolume bool) (er
 	switch {
 	case verr == nil:
 		e.deleteQuotaVolume(vname)
+		e.forgetAgent(vname, true)
 		return nil
 	case cerrdefs.IsNotFound(verr):
 		if missing {
@@ -599,6 +607,7 @@ func (e *Engine) Resume(ctx context.Context, name string) (err error) {
 				}
 			}
 		}
+		e.ensureAgentDir(res.Container)
 		_, err = e.c.ContainerStart(ctx, id, client.ContainerStartOptions{})
 		if err != nil && cerrdefs.IsNotModified(err) {
 			return nil
@@ -630,8 +639,11 @@ func ContainerConfig(spec spaces.ContainerSpec) (*container.Config, *container.H
 
 // ContainerConfig returns the container and host configuration of a space
 // in this engine's namespace.
+// It mounts the in-space agent's folders (agent.go) when the agent is on.
 func (e *Engine) ContainerConfig(spec spaces.ContainerSpec) (*container.Config, *container.HostConfig) {
-	return containerConfig(spec, e.names)
+	cfg, host := containerConfig(spec, e.names)
+	host.Mounts = append(host.Mounts, e.agentMounts(e.VolumeName(spec.Name))...)
+	return cfg, host
 }
 
 func containerConfig(spec spaces.ContainerSpec, n names) (*container.Config, *container.HostConfig) {

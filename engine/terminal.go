@@ -13,9 +13,20 @@ import (
 // Terminal starts an interactive process with a TTY: an exec created with
 // Tty and attached stdin and stdout, whose attach gives one raw stream. A
 // paused or stopped space gives spaces.ErrNotRunning.
+//
+// For the space's own user it goes through the agent where it can
+// (agentterm.go).
 func (e *Engine) Terminal(ctx context.Context, name string, spec spaces.TerminalSpec) (spaces.TerminalProcess, error) {
-	var t *terminal
+	var t spaces.TerminalProcess
 	err := e.onSpace(ctx, name, func(id string) (err error) {
+		if spec.User == "" {
+			if s, cc := e.agentFor(ctx, id); cc != nil {
+				if at, ok := e.agentTerminal(ctx, s, cc, id, spec); ok {
+					t = at
+					return nil
+				}
+			}
+		}
 		t, err = e.openTerminal(ctx, id, spec)
 		return err
 	})

@@ -80,8 +80,10 @@ func nodeGet(b *testing.B, n *nodetest.Node, name, p string) int64 {
 	return got
 }
 
-func benchFiles(b *testing.B, size int) {
-	n := nodetest.Start(b, nodetest.Options{})
+func benchFiles(b *testing.B, size int) { benchFilesWith(b, size, nodetest.Options{}) }
+
+func benchFilesWith(b *testing.B, size int, opt nodetest.Options) {
+	n := nodetest.Start(b, opt)
 	name := benchSpace(b, n, "bfiles")
 	raw, cname := n.Raw(), "clawdspace-"+name
 	data := make([]byte, size)
@@ -109,6 +111,13 @@ func benchFiles(b *testing.B, size int) {
 
 // BenchmarkFiles64KiB: raw PUT/GET of 64 KiB vs one raw archive copy.
 func BenchmarkFiles64KiB(b *testing.B) { benchFiles(b, 64<<10) }
+
+// BenchmarkFiles64KiBInSpace: the same with the file operations done in
+// the space as its user (--files-in-space, as on a node that cannot see
+// the workspace from the host): through the in-space agent.
+func BenchmarkFiles64KiBInSpace(b *testing.B) {
+	benchFilesWith(b, 64<<10, nodetest.Options{FilesInSpace: true})
+}
 
 // BenchmarkFiles100MiB: the same for 100 MiB; node-MB/s is the throughput.
 func BenchmarkFiles100MiB(b *testing.B) { benchFiles(b, 100<<20) }

@@ -71,7 +71,7 @@ func spaceRow(sp spaces.Space, c spaces.Caller) views.SpaceRow {
 	return views.SpaceRow{
 		Name: sp.Name, ID: sp.ID, Status: string(sp.Status), Image: sp.Image,
 		Memory: sp.Memory, CPUs: sp.CPUs, GPU: sp.GPU, Template: sp.Template, NetworkMode: sp.NetworkMode,
-		Volume: sp.Volume, Created: sp.Created, Started: sp.Started, LastActivity: sp.LastActivity,
+		Volume: sp.Volume, Agent: sp.Agent, Created: sp.Created, Started: sp.Started, LastActivity: sp.LastActivity,
 		CanExec:     c.Can(spaces.ActExec, sp.Name),
 		CanTerminal: c.Can(spaces.ActTerminal, sp.Name),
 		CanFiles:    c.Can(spaces.ActFiles, sp.Name),

@@ -162,9 +162,8 @@ func TestExecStreamClientGone(t *testing.T) {
 	if err != nil || !strings.Contains(line, "ready") {
 		t.Fatalf("first line %q, %v", line, err)
 	}
-	if c := countSleepers(t, n, name); c != 2 {
-		t.Fatalf("%d sleepers running before the disconnect, want 2", c)
-	}
+	// The second sleep starts after the echo: wait for it.
+	eventually(t, "both sleepers running before the disconnect", 10*time.Second, func() bool { return countSleepers(t, n, name) == 2 })
 	cancel()
 	resp.Body.Close()
 	eventually(t, "sleepers killed after the client left", 10*time.Second, func() bool { return countSleepers(t, n, name) == 0 })

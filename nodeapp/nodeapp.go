@@ -311,6 +311,9 @@ func newEngine(ctx context.Context, cfg Config, log *slog.Logger) (*engine.Engin
 		log.Warn("WORKSPACE SIZE LIMITS ARE NOT ENFORCED (--insecure-workspace-size): templates' workspace.maxSize is ignored.")
 	}
 	ec.Logger, ec.Egress = log, egressErr == nil && !cfg.NoEgress
+	if ec.AgentPath != "" && ec.AgentDir == "" {
+		ec.AgentDir = filepath.Join(cfg.DataDir, "agent")
+	}
 	eng, err := engine.New(ctx, ec)
 	if err != nil {
 		return nil, fmt.Errorf("%w\nIs the Docker engine installed and running? Run docker/ensure-engine.sh as root, or see docs/SETUP.md", err)

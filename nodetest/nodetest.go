@@ -110,6 +110,12 @@ type Options struct {
 	// FilesInSpace makes file operations run in the space as its user,
 	// as on a node that cannot see the workspace from the engine's host.
 	FilesInSpace bool
+	// NoAgent turns the in-space agent off (every call takes the Engine
+	// API path); by default test nodes use the agent built from this
+	// checkout (AgentBinary).
+	NoAgent bool
+	// AgentPath replaces the agent's binary (a hostile agent's tests).
+	AgentPath string
 	// NoSSH turns the SSH door off; SSH sets its bounds, SSHTailnetPort
 	// its port on the tailnet (default 22).
 	NoSSH          bool
@@ -201,6 +207,10 @@ func Start(tb testing.TB, opt Options) *Node {
 	}
 	if opt.NoAutoSleep {
 		cfg.IdleTimeout = 0
+	}
+	if !opt.NoAgent {
+		cfg.Engine.AgentPath = cmp.Or(opt.AgentPath, AgentBinary(tb))
+		cfg.Engine.AgentDir = agentDir(tb, n.DataDir)
 	}
 	if opt.Tailnet != nil {
 		tc := opt.Tailnet.deviceConfig(tb)

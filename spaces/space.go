@@ -64,6 +64,10 @@ type Space struct {
 	NetworkMode  string
 	LastActivity time.Time
 	Volume       string
+	// Agent says whether the node reaches the space through its in-space
+	// agent: "connected", "starting", "not started", "off: REASON" or
+	// "fallback: REASON" (calls take the Engine API path meanwhile).
+	Agent string
 	// VolumeCreated is set by Engine.Create when it made a new volume.
 	VolumeCreated bool
 }

@@ -54,16 +54,18 @@ type NodeStats struct {
 
 // SpaceRow is one space as the tables and the space page show it.
 type SpaceRow struct {
-	Name         string
-	ID           string
-	Status       string
-	Image        string
-	Memory       int64
-	CPUs         float64
-	GPU          bool
-	Template     string
-	NetworkMode  string
-	Volume       string
+	Name        string
+	ID          string
+	Status      string
+	Image       string
+	Memory      int64
+	CPUs        float64
+	GPU         bool
+	Template    string
+	NetworkMode string
+	Volume      string
+	// Agent is how the node reaches the space (spaces.Space.Agent).
+	Agent        string
 	Created      time.Time
 	Started      time.Time
 	LastActivity time.Time

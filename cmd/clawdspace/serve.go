@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/adam91holt/clawdspace/agent"
 	"github.com/adam91holt/clawdspace/engine"
 	"github.com/adam91holt/clawdspace/fleet"
 	"github.com/adam91holt/clawdspace/node"
@@ -51,6 +52,8 @@ type serveOptions struct {
 	InsecureWorkspaceSize bool
 	// FilesInSpace runs every file operation in the space as its user.
 	FilesInSpace bool
+	// Agent is the in-space agent's binary; "none" turns it off.
+	Agent string
 	// WorkspaceQuotaDir is a folder on btrfs with quotas enabled that holds
 	// size-limited workspaces.
 	WorkspaceQuotaDir string
@@ -102,7 +105,11 @@ TS_CONTROL_URL, CLAWDSPACE_TRUST_TAILNET, CLAWDSPACE_NODES and NODES_REFRESH_MS 
 
 SSH (docs/SSH.md): on the tailnet on port 22 (--ssh-port, CLAWDSPACE_SSH_PORT), callers known
 by WhoIs; in local mode on 127.0.0.1:2222 (--ssh-listen, CLAWDSPACE_SSH_LISTEN) with the keys of
-DATA_DIR/ssh/authorized_keys. --no-ssh (CLAWDSPACE_NO_SSH) turns it off.`,
+DATA_DIR/ssh/authorized_keys. --no-ssh (CLAWDSPACE_NO_SSH) turns it off.
+
+The in-space agent (--agent, default clawdspace-agent beside this binary, built by
+make build) is mounted read-only into every space; execs go through it instead of the
+Engine API. Without it every call takes the Engine API path.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return diskFullAtStart(o.DataDir, runServe(cmd.Context(), o, cmd.ErrOrStderr()))
@@ -168,6 +175,7 @@ DATA_DIR/ssh/authorized_keys. --no-ssh (CLAWDSPACE_NO_SSH) turns it off.`,
 		"Host names accepted besides loopback ones when auth is disabled ($CLAWDSPACE_ALLOWED_HOSTS)")
 	f.BoolVar(&o.InsecureEgress, "insecure-egress", false, "make spaces with a network even when their rules (egress block list, isolation from other spaces) cannot be enforced (node not root)")
 	f.StringVar(&o.WorkspaceQuotaDir, "workspace-quota-dir", getenv("CLAWDSPACE_WORKSPACE_QUOTA_DIR"), "folder on btrfs with quotas enabled where workspaces of templates with workspace.maxSize are made ($CLAWDSPACE_WORKSPACE_QUOTA_DIR)")
+	f.StringVar(&o.Agent, "agent", defaultAgentPath(), `the in-space agent's binary (clawdspace-agent, built beside clawdspace by "make build"), mounted read-only into every space so execs skip the Engine API; "none" (or a missing file) runs every call through the Engine API`)
 	f.BoolVar(&o.FilesInSpace, "files-in-space", false, "run file operations inside the space as its user even where the node could reach the workspace volume from the host (slower; for a node that should not touch volumes)")
 	f.BoolVar(&o.InsecureWorkspaceSize, "insecure-workspace-size", false, "make spaces whose template sets workspace.maxSize although the limit cannot be enforced")
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", idle, "pause spaces idle this long; 0 turns auto-sleep off ($IDLE_TIMEOUT_MS)")
@@ -337,7 +345,8 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	cfg := nodeapp.Config{
 		DataDir: o.DataDir, Listen: o.Listen, Name: cmp.Or(o.Hostname, o.Name), Logger: log,
 		Engine: engine.Config{Host: o.DockerHost, AllowUnenforcedEgress: o.InsecureEgress,
-			AllowUnenforcedWorkspaceSize: o.InsecureWorkspaceSize, WorkspaceQuotaDir: o.WorkspaceQuotaDir, Namespace: o.Namespace, FilesInSpace: o.FilesInSpace},
+			AllowUnenforcedWorkspaceSize: o.InsecureWorkspaceSize, WorkspaceQuotaDir: o.WorkspaceQuotaDir, Namespace: o.Namespace, FilesInSpace: o.FilesInSpace,
+			AgentPath: agentPath(o.Agent, log)},
 		Spaces: spaces.Config{DefaultImage: o.Image, GPUImage: o.GPUImage, GitTokenHosts: tokenHosts(o.GitTokenHosts), SeedTemplates: seeds,
 			MaxCheckpoints: o.MaxCheckpoints, WarmPool: pool},
 		Server: node.Config{AllowWeakKey: o.AllowWeakKey, AuthDisabled: o.AuthDisabled, Version: version,
@@ -527,3 +536,25 @@ func (d *dayDuration) Set(v string) error {
 }
 
 func (d *dayDuration) Type() string { return "duration" }
+
+// defaultAgentPath is clawdspace-agent beside this binary.
+func defaultAgentPath() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(exe), agent.BinName)
+}
+
+// agentPath is the agent binary to use, "" (the agent off) for "none" or
+// a missing file, which is logged once.
+func agentPath(flag string, log *slog.Logger) string {
+	if flag == "" || flag == "none" {
+		return ""
+	}
+	if _, err := os.Stat(flag); err != nil {
+		log.Warn("the in-space agent is off: its binary is missing (make build puts it beside clawdspace); every call takes the Engine API path", "path", flag)
+		return ""
+	}
+	return flag
+}
