@@ -59,6 +59,15 @@ const (
 	// agentMaxBackoff bounds the wait between starts of an agent that
 	// keeps failing.
 	agentMaxBackoff = time.Minute
+	// agentStopGrace is how long a stopped exec (timed out, cancelled)
+	// waits for its stream to end before the node drops the connection.
+	agentStopGrace = 5 * time.Second
+	// agentWriteTimeout bounds a write to an agent that stopped reading;
+	// agentPingAfter and agentPingTimeout find a connection that went
+	// silent.
+	agentWriteTimeout = 10 * time.Second
+	agentPingAfter    = 30 * time.Second
+	agentPingTimeout  = 10 * time.Second
 )
 
 // Agent statuses, as Space.Agent reports them.
@@ -87,6 +96,9 @@ type agentSlot struct {
 	ready   chan struct{}
 	nextTry time.Time
 	backoff time.Duration
+	// refusals counts the execs the agent said it could not start, in a
+	// row.
+	refusals int
 }
 
 // agentInfo is what the node knows of a container's agent mounts.
@@ -147,6 +159,10 @@ func (e *Engine) setUpAgent(cfg Config) string {
 	}
 	t2.MaxHeaderListSize = agentMaxHeaderBytes
 	t2.MaxDecoderHeaderTableSize = 4 << 10
+	// An agent that stops reading must not hold a write (and with it the
+	// connection's other streams and the exec's end) for ever.
+	t2.WriteByteTimeout = agentWriteTimeout
+	t2.ReadIdleTimeout, t2.PingTimeout = agentPingAfter, agentPingTimeout
 	e.h2 = t2
 	return ""
 }
@@ -426,10 +442,23 @@ func (s *agentSlot) refused(e *Engine, reason string) {
 	s.failed(e, reason)
 }
 
+// agentMaxRefusals is how many execs in a row the agent may refuse to
+// start (each costs the node a kill's walk of /proc) before it is dropped.
+const agentMaxRefusals = 8
+
+// notStarted counts an exec the agent could not start, and reports
+// whether it has refused too many in a row.
+func (s *agentSlot) notStarted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refusals++
+	return s.refusals >= agentMaxRefusals
+}
+
 // succeeded resets the backoff after an exec went through the agent.
 func (s *agentSlot) succeeded() {
 	s.mu.Lock()
-	s.backoff = time.Second
+	s.backoff, s.refusals = time.Second, 0
 	s.mu.Unlock()
 }
 
@@ -469,9 +498,19 @@ func (e *Engine) agentFor(ctx context.Context, id string) (*agentSlot, *http2.Cl
 		s.mu.Unlock()
 		return s, cc
 	}
+	if s.cc != nil && busy(s.cc) {
+		// Every stream the agent allows is in use: this exec goes the
+		// Engine API path, the others keep their connection.
+		s.mu.Unlock()
+		return nil, nil
+	}
 	if s.cc != nil {
+		// A connection that refuses new streams (GOAWAY, no streams
+		// allowed) is a failure like any: the next start waits.
 		s.cc.Close()
 		s.cc, s.state = nil, "fallback: the agent's connection was lost"
+		s.nextTry = time.Now().Add(s.backoff)
+		s.backoff = min(2*s.backoff, agentMaxBackoff)
 	}
 	if !s.starting && !time.Now().Before(s.nextTry) {
 		s.starting, s.ready, s.state = true, make(chan struct{}), agentStarting
@@ -495,6 +534,14 @@ func (e *Engine) agentFor(ctx context.Context, id string) (*agentSlot, *http2.Cl
 		return s, s.cc
 	}
 	return nil, nil
+}
+
+// busy reports whether a working connection has as many streams as its
+// agent allows (a limit of none is not busy: it refuses everything).
+func busy(cc *http2.ClientConn) bool {
+	st := cc.State()
+	return !st.Closed && !st.Closing && st.MaxConcurrentStreams > 0 &&
+		st.StreamsActive+st.StreamsReserved+st.StreamsPending >= int(st.MaxConcurrentStreams)
 }
 
 // startAgent starts the agent in a container with one detached exec as
