@@ -18,6 +18,7 @@ import (
 	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 
+	"github.com/adam91holt/clawdspace/agent"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -619,6 +620,12 @@ func (e *Engine) Fork(ctx context.Context, srcName, name, dst string, before fun
 	host.Mounts = slices.Clone(src.HostConfig.Mounts)
 	host.Mounts[wi].Source = dvname
 	host.Mounts[wi].VolumeOptions = &mount.VolumeOptions{Labels: volLabels}
+	// The source's agent folders are the source's: its socket would let
+	// the fork speak for it. The fork gets its own, of its own volume.
+	host.Mounts = slices.DeleteFunc(host.Mounts, func(m mount.Mount) bool {
+		return m.Target == agent.RunDir || m.Target == agent.BinDir
+	})
+	host.Mounts = append(host.Mounts, e.agentMounts(dvname)...)
 	created, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: &cfg, HostConfig: &host})
 	if err != nil {
 		if cerrdefs.IsConflict(err) {

@@ -324,6 +324,44 @@ func TestAgentSocketConfined(t *testing.T) {
 	}
 }
 
+// TestAgentForkOwnSocket: a fork gets an agent folder of its own volume,
+// not its source's (whose socket would let it speak for the source).
+func TestAgentForkOwnSocket(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{})
+	src := newSpace(t, n, "agforksrc")
+	waitAgent(t, n, src, "connected")
+	fork := nodetest.Name(t, n.Engine, "agforkdst")
+	if res := n.Do(t, http.MethodPost, "/api/spaces", map[string]any{"name": fork, "from": src}); res.Status != http.StatusCreated && res.Status != http.StatusOK {
+		t.Fatalf("fork: %d %s", res.Status, res.Body)
+	}
+	mounts := func(name string) (run, vol string) {
+		c, err := n.Raw().ContainerInspect(t.Context(), n.Engine.ContainerName(name), client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range c.Container.Mounts {
+			switch m.Destination {
+			case "/.clawdspace/run":
+				if run != "" {
+					t.Fatalf("%s mounts the agent's folder twice", name)
+				}
+				run = m.Source
+			case "/workspace":
+				vol = m.Name
+			}
+		}
+		return run, vol
+	}
+	srun, _ := mounts(src)
+	frun, fvol := mounts(fork)
+	if frun == "" || frun == srun || filepath.Base(frun) != fvol {
+		t.Fatalf("the fork's agent folder is %q (source's %q, its volume %q)", frun, srun, fvol)
+	}
+	if !throughAgent(t, n, fork) || agentOf(t, n, fork) != "connected" || agentOf(t, n, src) != "connected" {
+		t.Fatalf("agents: fork %q, source %q", agentOf(t, n, fork), agentOf(t, n, src))
+	}
+}
+
 // evilAgent builds the hostile agent of testdata/evilagent in mode.
 func evilAgent(t *testing.T, mode string) string {
 	t.Helper()
