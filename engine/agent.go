@@ -174,7 +174,7 @@ func (e *Engine) agentMounts(vol string) []mount.Mount {
 	if !ok {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := makeAgentDir(dir); err != nil {
 		e.log.Warn("no agent for a space: its folder cannot be made", "volume", vol, "err", err)
 		return nil
 	}
@@ -182,6 +182,22 @@ func (e *Engine) agentMounts(vol string) []mount.Mount {
 		{Type: mount.TypeBind, Source: dir, Target: agent.RunDir, ReadOnly: true},
 		{Type: mount.TypeBind, Source: filepath.Join(e.agentDir, "bin"), Target: agent.BinDir, ReadOnly: true},
 	}
+}
+
+// makeAgentDir makes a socket folder, and refuses one that is not a plain
+// folder of root's (a symlink would send the bind mount elsewhere).
+func makeAgentDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || st.Uid != 0 {
+		return fmt.Errorf("%s is not a folder of root's", dir)
+	}
+	return nil
 }
 
 // agentSpaceDir is the socket folder of a volume.
@@ -199,6 +215,11 @@ func (e *Engine) ensureAgentDir(c container.InspectResponse) {
 	for _, m := range c.Mounts {
 		if m.Destination == agent.RunDir && m.Source != "" && e.agentDir != "" &&
 			strings.HasPrefix(m.Source, filepath.Join(e.agentDir, "spaces")+"/") {
+			if err := makeAgentDir(m.Source); err != nil {
+				e.log.Warn("a space's agent folder is not the node's", "folder", m.Source, "err", err)
+			}
+		}
+		if m.Destination == agent.BinDir && m.Source == filepath.Join(e.agentDir, "bin") {
 			_ = os.MkdirAll(m.Source, 0o755)
 		}
 	}
@@ -379,6 +400,13 @@ func (e *Engine) handshake(s *agentSlot, c *net.UnixConn) {
 	}
 	_ = c.SetDeadline(time.Time{})
 	s.mu.Lock()
+	if s.id != id {
+		// The slot serves another container since the check (a restore,
+		// a new create): this connection speaks for the old one.
+		s.mu.Unlock()
+		cc.Close()
+		return
+	}
 	old := s.cc
 	s.cc, s.state = cc, agentConnected
 	if s.starting {
