@@ -96,6 +96,10 @@ type agentSlot struct {
 	ready   chan struct{}
 	nextTry time.Time
 	backoff time.Duration
+	// lastLog and quiet rate-limit the slot's log lines: a space may
+	// connect and fail as often as it likes.
+	lastLog time.Time
+	quiet   int
 	// refusals counts the execs the agent said it could not start, in a
 	// row.
 	refusals int
@@ -372,7 +376,9 @@ func (e *Engine) handshake(s *agentSlot, c *net.UnixConn) {
 	s.mu.Unlock()
 	pid := peerPID(c)
 	if pid <= 0 || id == "" || !inContainer("/proc", pid, id) {
-		e.log.Warn("refused a connection to a space's agent socket from outside the space", "volume", s.vol, "pid", pid)
+		if n, ok := s.logTurn(); ok {
+			e.log.Warn("refused a connection to a space's agent socket from outside the space", "volume", s.vol, "pid", pid, "alsoSuppressed", n)
+		}
 		c.Close()
 		return
 	}
@@ -453,7 +459,9 @@ func (s *agentSlot) failed(e *Engine, reason string) {
 	if cc != nil {
 		cc.Close()
 	}
-	e.log.Info("a space's agent fell back to the Engine API", "volume", s.vol, "reason", reason)
+	if n, ok := s.logTurn(); ok {
+		e.log.Info("a space's agent fell back to the Engine API", "volume", s.vol, "reason", reason, "alsoSuppressed", n)
+	}
 }
 
 // refused records a connection that failed its handshake. A working
@@ -464,10 +472,26 @@ func (s *agentSlot) refused(e *Engine, reason string) {
 	working := s.cc != nil && s.cc.CanTakeNewRequest()
 	s.mu.Unlock()
 	if working {
-		e.log.Info("refused a connection to a space's agent socket", "volume", s.vol, "reason", reason)
+		if n, ok := s.logTurn(); ok {
+			e.log.Info("refused a connection to a space's agent socket", "volume", s.vol, "reason", reason, "alsoSuppressed", n)
+		}
 		return
 	}
 	s.failed(e, reason)
+}
+
+// logTurn reports whether the slot may log now (one line a second), and
+// how many lines it held back since the last.
+func (s *agentSlot) logTurn() (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now := time.Now(); now.Sub(s.lastLog) >= time.Second {
+		n := s.quiet
+		s.lastLog, s.quiet = now, 0
+		return n, true
+	}
+	s.quiet++
+	return 0, false
 }
 
 // agentMaxRefusals is how many execs in a row the agent may refuse to
