@@ -89,6 +89,8 @@ type agentSlot struct {
 	// id is the container the slot serves: only its processes may connect.
 	id string
 	cc *http2.ClientConn
+	// pid is the host PID of the process that made cc (the kernel's word).
+	pid int
 	// state is the status when cc is nil.
 	state    string
 	starting bool
@@ -414,7 +416,7 @@ func (e *Engine) handshake(s *agentSlot, c *net.UnixConn) {
 		return
 	}
 	old := s.cc
-	s.cc, s.state = cc, agentConnected
+	s.cc, s.state, s.pid = cc, agentConnected, pid
 	if s.starting {
 		s.starting = false
 		close(s.ready)
@@ -586,6 +588,26 @@ func (e *Engine) agentFor(ctx context.Context, id string) (*agentSlot, *http2.Cl
 		return s, s.cc
 	}
 	return nil, nil
+}
+
+// agentPID is the host PID of the process connected as a container's
+// agent; 0 when none is.
+func (e *Engine) agentPID(ctx context.Context, id string) int {
+	info, ok := e.agentInfoOf(ctx, id)
+	if !ok || !info.mounted {
+		return 0
+	}
+	v, ok := e.agentSlots.Load(info.vol)
+	if !ok {
+		return 0
+	}
+	s := v.(*agentSlot)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.id != id || s.cc == nil || s.cc.State().Closed {
+		return 0
+	}
+	return s.pid
 }
 
 // busy reports whether a working connection has as many streams as its

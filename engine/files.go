@@ -8,7 +8,6 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
-	"github.com/adam91holt/clawdspace/agent"
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
@@ -45,7 +44,7 @@ func (e *Engine) Top(ctx context.Context, name string) ([]spaces.Process, error)
 	if err != nil {
 		return nil, mapErr(err, "listing processes")
 	}
-	procs := hideAgent(parseTop(res.Titles, res.Processes))
+	procs := hideAgent(parseTop(res.Titles, res.Processes), e.agentPID(ctx, cid))
 	// The engine reports host PIDs; show the ones the space itself sees
 	// where the node can tell (it runs on the engine's host).
 	for i, p := range procs {
@@ -82,12 +81,16 @@ func parseTop(titles []string, rows [][]string) []spaces.Process {
 }
 
 // hideAgent drops the in-space agent from a process list: it is the
-// node's, not the space's (a process that names itself so hides only from
-// its own space's list).
-func hideAgent(procs []spaces.Process) []spaces.Process {
+// node's, not the space's. It is told by the PID the kernel gave for the
+// connection (host PIDs, as the engine lists them), not by its command
+// line, which any process in the space can take to hide itself.
+func hideAgent(procs []spaces.Process, pid int) []spaces.Process {
+	if pid <= 0 {
+		return procs
+	}
 	out := procs[:0]
 	for _, p := range procs {
-		if !strings.HasPrefix(p.Command, agent.BinPath) {
+		if p.PID != pid {
 			out = append(out, p)
 		}
 	}
