@@ -379,7 +379,7 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // https, to that host.
 func (s *Service) remoteHost(ctx context.Context, name, repo, remote string) (string, error) {
 	var out, errb limitedBuffer
-	code, err := s.cfg.Engine.Exec(ctx, name, ExecSpec{Cmd: []string{"git", "-C", repo, "remote", "get-url", "--push", remote}, Stdout: &out, Stderr: &errb})
+	code, err := s.cfg.Engine.Exec(ctx, name, ExecSpec{Cmd: []string{"git", "-C", repo, "remote", "get-url", "--push", remote}, Stdout: &out, Stderr: &errb, MaxOutput: maxInternalOutput})
 	if err != nil {
 		return "", err
 	}
