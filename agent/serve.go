@@ -50,7 +50,7 @@ func serveExec(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
-	env := mergeEnv(baseEnv(), req.Env)
+	env := markerFirst(mergeEnv(baseEnv(), req.Env))
 	path, err := lookPath(req.Cmd[0], env)
 	if err != nil {
 		http.Error(w, err.Error(), StatusNotStarted)
@@ -67,6 +67,11 @@ func serveExec(w http.ResponseWriter, r *http.Request) {
 	}
 	fw := &frames{w: w, f: w.(http.Flusher)}
 	cmd.Stdout, cmd.Stderr = fw.stream(FrameStdout), fw.stream(FrameStderr)
+	// A node that gave up on the answer (it reset the stream) must not
+	// find the command run anyway.
+	if r.Context().Err() != nil {
+		return
+	}
 	if err := cmd.Start(); err != nil {
 		http.Error(w, err.Error(), StatusNotStarted)
 		return
@@ -173,6 +178,17 @@ func baseEnv() []string {
 		}
 	}
 	return out
+}
+
+// markerFirst puts the exec's marker first in env, where the node's kill
+// finds it reading only the start of each process's environment.
+func markerFirst(env []string) []string {
+	for i, kv := range env {
+		if strings.HasPrefix(kv, ExecMarkerEnv+"=") {
+			return append(append([]string{kv}, env[:i]...), env[i+1:]...)
+		}
+	}
+	return env
 }
 
 // mergeEnv sets the exec's variables over the base, as the engine's exec

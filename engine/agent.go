@@ -60,6 +60,15 @@ const (
 	// agentMaxBackoff bounds the wait between starts of an agent that
 	// keeps failing.
 	agentMaxBackoff = time.Minute
+	// agentStopGrace is how long a stopped exec (timed out, cancelled)
+	// waits for its stream to end before the node drops the connection.
+	agentStopGrace = 5 * time.Second
+	// agentWriteTimeout bounds a write to an agent that stopped reading;
+	// agentPingAfter and agentPingTimeout find a connection that went
+	// silent.
+	agentWriteTimeout = 10 * time.Second
+	agentPingAfter    = 30 * time.Second
+	agentPingTimeout  = 10 * time.Second
 )
 
 // Agent statuses, as Space.Agent reports them.
@@ -81,6 +90,8 @@ type agentSlot struct {
 	// id is the container the slot serves: only its processes may connect.
 	id string
 	cc *http2.ClientConn
+	// pid is the host PID of the process that made cc (the kernel's word).
+	pid int
 	// state is the status when cc is nil.
 	state    string
 	starting bool
@@ -88,6 +99,13 @@ type agentSlot struct {
 	ready   chan struct{}
 	nextTry time.Time
 	backoff time.Duration
+	// lastLog and quiet rate-limit the slot's log lines: a space may
+	// connect and fail as often as it likes.
+	lastLog time.Time
+	quiet   int
+	// refusals counts the execs the agent said it could not start, in a
+	// row.
+	refusals int
 }
 
 // agentInfo is what the node knows of a container's agent mounts.
@@ -148,6 +166,10 @@ func (e *Engine) setUpAgent(cfg Config) string {
 	}
 	t2.MaxHeaderListSize = agentMaxHeaderBytes
 	t2.MaxDecoderHeaderTableSize = 4 << 10
+	// An agent that stops reading must not hold a write (and with it the
+	// connection's other streams and the exec's end) for ever.
+	t2.WriteByteTimeout = agentWriteTimeout
+	t2.ReadIdleTimeout, t2.PingTimeout = agentPingAfter, agentPingTimeout
 	e.h2 = t2
 	return ""
 }
@@ -159,7 +181,7 @@ func (e *Engine) agentMounts(vol string) []mount.Mount {
 	if !ok {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := makeAgentDir(dir); err != nil {
 		e.log.Warn("no agent for a space: its folder cannot be made", "volume", vol, "err", err)
 		return nil
 	}
@@ -172,6 +194,22 @@ func (e *Engine) agentMounts(vol string) []mount.Mount {
 // withoutAgentMounts drops the agent's mounts from a container's mounts.
 func withoutAgentMounts(ms []mount.Mount) []mount.Mount {
 	return slices.DeleteFunc(ms, func(m mount.Mount) bool { return m.Target == agent.RunDir || m.Target == agent.BinDir })
+}
+
+// makeAgentDir makes a socket folder, and refuses one that is not a plain
+// folder of root's (a symlink would send the bind mount elsewhere).
+func makeAgentDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || st.Uid != 0 {
+		return fmt.Errorf("%s is not a folder of root's", dir)
+	}
+	return nil
 }
 
 // agentSpaceDir is the socket folder of a volume.
@@ -189,6 +227,11 @@ func (e *Engine) ensureAgentDir(c container.InspectResponse) {
 	for _, m := range c.Mounts {
 		if m.Destination == agent.RunDir && m.Source != "" && e.agentDir != "" &&
 			strings.HasPrefix(m.Source, filepath.Join(e.agentDir, "spaces")+"/") {
+			if err := makeAgentDir(m.Source); err != nil {
+				e.log.Warn("a space's agent folder is not the node's", "folder", m.Source, "err", err)
+			}
+		}
+		if m.Destination == agent.BinDir && m.Source == filepath.Join(e.agentDir, "bin") {
 			_ = os.MkdirAll(m.Source, 0o755)
 		}
 	}
@@ -341,7 +384,9 @@ func (e *Engine) handshake(s *agentSlot, c *net.UnixConn) {
 	s.mu.Unlock()
 	pid := peerPID(c)
 	if pid <= 0 || id == "" || !inContainer("/proc", pid, id) {
-		e.log.Warn("refused a connection to a space's agent socket from outside the space", "volume", s.vol, "pid", pid)
+		if n, ok := s.logTurn(); ok {
+			e.log.Warn("refused a connection to a space's agent socket from outside the space", "volume", s.vol, "pid", pid, "alsoSuppressed", n)
+		}
 		c.Close()
 		return
 	}
@@ -369,8 +414,15 @@ func (e *Engine) handshake(s *agentSlot, c *net.UnixConn) {
 	}
 	_ = c.SetDeadline(time.Time{})
 	s.mu.Lock()
+	if s.id != id {
+		// The slot serves another container since the check (a restore,
+		// a new create): this connection speaks for the old one.
+		s.mu.Unlock()
+		cc.Close()
+		return
+	}
 	old := s.cc
-	s.cc, s.state = cc, agentConnected
+	s.cc, s.state, s.pid = cc, agentConnected, pid
 	if s.starting {
 		s.starting = false
 		close(s.ready)
@@ -415,7 +467,9 @@ func (s *agentSlot) failed(e *Engine, reason string) {
 	if cc != nil {
 		cc.Close()
 	}
-	e.log.Info("a space's agent fell back to the Engine API", "volume", s.vol, "reason", reason)
+	if n, ok := s.logTurn(); ok {
+		e.log.Info("a space's agent fell back to the Engine API", "volume", s.vol, "reason", reason, "alsoSuppressed", n)
+	}
 }
 
 // refused records a connection that failed its handshake. A working
@@ -426,16 +480,45 @@ func (s *agentSlot) refused(e *Engine, reason string) {
 	working := s.cc != nil && s.cc.CanTakeNewRequest()
 	s.mu.Unlock()
 	if working {
-		e.log.Info("refused a connection to a space's agent socket", "volume", s.vol, "reason", reason)
+		if n, ok := s.logTurn(); ok {
+			e.log.Info("refused a connection to a space's agent socket", "volume", s.vol, "reason", reason, "alsoSuppressed", n)
+		}
 		return
 	}
 	s.failed(e, reason)
 }
 
+// logTurn reports whether the slot may log now (one line a second), and
+// how many lines it held back since the last.
+func (s *agentSlot) logTurn() (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now := time.Now(); now.Sub(s.lastLog) >= time.Second {
+		n := s.quiet
+		s.lastLog, s.quiet = now, 0
+		return n, true
+	}
+	s.quiet++
+	return 0, false
+}
+
+// agentMaxRefusals is how many execs in a row the agent may refuse to
+// start (each costs the node a kill's walk of /proc) before it is dropped.
+const agentMaxRefusals = 8
+
+// notStarted counts an exec the agent could not start, and reports
+// whether it has refused too many in a row.
+func (s *agentSlot) notStarted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refusals++
+	return s.refusals >= agentMaxRefusals
+}
+
 // succeeded resets the backoff after an exec went through the agent.
 func (s *agentSlot) succeeded() {
 	s.mu.Lock()
-	s.backoff = time.Second
+	s.backoff, s.refusals = time.Second, 0
 	s.mu.Unlock()
 }
 
@@ -475,9 +558,19 @@ func (e *Engine) agentFor(ctx context.Context, id string) (*agentSlot, *http2.Cl
 		s.mu.Unlock()
 		return s, cc
 	}
+	if s.cc != nil && busy(s.cc) {
+		// Every stream the agent allows is in use: this exec goes the
+		// Engine API path, the others keep their connection.
+		s.mu.Unlock()
+		return nil, nil
+	}
 	if s.cc != nil {
+		// A connection that refuses new streams (GOAWAY, no streams
+		// allowed) is a failure like any: the next start waits.
 		s.cc.Close()
 		s.cc, s.state = nil, "fallback: the agent's connection was lost"
+		s.nextTry = time.Now().Add(s.backoff)
+		s.backoff = min(2*s.backoff, agentMaxBackoff)
 	}
 	if !s.starting && !time.Now().Before(s.nextTry) {
 		s.starting, s.ready, s.state = true, make(chan struct{}), agentStarting
@@ -501,6 +594,34 @@ func (e *Engine) agentFor(ctx context.Context, id string) (*agentSlot, *http2.Cl
 		return s, s.cc
 	}
 	return nil, nil
+}
+
+// agentPID is the host PID of the process connected as a container's
+// agent; 0 when none is.
+func (e *Engine) agentPID(ctx context.Context, id string) int {
+	info, ok := e.agentInfoOf(ctx, id)
+	if !ok || !info.mounted {
+		return 0
+	}
+	v, ok := e.agentSlots.Load(info.vol)
+	if !ok {
+		return 0
+	}
+	s := v.(*agentSlot)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.id != id || s.cc == nil || s.cc.State().Closed {
+		return 0
+	}
+	return s.pid
+}
+
+// busy reports whether a working connection has as many streams as its
+// agent allows (a limit of none is not busy: it refuses everything).
+func busy(cc *http2.ClientConn) bool {
+	st := cc.State()
+	return !st.Closed && !st.Closing && st.MaxConcurrentStreams > 0 &&
+		st.StreamsActive+st.StreamsReserved+st.StreamsPending >= int(st.MaxConcurrentStreams)
 }
 
 // startAgent starts the agent in a container with one detached exec as

@@ -23,6 +23,27 @@ import (
 	"github.com/adam91holt/clawdspace/spaces"
 )
 
+// errAgentUnsure is what an exec's caller sees when the agent's answer
+// did not come although the request may have reached it: the command may
+// have run, so it is not run again.
+var errAgentUnsure = &spaces.Error{Kind: spaces.ErrUnavailable, Msg: "the space's agent did not answer whether the command started; the node has killed it, and the next exec goes through the Engine API"}
+
+// notDelivered reports whether a round trip failed before its request
+// could reach the agent (the connection refused new streams).
+func notDelivered(err error) bool {
+	var se http2.StreamError
+	if errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream {
+		return true
+	}
+	var ga http2.GoAwayError
+	if errors.As(err, &ga) {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "client conn not usable") || strings.Contains(msg, "client conn is closed") ||
+		strings.Contains(msg, "no cached connection")
+}
+
 // errAgentBroke is what an exec's caller sees when the agent broke off an
 // exec after its process started (nothing can be run again safely then);
 // the process is dead and the next exec goes the Engine API path.
@@ -58,6 +79,7 @@ func (e *Engine) execAgent(ctx context.Context, s *agentSlot, cc *http2.ClientCo
 		return 0, false, nil
 	}
 	var body io.ReadCloser = io.NopCloser(io.MultiReader(bytes.NewReader(binary.BigEndian.AppendUint32(nil, uint32(len(head)))), bytes.NewReader(head)))
+	var stdinPipe *io.PipeReader
 	if spec.Stdin != nil {
 		// The transport closes the body when the exec ends and waits for
 		// its reads to stop: stdin (an SSH channel, say) may block in a
@@ -70,7 +92,7 @@ func (e *Engine) execAgent(ctx context.Context, s *agentSlot, cc *http2.ClientCo
 			_, err := io.Copy(pw, src)
 			pw.CloseWithError(err)
 		}()
-		body = pr
+		body, stdinPipe = pr, pr
 	}
 	// The stream lives as long as the exec: it ends when the caller goes
 	// away or the agent does not answer in time.
@@ -83,11 +105,27 @@ func (e *Engine) execAgent(ctx context.Context, s *agentSlot, cc *http2.ClientCo
 	// agent kills the session) and kill every process of the exec from
 	// the host, whatever the agent does. The answer waits for the kill: a
 	// command reported as timed out must be dead.
-	killed := make(chan struct{})
+	// An agent that stops reading (its stdin) or answering must not keep
+	// the exec past its end: the stdin pipe is closed, and the connection
+	// too if the exec has not returned a grace period after the kill.
+	killed, returned := make(chan struct{}), make(chan struct{})
+	defer close(returned)
 	stop := context.AfterFunc(ctx, func() {
 		defer close(killed)
 		cancel(context.Cause(ctx))
+		if stdinPipe != nil {
+			stdinPipe.CloseWithError(context.Cause(ctx))
+		}
 		e.killMarked(id, marker)
+		go func() {
+			t := time.NewTimer(agentStopGrace)
+			defer t.Stop()
+			select {
+			case <-returned:
+			case <-t.C:
+				s.failed(e, "the agent did not end a stopped exec")
+			}
+		}()
 	})
 	defer func() {
 		if !stop() {
@@ -104,7 +142,9 @@ func (e *Engine) execAgent(ctx context.Context, s *agentSlot, cc *http2.ClientCo
 			return 0, true, ctx.Err()
 		}
 		// The process may have started without an answer: make sure it is
-		// dead before the Engine API runs it.
+		// dead. Once the request may have reached the agent, running it
+		// again through the Engine API could run the command twice: the
+		// exec fails instead.
 		e.killMarked(id, marker)
 		reason := "the agent's connection failed"
 		if errors.Is(context.Cause(rctx), errSlow) {
@@ -114,15 +154,27 @@ func (e *Engine) execAgent(ctx context.Context, s *agentSlot, cc *http2.ClientCo
 			// A space paused meanwhile froze its agent: not its fault.
 			s.failed(e, reason)
 		}
-		return 0, false, nil
+		if notDelivered(err) {
+			return 0, false, nil
+		}
+		return 0, true, errAgentUnsure
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// The stream ends before its body is closed: a close waits for the
+		// request body's copy, which an open stdin would hold.
+		cancel(nil)
+		resp.Body.Close()
+	}()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case agent.StatusNotStarted:
 		// It could not start the process (no such command or folder): the
-		// Engine API path gives the error users always got.
+		// Engine API path gives the error users always got. An agent that
+		// says so every time only costs the node kills: it is dropped.
 		e.killMarked(id, marker)
+		if s.notStarted() {
+			s.failed(e, "the agent refused too many execs in a row")
+		}
 		return 0, false, nil
 	default:
 		e.killMarked(id, marker)
@@ -184,6 +236,22 @@ func newMarker() string {
 	return hex.EncodeToString(b[:])
 }
 
+// maxMarkerScan bounds what killMarked reads of a process's environment:
+// the agent puts the marker first, and a space's processes may carry
+// environments of megabytes.
+const maxMarkerScan = 64 << 10
+
+// readPrefix reads the start of a file into buf, returning how much.
+func readPrefix(path string, buf []byte) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n, _ := io.ReadFull(f, buf)
+	return n
+}
+
 // killMarked kills, from the host, every process of a container that
 // carries an exec's marker, with its descendants and session (the agent
 // starts each exec as a session of its own). The agent may lie or be
@@ -194,24 +262,28 @@ func (e *Engine) killMarked(id, marker string) {
 		return
 	}
 	want := []byte(agent.ExecMarkerEnv + "=" + marker + "\x00")
+	env := make([]byte, maxMarkerScan)
 	for round := 0; round < 3; round++ {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return
 		}
 		found := false
+		// A process killed with the tree of an earlier marked one is not
+		// walked again: the walk reads all of /proc.
+		killed := map[int]bool{}
 		for _, f := range strings.Fields(string(b)) {
 			pid, err := strconv.Atoi(f)
-			if err != nil {
+			if err != nil || killed[pid] {
 				continue
 			}
-			env, err := os.ReadFile("/proc/" + f + "/environ")
-			if err != nil || !bytes.Contains(env, want) {
+			n := readPrefix("/proc/"+f+"/environ", env)
+			if !bytes.Contains(env[:n], want) {
 				continue
 			}
 			for _, p := range processTree("/proc", pid) {
 				if inContainer("/proc", p, id) {
-					found = true
+					found, killed[p] = true, true
 					_ = syscall.Kill(p, syscall.SIGKILL)
 				}
 			}

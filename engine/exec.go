@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -22,10 +23,26 @@ import (
 // copy the demultiplexed output, inspect for the exit code. A paused or
 // stopped space gives spaces.ErrNotRunning.
 func (e *Engine) Exec(ctx context.Context, name string, spec spaces.ExecSpec) (code int, err error) {
+	if spec.MaxOutput > 0 {
+		// Past the bound the exec's context ends with errOutputLimit: both
+		// paths kill the process for it and return at once.
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		lim := &outputLimit{left: spec.MaxOutput, cancel: cancel}
+		spec.Stdout, spec.Stderr = lim.wrap(spec.Stdout), lim.wrap(spec.Stderr)
+		defer func() {
+			if errors.Is(context.Cause(ctx), errOutputLimit) {
+				err = spaces.Errorf(spaces.ErrTooLarge, "%s printed more than %d bytes; the node stopped it", printable(strings.Join(spec.Cmd, " "), 40), spec.MaxOutput)
+			}
+		}()
+	}
 	err = e.onSpace(ctx, name, func(id string) (err error) {
 		// Another user than the space's runs through the engine: the agent
-		// runs as the space's user and nothing more.
-		if spec.User == "" {
+		// runs as the space's user and nothing more. Neither does a command
+		// that carries credentials: whoever holds the agent's socket would
+		// read them.
+		if spec.User == "" && !spec.Credentials {
 			if s, cc := e.agentFor(ctx, id); cc != nil {
 				var done bool
 				if code, done, err = e.execAgent(ctx, s, cc, id, spec); done {
@@ -37,6 +54,40 @@ func (e *Engine) Exec(ctx context.Context, name string, spec spaces.ExecSpec) (c
 		return err
 	})
 	return code, mapErr(err, "running exec")
+}
+
+// errOutputLimit ends an exec whose output passed its MaxOutput.
+var errOutputLimit = errors.New("the exec's output passed its bound")
+
+// outputLimit counts what an exec's stdout and stderr receive together,
+// and ends the exec once it passed the bound.
+type outputLimit struct {
+	mu     sync.Mutex
+	left   int64
+	cancel context.CancelCauseFunc
+}
+
+func (l *outputLimit) wrap(w io.Writer) io.Writer {
+	return &limitWriter{l: l, w: orDiscard(w)}
+}
+
+type limitWriter struct {
+	l *outputLimit
+	w io.Writer
+}
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	w.l.mu.Lock()
+	over := int64(len(p)) > w.l.left
+	if !over {
+		w.l.left -= int64(len(p))
+	}
+	w.l.mu.Unlock()
+	if over {
+		w.l.cancel(errOutputLimit)
+		return 0, errOutputLimit
+	}
+	return w.w.Write(p)
 }
 
 // execIn runs a process in a container. Its errors are the SDK's, so that

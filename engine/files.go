@@ -56,13 +56,18 @@ func (e *Engine) Top(ctx context.Context, name string) ([]spaces.Process, error)
 	})
 	if procs != nil && err == nil {
 		end(&err)
-		return hideAgent(procs), nil
+		// The agent's table has the PIDs the space sees: its own is told by
+		// the PID the kernel gave for its connection, in the space's terms.
+		if pid := e.agentPID(ctx, cid); pid > 0 {
+			return hideAgent(procs, namespacePID("/proc", pid)), nil
+		}
+		return procs, nil
 	}
 	end(&err)
 	if err != nil {
 		return nil, mapErr(err, "listing processes")
 	}
-	procs = hideAgent(parseTop(res.Titles, res.Processes))
+	procs = hideAgent(parseTop(res.Titles, res.Processes), e.agentPID(ctx, cid))
 	// The engine reports host PIDs; show the ones the space itself sees
 	// where the node can tell (it runs on the engine's host).
 	for i, p := range procs {
@@ -137,12 +142,16 @@ func boundUTF8(s string, n int) string {
 }
 
 // hideAgent drops the in-space agent from a process list: it is the
-// node's, not the space's (a process that names itself so hides only from
-// its own space's list).
-func hideAgent(procs []spaces.Process) []spaces.Process {
+// node's, not the space's. It is told by the PID the kernel gave for the
+// connection (host PIDs, as the engine lists them), not by its command
+// line, which any process in the space can take to hide itself.
+func hideAgent(procs []spaces.Process, pid int) []spaces.Process {
+	if pid <= 0 {
+		return procs
+	}
 	out := procs[:0]
 	for _, p := range procs {
-		if !strings.HasPrefix(p.Command, agent.BinPath) {
+		if p.PID != pid {
 			out = append(out, p)
 		}
 	}

@@ -203,6 +203,13 @@ remove)
 esac
 exit 9`
 
+// Bounds on the output the node keeps of its own execs in a space: a
+// folder's listing, and any other file operation's (a stat, a sweep).
+const (
+	maxListOutput     = 32 << 20
+	maxSpaceRunOutput = 1 << 20
+)
+
 // spaceRun runs spaceScript for op on p and maps its exit code.
 func (e *Engine) spaceRun(ctx context.Context, name string, stdin io.Reader, stdout io.Writer, op, p string, args ...string) (int, error) {
 	var stderr limitedWriter
@@ -210,7 +217,18 @@ func (e *Engine) spaceRun(ctx context.Context, name string, stdin io.Reader, std
 		stdout = io.Discard
 	}
 	cmd := append([]string{"sh", "-c", spaceScript, "sh", op, p}, args...)
-	code, err := e.Exec(ctx, name, spaces.ExecSpec{Cmd: cmd, Stdin: stdin, Stdout: stdout, Stderr: &stderr})
+	// What the node keeps of the output is bounded (the space, or whoever
+	// holds its agent's socket, may print without end); a read streams to
+	// its caller, which the space cannot make the node buffer.
+	var max int64
+	switch op {
+	case "read":
+	case "list":
+		max = maxListOutput
+	default:
+		max = maxSpaceRunOutput
+	}
+	code, err := e.Exec(ctx, name, spaces.ExecSpec{Cmd: cmd, Stdin: stdin, Stdout: stdout, Stderr: &stderr, MaxOutput: max})
 	if err != nil {
 		return code, err
 	}
@@ -372,7 +390,7 @@ func (e *Engine) SweepUploads(ctx context.Context, name string, before time.Time
 		return h.sweep(before)
 	}
 	var out strings.Builder
-	code, err := e.Exec(ctx, name, spaces.ExecSpec{Stdout: &out, Cmd: []string{"find", spaces.WorkspacePath,
+	code, err := e.Exec(ctx, name, spaces.ExecSpec{Stdout: &out, MaxOutput: maxSpaceRunOutput, Cmd: []string{"find", spaces.WorkspacePath,
 		"-maxdepth", strconv.Itoa(sweepMaxDepth), "-type", "f", "-name", ".*" + spaces.UploadSuffix, "-print", "-exec", "rm", "-f", "{}", "+"}})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -330,6 +331,44 @@ func TestAgentSocketConfined(t *testing.T) {
 	}
 }
 
+// TestAgentForkOwnSocket: a fork gets an agent folder of its own volume,
+// not its source's (whose socket would let it speak for the source).
+func TestAgentForkOwnSocket(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{})
+	src := newSpace(t, n, "agforksrc")
+	waitAgent(t, n, src, "connected")
+	fork := nodetest.Name(t, n.Engine, "agforkdst")
+	if res := n.Do(t, http.MethodPost, "/api/spaces", map[string]any{"name": fork, "from": src}); res.Status != http.StatusCreated && res.Status != http.StatusOK {
+		t.Fatalf("fork: %d %s", res.Status, res.Body)
+	}
+	mounts := func(name string) (run, vol string) {
+		c, err := n.Raw().ContainerInspect(t.Context(), n.Engine.ContainerName(name), client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range c.Container.Mounts {
+			switch m.Destination {
+			case "/.clawdspace/run":
+				if run != "" {
+					t.Fatalf("%s mounts the agent's folder twice", name)
+				}
+				run = m.Source
+			case "/workspace":
+				vol = m.Name
+			}
+		}
+		return run, vol
+	}
+	srun, _ := mounts(src)
+	frun, fvol := mounts(fork)
+	if frun == "" || frun == srun || filepath.Base(frun) != fvol {
+		t.Fatalf("the fork's agent folder is %q (source's %q, its volume %q)", frun, srun, fvol)
+	}
+	if !throughAgent(t, n, fork) || agentOf(t, n, fork) != "connected" || agentOf(t, n, src) != "connected" {
+		t.Fatalf("agents: fork %q, source %q", agentOf(t, n, fork), agentOf(t, n, src))
+	}
+}
+
 // evilAgent builds the hostile agent of testdata/evilagent in mode.
 func evilAgent(t *testing.T, mode string) string {
 	t.Helper()
@@ -358,9 +397,11 @@ func TestAgentHostile(t *testing.T) {
 			n := nodetest.Start(t, nodetest.Options{AgentPath: evilAgent(t, tc.mode)})
 			name := newSpace(t, n, "agevil")
 			res := n.Do(t, http.MethodPost, "/api/spaces/"+name+"/exec", map[string]any{"command": "echo hi"})
-			if tc.mode == "bigframe" {
-				// The process started before the agent broke off: the exec
-				// fails (and its process is dead); the next one falls back.
+			if tc.mode == "bigframe" || tc.mode == "stall" {
+				// The process started before the agent broke off, or may
+				// have (the agent had the request): the exec fails (and
+				// its process is dead) rather than run twice; the next
+				// one falls back.
 				wantError(t, res, http.StatusServiceUnavailable, "")
 				res = n.Do(t, http.MethodPost, "/api/spaces/"+name+"/exec", map[string]any{"command": "echo hi"})
 			}
@@ -608,4 +649,103 @@ func TestAgentExecsAgainstPauses(t *testing.T) {
 	if got := strings.Fields(runs.Stdout); !slices.Equal(got, ok) {
 		t.Fatalf("the commands that answered ran once each, the others not at all:\nran      %v\nanswered %v", got, ok)
 	}
+}
+
+// hijack starts, through the real agent, a hostile agent of mode in the
+// space, which dials the node's socket and takes the agent's place.
+func hijack(t *testing.T, n *nodetest.Node, name, mode string) {
+	t.Helper()
+	waitAgent(t, n, name, "connected")
+	bin, err := os.ReadFile(evilAgent(t, mode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Engine.WriteFile(t.Context(), name, "/workspace/evil", spaces.FileContent{Mode: 0o755, Size: int64(len(bin)), Content: bytes.NewReader(bin)}); err != nil {
+		t.Fatal(err)
+	}
+	execIn(t, n, name, "/workspace/evil /.clawdspace/run/agent.sock "+mode+" >/dev/null 2>&1 &")
+}
+
+// asRoot runs a shell command through the Engine API (another user than
+// the space's never goes through the agent).
+func asRoot(t *testing.T, n *nodetest.Node, name, script string) string {
+	t.Helper()
+	var out bytes.Buffer
+	if _, err := n.Engine.Exec(t.Context(), name, spaces.ExecSpec{Cmd: []string{"sh", "-c", script}, User: "0", Stdout: &out, MaxOutput: 1 << 20}); err != nil {
+		t.Fatalf("%s: %v", script, err)
+	}
+	return out.String()
+}
+
+// TestAgentHijackedSocket: code in a space took over the agent's socket
+// with an agent that records what it is asked, floods output and never
+// reads stdin. The node's own execs stay bounded in memory (H1), a
+// command carrying credentials never reaches it (H4), and an exec whose
+// stdin it does not read still ends at its timeout (M1).
+func TestAgentHijackedSocket(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{})
+	name := newSpace(t, n, "aghijack")
+	hijack(t, n, name, "spy")
+
+	// The node's execs bound what they keep: past MaxOutput the exec
+	// fails with ErrTooLarge, whatever the agent sends.
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var out bytes.Buffer
+		_, err := n.Engine.Exec(t.Context(), name, spaces.ExecSpec{Cmd: []string{"true"}, Stdout: &out, MaxOutput: 1 << 20})
+		if errors.Is(err, spaces.ErrTooLarge) {
+			if out.Len() > 1<<20 {
+				t.Fatalf("kept %d bytes past the bound", out.Len())
+			}
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("the spy never answered: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grow := int64(after.HeapInuse) - int64(before.HeapInuse); grow > 64<<20 {
+		t.Errorf("the node's heap grew by %d MiB", grow>>20)
+	}
+
+	// A command that carries credentials goes through the Engine API.
+	const secret = "hijack-Token-1234567"
+	var out bytes.Buffer
+	code, err := n.Engine.Exec(t.Context(), name, spaces.ExecSpec{Cmd: []string{"sh", "-c", `echo "$TOK"`}, Env: []string{"TOK=" + secret}, Stdout: &out, Credentials: true})
+	if err != nil || code != 0 || out.String() != secret+"\n" {
+		t.Fatalf("exec with credentials: %d %v %q", code, err, out.String())
+	}
+	if spied := asRoot(t, n, name, "cat /tmp/spy"); !strings.Contains(spied, `"true"`) || strings.Contains(spied, secret) {
+		t.Fatalf("what the spy saw: %.300q", spied)
+	}
+
+	// An exec whose stdin the agent never reads ends at its timeout.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Engine.Exec(ctx, name, spaces.ExecSpec{Cmd: []string{"cat"}, Stdin: zeros{}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("an exec with endless stdin and output ended without an error")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("an exec whose stdin the agent does not read outlived its timeout by a minute")
+	}
+}
+
+// zeros is an endless stdin.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"io"
 	"math/big"
@@ -304,6 +305,26 @@ func TestGitPush(t *testing.T) {
 	}
 	if body := string(n.Do(t, "GET", "/api/audit?limit=1000&space="+name, nil).Body); strings.Contains(body, gitToken) || !strings.Contains(body, "space.git.push") {
 		t.Fatalf("audit: %s", body)
+	}
+
+	// Code in the space took over the agent's socket and records every
+	// exec it is asked for: the push's token never reaches it (a command
+	// carrying credentials goes through the Engine API).
+	hijack(t, n, name, "recorder")
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(asRoot(t, n, name, "cat /tmp/spy 2>/dev/null || true"), `"true"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the recorder never connected")
+		}
+		execIn(t, n, name, "true")
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := push(map[string]any{"repoPath": "/repo", "remote": "origin", "branch": "main", "token": gitToken}); r.Status != http.StatusOK {
+		t.Fatalf("push with a hijacked agent = %d %s", r.Status, r.Body)
+	}
+	cred := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + gitToken))
+	if spied := asRoot(t, n, name, "cat /tmp/spy"); !strings.Contains(spied, "get-url") || strings.Contains(spied, gitToken) || strings.Contains(spied, cred) || strings.Contains(spied, "extraHeader") {
+		t.Fatalf("what the recorder saw: %.500q", spied)
 	}
 }
 

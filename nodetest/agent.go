@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/adam91holt/clawdspace/agent"
@@ -53,7 +54,11 @@ func buildAgent() (string, error) {
 	if b, err := os.ReadFile(filepath.Join(root, "go.sum")); err == nil {
 		h.Write(b)
 	}
-	dir := filepath.Join(os.TempDir(), "clawdspace-test-agent", hex.EncodeToString(h.Sum(nil))[:16])
+	top, err := privateDir(filepath.Join(os.TempDir(), "clawdspace-test-agent"))
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(top, hex.EncodeToString(h.Sum(nil))[:16])
 	out := filepath.Join(dir, agent.BinName)
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
@@ -80,7 +85,34 @@ func buildAgent() (string, error) {
 // started on that data folder, removed when the test ends.
 func agentDir(tb testing.TB, dataDir string) string {
 	sum := sha256.Sum256([]byte(dataDir))
-	dir := filepath.Join(os.TempDir(), "clawdspace-test-agentdir", hex.EncodeToString(sum[:8]))
+	top, err := privateDir(filepath.Join(os.TempDir(), "clawdspace-test-agentdir"))
+	if err != nil {
+		tb.Fatalf("the agent's test folder: %v", err)
+	}
+	dir := filepath.Join(top, hex.EncodeToString(sum[:8]))
 	tb.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
+}
+
+// privateDir makes a folder of the shared temp folder that only this user
+// reaches (0700), and refuses one another user made or a symlink: the
+// tests run as root, and the node runs what it finds there.
+func privateDir(dir string) (string, error) {
+	if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
+		return "", err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return "", err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
+		return "", fmt.Errorf("%s is not a folder of this user's", dir)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }

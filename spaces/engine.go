@@ -226,6 +226,15 @@ type ExecSpec struct {
 	Stdin   io.Reader
 	Stdout  io.Writer
 	Stderr  io.Writer
+	// MaxOutput, when above zero, bounds what stdout and stderr receive
+	// together: beyond it the engine kills the process and the exec fails
+	// with ErrTooLarge. Every exec the node makes for itself sets it, so a
+	// space that floods (or a fake agent) costs bounded node memory.
+	MaxOutput int64
+	// Credentials says the command carries a secret (a push or clone
+	// token): it runs through the Engine API, never through the in-space
+	// agent, whose socket any process of the space may have taken over.
+	Credentials bool
 }
 
 // Stats is one sample of a space's resource usage.

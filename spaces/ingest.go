@@ -196,7 +196,11 @@ func (in *Ingester) IngestOnce(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, skipped, err := in.ingestSpace(ctx, sp.Name, sp.Created, now, in.budget(sp.Name, now))
+		// Each space has a deadline of its own, so one whose agent stalls
+		// does not hold up the pass (the cursor is saved per batch).
+		sctx, cancel := context.WithTimeout(ctx, ingestSpaceTimeout)
+		n, skipped, err := in.ingestSpace(sctx, sp.Name, sp.Created, now, in.budget(sp.Name, now))
+		cancel()
 		if err != nil {
 			in.log.Error("ingesting shell history", "space", sp.Name, "err", err)
 			errs = append(errs, fmt.Errorf("space %s: %w", sp.Name, err))

@@ -13,6 +13,12 @@ import (
 
 const (
 	observeExecTimeout = 10 * time.Second
+	// internalCallTimeout bounds a call the node makes for itself in one
+	// space during a pass over all of them (a stat, a sweep): what runs in
+	// a space (its agent included) may stall.
+	internalCallTimeout = 30 * time.Second
+	// ingestSpaceTimeout bounds one space's share of a history pass.
+	ingestSpaceTimeout = time.Minute
 	historyTailLines   = 50
 	historyTailBytes   = 64 << 10
 )
@@ -88,7 +94,7 @@ func (s *Service) quietExec(ctx context.Context, name string, cmd ...string) (st
 	ctx, cancel := context.WithTimeout(ctx, observeExecTimeout)
 	defer cancel()
 	var out bytes.Buffer
-	code, err := s.cfg.Engine.Exec(ctx, name, ExecSpec{Cmd: cmd, Stdout: &out})
+	code, err := s.cfg.Engine.Exec(ctx, name, ExecSpec{Cmd: cmd, Stdout: &out, MaxOutput: maxInternalOutput})
 	return out.String(), err == nil && code == 0
 }
 

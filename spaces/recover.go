@@ -135,7 +135,11 @@ func (s *Service) sweepUploads(ctx context.Context) {
 		if sp.Status != StatusRunning {
 			continue
 		}
-		removed, err := s.cfg.Engine.SweepUploads(ctx, sp.Name, before)
+		// Each space has its own deadline: a space whose agent stalls must
+		// not hold the node's start (it serves after Recover).
+		sctx, cancel := context.WithTimeout(ctx, internalCallTimeout)
+		removed, err := s.cfg.Engine.SweepUploads(sctx, sp.Name, before)
+		cancel()
 		if err != nil {
 			s.log.Warn("sweeping unfinished uploads", "space", sp.Name, "err", err)
 			continue

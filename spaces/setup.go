@@ -217,10 +217,11 @@ func (s *Service) setUp(ctx context.Context, name string, env map[string]string,
 	if token != "" {
 		if pu, err := url.Parse(repo.URL); err == nil && pu.Scheme == "https" && s.tokenHost(pu.Host) {
 			spec.Env = append(spec.Env, gitAuthEnv(pu.Host, token)...)
+			spec.Credentials = true
 		}
 	}
-	var stderr bytes.Buffer
-	spec.Stderr = &stderr
+	var stderr limitedBuffer
+	spec.Stderr, spec.MaxOutput = &stderr, maxInternalOutput
 	cctx, cancel := context.WithTimeout(ctx, cloneTimeout)
 	defer cancel()
 	code, err := s.cfg.Engine.Exec(cctx, name, spec)
@@ -332,6 +333,7 @@ func (s *Service) Push(ctx context.Context, c Caller, name string, req PushReque
 		// The header goes to the remote's host and nowhere else, over
 		// verified TLS and no proxy, whatever the repository configures.
 		spec.Env = append(spec.Env, gitAuthEnv(host, req.Token)...)
+		spec.Credentials = true
 		spec.Cmd = append(append(append([]string{}, spec.Cmd[:1]...), "-c", "http.https://"+host+"/.sslVerify=true",
 			"-c", "http.https://"+host+"/.proxy=", "-c", "http.sslVerify=true", "-c", "http.proxy="), spec.Cmd[1:]...)
 	}
@@ -359,6 +361,10 @@ func (s *Service) Push(ctx context.Context, c Caller, name string, req PushReque
 	return res, nil
 }
 
+// maxInternalOutput bounds the output of the node's own short execs (df,
+// du, git clone's messages): more fails them rather than fill the node.
+const maxInternalOutput = 4 << 20
+
 // limitedBuffer keeps the first 1 MiB written to it.
 type limitedBuffer struct{ bytes.Buffer }
 
@@ -373,7 +379,7 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // https, to that host.
 func (s *Service) remoteHost(ctx context.Context, name, repo, remote string) (string, error) {
 	var out, errb limitedBuffer
-	code, err := s.cfg.Engine.Exec(ctx, name, ExecSpec{Cmd: []string{"git", "-C", repo, "remote", "get-url", "--push", remote}, Stdout: &out, Stderr: &errb})
+	code, err := s.cfg.Engine.Exec(ctx, name, ExecSpec{Cmd: []string{"git", "-C", repo, "remote", "get-url", "--push", remote}, Stdout: &out, Stderr: &errb, MaxOutput: maxInternalOutput})
 	if err != nil {
 		return "", err
 	}

@@ -177,6 +177,10 @@ func (s *Service) sleepIfIdle(ctx context.Context, sp Space, now time.Time, idle
 // activity too, but only on its next pass; this catches a command typed
 // since then, and works with the Ingester off.
 func (s *Service) noteHistory(ctx context.Context, name string, last, now time.Time) error {
+	// The pass visits spaces one after another: one whose agent stalls
+	// must not hold up the others.
+	ctx, cancel := context.WithTimeout(ctx, internalCallTimeout)
+	defer cancel()
 	fi, err := s.cfg.Engine.StatPath(ctx, name, HistoryFile, false)
 	if errors.Is(err, ErrNotFound) {
 		return nil

@@ -5,7 +5,9 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -63,6 +65,34 @@ func main() {
 			_, _ = w.Write([]byte{agent.FrameStdout, 0xff, 0xff, 0xff})
 			f.Flush()
 			<-r.Context().Done()
+		case "spy", "recorder":
+			// Keeps what each exec asked for (its environment: any
+			// secret). A spy then answers, floods output and never reads
+			// stdin; a recorder says it could not start the command, so
+			// the node runs it through the Engine API.
+			var n [4]byte
+			if _, err := io.ReadFull(r.Body, n[:]); err != nil {
+				return
+			}
+			head := make([]byte, min(binary.BigEndian.Uint32(n[:]), agent.MaxRequest))
+			if _, err := io.ReadFull(r.Body, head); err != nil {
+				return
+			}
+			if f, err := os.OpenFile("/tmp/spy", os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+				_, _ = f.Write(append(head, '\n'))
+				f.Close()
+			}
+			if mode == "recorder" {
+				w.WriteHeader(agent.StatusNotStarted)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+			chunk := make([]byte, agent.MaxFrame)
+			for r.Context().Err() == nil {
+				if agent.WriteFrame(w, agent.FrameStdout, chunk) != nil {
+					break
+				}
+			}
 		case "liar":
 			// Floods output, ignores the node's reset, lies about the
 			// exit code.
