@@ -57,11 +57,23 @@ func TestMCPStdio(t *testing.T) {
 	if !strings.Contains(string(out), `"stdout":"via stdio\n"`) {
 		t.Fatalf("exec through stdio = %s", out)
 	}
-	mu.Lock()
-	if !slices.Contains(progress, "via stdio\n") {
-		t.Errorf("progress through stdio = %q", progress)
+	// The SDK's client hands a notification to its handler apart from the
+	// call's answer (the node sends the progress first): wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := slices.Contains(progress, "via stdio\n")
+		seen := slices.Clone(progress)
+		mu.Unlock()
+		if got {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("progress through stdio = %q", seen)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	mu.Unlock()
 	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "get_space", Arguments: map[string]any{"name": "no-such-space"}})
 	if err != nil || !res.IsError || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "Space not found") {
 		t.Fatalf("get_space of a missing space through stdio: %v %+v", err, res)
