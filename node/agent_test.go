@@ -683,6 +683,14 @@ func hijack(t *testing.T, n *nodetest.Node, name, mode string) {
 		t.Fatal(err)
 	}
 	execIn(t, n, name, "/workspace/evil /.clawdspace/run/agent.sock "+mode+" >/dev/null 2>&1 &")
+	// Taken over once the real agent is gone: the node closes the old
+	// connection when the new one passes its hello, and the agent ends
+	// with its connection. An exec sent before that could be broken off
+	// by the swap (503), which is not what the tests are about.
+	eventually(t, "the hostile agent in place of the real one", 10*time.Second, func() bool {
+		ps := asRoot(t, n, name, "ps -eo args")
+		return strings.Contains(ps, "/workspace/evil") && !strings.Contains(ps, "/.clawdspace/bin/clawdspace-agent")
+	})
 }
 
 // asRoot runs a shell command through the Engine API (another user than
