@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
@@ -128,6 +129,9 @@ func (b *mcpBridge) connect(ctx context.Context, c *Client, version string) erro
 	return nil
 }
 
+// progressGrace is how long a call's progress relay outlives its answer.
+const progressGrace = 2 * time.Second
+
 // relay passes a call on to the node, its progress notifications back to
 // the agent, and its cancellation (the call's context) to the node.
 func (b *mcpBridge) relay(name string) mcp.ToolHandler {
@@ -137,17 +141,23 @@ func (b *mcpBridge) relay(name string) mcp.ToolHandler {
 			b.mu.Lock()
 			b.next++
 			own := "relay-" + strconv.Itoa(b.next)
+			// The node sends a call's progress before its answer, but the
+			// SDK's client hands notifications to their handler apart from
+			// the answer: one may reach the handler after CallTool returned.
+			// It is still relayed (the relay outlives the call by
+			// progressGrace, on a context the answer does not end).
+			nctx := context.WithoutCancel(ctx)
 			b.progress[own] = func(p *mcp.ProgressNotificationParams) {
 				relay := *p
 				relay.ProgressToken = token
-				_ = req.Session.NotifyProgress(ctx, &relay)
+				_ = req.Session.NotifyProgress(nctx, &relay)
 			}
 			b.mu.Unlock()
-			defer func() {
+			defer time.AfterFunc(progressGrace, func() {
 				b.mu.Lock()
 				delete(b.progress, own)
 				b.mu.Unlock()
-			}()
+			})
 			params.SetProgressToken(own)
 		}
 		res, err := b.remote.CallTool(ctx, params)
