@@ -146,6 +146,12 @@ func (e *Engine) reach(ctx context.Context, name string) (t *portTarget, done fu
 		return nil, nil, notRunning(name, "paused")
 	}
 	t = e.newTarget(c)
+	if t.why == whyProcessGone {
+		// Stopped (or removed) since the inspect: not a reason to try the
+		// space's address or an exec in it, which would fail as a 503.
+		t.close()
+		return nil, nil, notRunning(name, "stopped")
+	}
 	// The engine may believe a frozen space running (see frozen).
 	if f, _ := t.frozen(); f {
 		t.close()
@@ -161,6 +167,10 @@ func (e *Engine) reach(ctx context.Context, name string) (t *portTarget, done fu
 	return t, func() {}, nil
 }
 
+// whyProcessGone is a target's reason when the container's process ended
+// between the inspect and the node opening it.
+const whyProcessGone = "the space's process is gone"
+
 // newTarget makes the target of a running container.
 func (e *Engine) newTarget(c container.InspectResponse) *portTarget {
 	t := &portTarget{id: c.ID, addr: networkAddr(c), why: e.noNetNS}
@@ -174,7 +184,7 @@ func (e *Engine) newTarget(c container.InspectResponse) *portTarget {
 		t.why = "the kernel has no pidfd (Linux 5.8 or later is needed)"
 		return t
 	case err != nil:
-		t.why = "the space's process is gone"
+		t.why = whyProcessGone
 		return t
 	}
 	proc := os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))
