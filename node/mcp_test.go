@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -235,8 +236,9 @@ func TestMCPTools(t *testing.T) {
 		if out.Stdout != "one\nthree" || out.Stderr != "two\n" || out.ExitCode != 3 {
 			t.Fatalf("exec = %s", b)
 		}
-		// Notifications reach the handler apart from the answer: wait for
-		// the last output to arrive before reading them.
+		// Notifications reach the handler apart from the answer, and not
+		// necessarily in the order sent: wait for every output to arrive,
+		// then check them in the order of their progress values.
 		eventually(t, "the progress notifications", 10*time.Second, func() bool {
 			mu.Lock()
 			defer mu.Unlock()
@@ -244,10 +246,12 @@ func TestMCPTools(t *testing.T) {
 			for _, p := range progress {
 				all.WriteString(p.Message)
 			}
-			return strings.Contains(all.String(), "three")
+			s := all.String()
+			return strings.Contains(s, "one") && strings.Contains(s, "two") && strings.Contains(s, "three")
 		})
 		mu.Lock()
 		defer mu.Unlock()
+		sort.SliceStable(progress, func(i, j int) bool { return progress[i].Progress < progress[j].Progress })
 		var streamed strings.Builder
 		last := 0.0
 		for _, p := range progress {
