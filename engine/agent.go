@@ -624,6 +624,14 @@ func busy(cc *http2.ClientConn) bool {
 		st.StreamsActive+st.StreamsReserved+st.StreamsPending >= int(st.MaxConcurrentStreams)
 }
 
+// startAgentOf records what the node just made a container with (its
+// volume, whether the agent's folders are mounted) and starts its agent,
+// waiting for it to connect within agentStartWait.
+func (e *Engine) startAgentOf(ctx context.Context, id, vol string, host *container.HostConfig) {
+	e.agentInfos.Store(id, agentInfo{vol: vol, mounted: len(host.Mounts) > 1})
+	e.agentFor(ctx, id)
+}
+
 // startAgent starts the agent in a container with one detached exec as
 // the space's user, and waits for it to connect.
 func (e *Engine) startAgent(s *agentSlot, id string, ready chan struct{}) {

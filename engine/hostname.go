@@ -88,19 +88,6 @@ func sethostnameIn(self, ns *os.File, name string) (back bool, err error) {
 	return true, nil
 }
 
-// setNS is setNetNS for a namespace of kind nstype.
-func setNS(f *os.File, nstype int) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.Setns(int(fd), nstype) }); err != nil {
-		return fmt.Errorf("%w (%w)", os.ErrClosed, err)
-	}
-	return serr
-}
-
 // rewriteFile rewrites a file of the engine's folder in place (the
 // container sees it through a bind mount of this very inode). The path
 // comes from the engine, and the node writes as root: it is opened with no

@@ -77,13 +77,17 @@ func socketInLocked(self, ns *os.File, family int) (fd int, back bool, err error
 // setNetNS moves the calling thread into the network namespace of f: a
 // namespace file, or a pidfd (whose process must still run: unix.ESRCH
 // otherwise). A closed f gives os.ErrClosed.
-func setNetNS(f *os.File) error {
+func setNetNS(f *os.File) error { return setNS(f, unix.CLONE_NEWNET) }
+
+// setNS moves the calling thread into the namespace of kind nstype (a
+// unix.CLONE_NEW* flag) of f, as setNetNS says.
+func setNS(f *os.File, nstype int) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.Setns(int(fd), unix.CLONE_NEWNET) }); err != nil {
+	if err := rc.Control(func(fd uintptr) { serr = unix.Setns(int(fd), nstype) }); err != nil {
 		// Control fails only for a file closed meanwhile.
 		return fmt.Errorf("%w (%w)", os.ErrClosed, err)
 	}

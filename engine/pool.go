@@ -137,8 +137,7 @@ func (e *Engine) PoolAdd(ctx context.Context, spec spaces.ContainerSpec, key str
 	// The agent starts before the pause, so a claimed member's first exec
 	// finds it connected (its connection outlives the pause); a member
 	// whose agent did not connect is still a member (the exec starts it).
-	e.agentInfos.Store(created.ID, agentInfo{vol: vname, mounted: len(host.Mounts) > 1})
-	e.agentFor(ctx, created.ID)
+	e.startAgentOf(ctx, created.ID, vname, host)
 	if err := e.pauseFrozen(ctx, created.ID); err != nil {
 		return mapErr(err, "pausing a pool member")
 	}

@@ -218,9 +218,8 @@ func (e *Engine) Create(ctx context.Context, spec spaces.ContainerSpec) (sp spac
 	}
 	e.ids.Store(spec.Name, created.ID)
 	e.forgetTarget(spec.Name) // a target of an earlier container of the name
-	e.agentInfos.Store(created.ID, agentInfo{vol: vname, mounted: len(host.Mounts) > 1})
 	// The agent starts now, so the first exec finds it (or waits for it).
-	go e.agentFor(context.WithoutCancel(ctx), created.ID)
+	go e.startAgentOf(context.WithoutCancel(ctx), created.ID, vname, host)
 	sp = e.fromInspect(spec.Name, c)
 	sp.VolumeCreated = !volumeExisted
 	return sp, nil
